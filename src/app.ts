@@ -1,0 +1,237 @@
+import http from 'node:http';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import type { Config } from './config.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { createMetrics } from './metrics.ts';
+import { loadSecretBox } from './master-key.ts';
+import type { Storage } from './storage/types.ts';
+import { SqliteStorage } from './storage/sqlite/sqlite-storage.ts';
+import { ApiKeyService } from './services/api-keys.ts';
+import { SubscriptionService } from './services/subscriptions.ts';
+import { IngestService } from './services/ingest.ts';
+import { MappingRegistry } from './services/mapping-registry.ts';
+import { loadEventCatalog } from './catalog/event-catalog.ts';
+import { assertDestinationAllowed, createGuardedConnector } from './delivery/ssrf-lookup.ts';
+import { HttpClient } from './delivery/http-client.ts';
+import { DeliveryWorker } from './delivery/worker.ts';
+import { DeliveryService } from './services/deliveries.ts';
+import { deliveriesRouter } from './http/routes/deliveries.ts';
+import type { RuntimeSubscription } from './services/subscriptions.ts';
+import { createHttpApp } from './http/http-app.ts';
+import { keysRouter } from './http/routes/keys.ts';
+import { eventsRouter } from './http/routes/events.ts';
+import { webhooksRouter } from './http/routes/webhooks.ts';
+import { CONNECTORS } from '../connectors/index.ts';
+import { newId } from './core/ids.ts';
+import { eventMatches } from './core/event-match.ts';
+
+export interface SluiceOptions {
+  logger?: Logger;
+  now?: () => number;
+  /** Where the bootstrap admin key is printed on first start (stdout by default). */
+  announce?: (line: string) => void;
+}
+
+export interface Sluice {
+  readonly config: Config;
+  readonly storage: Storage;
+  readonly keys: ApiKeyService;
+  readonly subscriptions: SubscriptionService;
+  readonly ingest: IngestService;
+  readonly mappings: MappingRegistry;
+  readonly deliveries: DeliveryService;
+  readonly worker: DeliveryWorker;
+  /** The base URL the server listens on, once started. */
+  url: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** The composition root: the only place concrete parts are chosen and wired together. */
+export async function createSluice(config: Config, options: SluiceOptions = {}): Promise<Sluice> {
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const now = options.now ?? Date.now;
+  const metrics = createMetrics();
+  const { box, generated, file: keyFile } = loadSecretBox(config.masterKey, config.dataDir);
+  if (generated) logger.warn({ file: keyFile }, 'generated a master key for secrets at rest; back this file up (or set SLUICE_MASTER_KEY)');
+
+  const storage: Storage = new SqliteStorage(path.join(config.dataDir, 'sluice.db'));
+  const catalog = loadEventCatalog(config.catalogDir);
+  const mappings = new MappingRegistry({ dir: config.mappingsDir, logger, envAllowlist: config.templateEnvAllowlist, limits: { timeoutMs: config.templateTimeoutMs } });
+  /** `$subscription` in templates and filters: never anything secret. */
+  const templateView = (sub: RuntimeSubscription) => ({
+    id: sub.record.id,
+    description: sub.record.description,
+    connector: sub.record.connector,
+    options: sub.record.connector_options,
+  });
+  const connectors = new Map(CONNECTORS.map((c) => [c.name, c]));
+  const keys = new ApiKeyService(storage, now);
+  const subscriptions = new SubscriptionService({
+    storage,
+    secretBox: box,
+    isKnownEventPattern: (p) => catalog.isKnownPattern(p),
+    templates: mappings,
+    connectors,
+    checkDestination: (url, at) => assertDestinationAllowed(url, { allowInsecure: config.allowInsecureUrls, allowlist: config.ssrfAllowlist, path: at }),
+    secretRotationMs: config.secretRotationHours * 3_600_000,
+    now,
+  });
+
+  const ingest = new IngestService({
+    storage,
+    validateData: (name, data) => (catalog.has(name) ? catalog.validate(name, data) : 'unknown_event'),
+    subscriptions: () => subscriptions.runtimeAll(),
+    filterMatches: (filter, envelope, sub) => mappings.filterMatches(filter, envelope, templateView(sub)),
+    onDeliveriesCreated: (ids) => {
+      metrics.deliveriesCreated.inc(ids.length);
+      worker.notify(ids);
+    },
+    logger,
+    now,
+  });
+
+  const httpClient = new HttpClient({
+    connector: (connect) => createGuardedConnector({ allowInsecure: config.allowInsecureUrls, allowlist: config.ssrfAllowlist, connect }),
+    connectTimeoutMs: config.defaultTimeoutSeconds * 1000,
+    connectionsPerOrigin: config.perDestinationConcurrency,
+  });
+
+  /** The gateway's own events go through the same pipeline, so they can be subscribed to. */
+  const emitOperational = (event: string, data: Record<string, unknown>) => {
+    ingest.store([{ event, id: newId('evt', now()), timestamp: new Date(now()).toISOString(), data }]).catch((err) => logger.error({ err, event }, 'could not record an operational event'));
+  };
+
+  const worker: DeliveryWorker = new DeliveryWorker(
+    {
+      storage,
+      dispatch: {
+        http: httpClient,
+        defaultTimeoutMs: config.defaultTimeoutSeconds * 1000,
+        userAgent: 'Sluice-Webhooks/0.1',
+        render: async (envelope, sub, mapping) => (mapping ? mappings.render(mapping, envelope, templateView(sub)) : envelope),
+      },
+      subscription: (id) => subscriptions.runtime(id),
+      connector: (name) => connectors.get(name),
+      invalidateSubscriptions: () => subscriptions.invalidate(),
+      logger,
+      now,
+      hooks: {
+        onAttempt: (attempt) => {
+          metrics.attempts.inc({ outcome: attempt.outcome });
+          metrics.attemptSeconds.observe(attempt.latency_ms / 1000);
+        },
+        onDeliveryFailed: ({ claimed, sub, attempt }) => {
+          // A failed delivery of an operational event raises no new one: no feedback loops.
+          if (claimed.event.event.startsWith('sluice.') || claimed.event.test) return;
+          emitOperational('sluice.delivery.failed', {
+            delivery_id: claimed.delivery.id,
+            subscription_id: sub.record.id,
+            event_id: claimed.event.id,
+            event: claimed.event.event,
+            attempts: attempt.number,
+            last_status_code: attempt.response_status,
+            last_error: attempt.error,
+            url: attempt.url,
+          });
+        },
+        onSubscriptionDisabled: ({ sub, reason, deleted }) => {
+          logger.warn({ subscription_id: sub.record.id, reason, deleted }, deleted ? 'subscription deleted by its destination' : 'subscription disabled');
+          emitOperational('sluice.webhook.disabled', { subscription_id: sub.record.id, url: sub.record.url, reason, disabled_at: new Date(now()).toISOString(), deleted });
+        },
+      },
+    },
+    {
+      concurrency: config.deliveryConcurrency,
+      perDestinationConcurrency: config.perDestinationConcurrency,
+      leaseMs: config.leaseSeconds * 1000,
+      disableAfterMs: config.disableAfterDays * 86_400_000,
+      shutdownGraceMs: config.shutdownGraceSeconds * 1000,
+    },
+  );
+
+  const deliveries = new DeliveryService({
+    storage,
+    subscriptions,
+    ingest,
+    sampleEvent: (patterns, requested) => {
+      const names = catalog.list().map((t) => t.name).filter((name) => patterns.some((p) => eventMatches(p, name)));
+      const name = requested ?? names[0];
+      if (!name || !names.includes(name)) return undefined;
+      const example = catalog.get(name)!.example as { data: unknown };
+      return { event: name, data: example.data };
+    },
+    onReplayed: (ids) => worker.notify(ids),
+    runNow: async (id) => {
+      const [claimed] = await storage.claimByIds([id], now(), now() + config.leaseSeconds * 1000);
+      if (!claimed) return undefined;
+      const result = await worker.runClaimed(claimed);
+      return result === 'released' ? undefined : result;
+    },
+    now,
+  });
+
+  let ready = false;
+  const app = createHttpApp({
+    logger,
+    maxBodyBytes: config.maxBodyBytes,
+    isReady: () => ready,
+    metrics: metrics.registry,
+    apiRouters: [
+      keysRouter(keys),
+      eventsRouter({ keys, ingest, eventTypes: () => catalog.list(), maxBatchEvents: config.maxBatchEvents }),
+      webhooksRouter({ keys, subscriptions }),
+      deliveriesRouter({ keys, deliveries }),
+    ],
+  });
+  const server = http.createServer(app);
+  server.keepAliveTimeout = 65_000;
+
+  const sluice: Sluice = {
+    config,
+    storage,
+    keys,
+    subscriptions,
+    ingest,
+    mappings,
+    deliveries,
+    worker,
+    url: '',
+    async start() {
+      const applied = await storage.migrate();
+      if (applied) logger.info({ applied }, 'database migrations applied');
+      await mappings.load();
+      if (config.watchMappings) mappings.watch();
+      if (config.adminKey) {
+        if (await keys.ensureAdminKey(config.adminKey)) logger.info('admin key from SLUICE_ADMIN_KEY registered');
+      } else if ((await storage.countActiveAdminKeys()) === 0) {
+        const { key } = await keys.createUnchecked('admin', 'generated on first start');
+        (options.announce ?? ((line) => process.stdout.write(line + '\n')))(
+          `\nSluice generated an admin API key. It is shown only this once; store it now:\n\n    ${key}\n`,
+        );
+      }
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(config.port, config.host, () => resolve());
+      });
+      const address = server.address() as AddressInfo;
+      const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+      sluice.url = `http://${host}:${address.port}`;
+      await worker.start();
+      ready = true;
+      logger.info({ url: sluice.url, engine: storage.engine }, 'sluice listening');
+    },
+    async stop() {
+      ready = false;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      await worker.stop();
+      await closed;
+      await httpClient.close();
+      await mappings.close();
+      await storage.close();
+    },
+  };
+  return sluice;
+}

@@ -1,0 +1,81 @@
+import path from 'node:path';
+import { Command, Option } from 'commander';
+import { loadConfig } from './config.ts';
+import { SqliteStorage } from './storage/sqlite/sqlite-storage.ts';
+import { ApiKeyService, ROLES, toPublicKey } from './services/api-keys.ts';
+import type { Role, Storage } from './storage/types.ts';
+import { runMappingsTest } from './services/mappings-test-report.ts';
+
+/** Opens the configured store directly: key commands work with or without a running gateway. */
+async function openStorage(): Promise<Storage> {
+  const config = loadConfig();
+  const storage = new SqliteStorage(path.join(config.dataDir, 'sluice.db'));
+  await storage.migrate();
+  return storage;
+}
+
+async function withKeys<T>(fn: (keys: ApiKeyService) => Promise<T>): Promise<T> {
+  const storage = await openStorage();
+  try {
+    return await fn(new ApiKeyService(storage));
+  } finally {
+    await storage.close();
+  }
+}
+
+const program = new Command('sluice').description('Sluice webhook gateway').showHelpAfterError();
+
+program
+  .command('start')
+  .description('start the gateway (same as npm start)')
+  .action(async () => {
+    await import('./main.ts');
+  });
+
+const keys = program.command('keys').description('manage API keys');
+keys
+  .command('create')
+  .description('create an API key; it is printed once')
+  .addOption(new Option('--role <role>', 'ingest, read or admin').choices(ROLES as string[]).makeOptionMandatory())
+  .option('--name <name>', 'a label to recognise it by')
+  .action(async (opts: { role: Role; name?: string }) => {
+    const { record, key } = await withKeys((k) => k.createUnchecked(opts.role, opts.name ?? null));
+    process.stdout.write(`${key}\n`);
+    process.stderr.write(`created ${record.role} key ${record.id} (prefix ${record.prefix}); store it now: it is not shown again\n`);
+  });
+keys
+  .command('list')
+  .description('list API keys (prefixes only)')
+  .action(async () => {
+    const list = await withKeys((k) => k.list());
+    for (const key of list.map(toPublicKey)) {
+      process.stdout.write(`${key.id}  ${key.role.padEnd(6)}  ${key.prefix}…  ${key.revoked_at ? 'revoked ' + key.revoked_at : 'active'}  ${key.name ?? ''}\n`);
+    }
+  });
+keys
+  .command('revoke <id>')
+  .description('revoke an API key')
+  .action(async (id: string) => {
+    await withKeys((k) => k.revoke(id));
+    process.stdout.write(`revoked ${id}\n`);
+  });
+
+const mappings = program.command('mappings').description('mapping templates');
+mappings
+  .command('test [name]')
+  .description('run every template (or one) against its examples; non-zero exit on any failure')
+  .option('--dir <dir>', 'mappings directory', process.env.SLUICE_MAPPINGS_DIR ?? 'mappings')
+  .action(async (name: string | undefined, opts: { dir: string }) => {
+    const code = await runMappingsTest({
+      dir: path.resolve(opts.dir),
+      name,
+      envAllowlist: (process.env.SLUICE_TEMPLATE_ENV ?? '').split(',').filter(Boolean),
+      out: (line: string) => process.stdout.write(line + '\n'),
+    });
+    process.exitCode = code;
+  });
+
+program.parseAsync(process.argv).catch((err: Error) => {
+  process.stderr.write(`sluice: ${err.message}\n`);
+  process.exitCode = 1;
+});

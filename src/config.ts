@@ -1,0 +1,154 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseAllowlist } from './core/ssrf.ts';
+
+/** Frozen, validated runtime settings. Every value comes from SLUICE_* variables (or a JSON config file). */
+export interface Config {
+  host: string;
+  port: number;
+  dataDir: string;
+  databaseUrl: string | undefined;
+  adminKey: string | undefined;
+  masterKey: string | undefined;
+  allowInsecureUrls: boolean;
+  ssrfAllowlist: string;
+  logLevel: string;
+  maxBodyBytes: number;
+  maxBatchEvents: number;
+  secretRotationHours: number;
+  disableAfterDays: number;
+  deliveryConcurrency: number;
+  perDestinationConcurrency: number;
+  defaultTimeoutSeconds: number;
+  leaseSeconds: number;
+  shutdownGraceSeconds: number;
+  mappingsDir: string;
+  catalogDir: string;
+  templateEnvAllowlist: string[];
+  templateTimeoutMs: number;
+  watchMappings: boolean;
+}
+
+type Env = Record<string, string | undefined>;
+
+/** Names of every variable, with its default and meaning; the README's configuration table mirrors it. */
+export const CONFIG_VARIABLES = {
+  SLUICE_HOST: ['127.0.0.1', 'address to listen on'],
+  SLUICE_PORT: ['8080', 'port to listen on'],
+  SLUICE_DATA_DIR: ['./data', 'SQLite database, master key file'],
+  SLUICE_DATABASE_URL: ['', 'a postgres:// URL selects the PostgreSQL backend'],
+  SLUICE_ADMIN_KEY: ['', 'bootstraps an admin API key'],
+  SLUICE_MASTER_KEY: ['', 'encrypts secrets at rest (else a key file in the data dir)'],
+  SLUICE_ALLOW_INSECURE_URLS: ['false', 'permit http:// and private/loopback destinations'],
+  SLUICE_SSRF_ALLOWLIST: ['', 'CIDRs and hostnames exempt from the SSRF guard'],
+  SLUICE_LOG_LEVEL: ['info', 'pino log level'],
+  SLUICE_MAX_BODY_BYTES: ['1048576', 'largest accepted request body'],
+  SLUICE_MAX_BATCH_EVENTS: ['1000', 'largest batch for /events/batch'],
+  SLUICE_SECRET_ROTATION_HOURS: ['24', 'how long an old signing secret keeps signing after rotation'],
+  SLUICE_DISABLE_AFTER_DAYS: ['5', 'disable a subscription failing without success this long'],
+  SLUICE_DELIVERY_CONCURRENCY: ['256', 'attempts in flight at once, all destinations'],
+  SLUICE_DESTINATION_CONCURRENCY: ['32', 'attempts in flight at once per destination origin'],
+  SLUICE_DEFAULT_TIMEOUT_SECONDS: ['10', 'delivery timeout when a subscription sets none'],
+  SLUICE_LEASE_SECONDS: ['60', 'how long a claimed delivery stays leased'],
+  SLUICE_SHUTDOWN_GRACE_SECONDS: ['10', 'how long SIGTERM waits for in-flight attempts'],
+  SLUICE_MAPPINGS_DIR: ['./mappings', 'JSONata templates'],
+  SLUICE_CATALOG_DIR: ['./catalog/events', 'event catalog (JSON Schemas)'],
+  SLUICE_TEMPLATE_ENV: ['', 'comma-separated variables templates may read with $env()'],
+  SLUICE_TEMPLATE_TIMEOUT_MS: ['100', 'time limit for one template evaluation'],
+  SLUICE_WATCH_MAPPINGS: ['true', 'reload mappings/ when files change'],
+  SLUICE_CONFIG_FILE: ['', 'optional JSON file of SLUICE_* settings; the environment wins'],
+} as const;
+
+export class ConfigError extends Error {}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function readConfigFile(file: string): Env {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(`SLUICE_CONFIG_FILE ${file}: ${(err as Error).message}`);
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ConfigError(`SLUICE_CONFIG_FILE ${file}: expected a JSON object of SLUICE_* settings`);
+  }
+  const out: Env = {};
+  for (const [key, value] of Object.entries(parsed)) {
+    if (!(key in CONFIG_VARIABLES)) throw new ConfigError(`SLUICE_CONFIG_FILE ${file}: unknown setting ${key}`);
+    out[key] = value === null || value === undefined ? undefined : String(value);
+  }
+  return out;
+}
+
+export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config {
+  const fileEnv = env.SLUICE_CONFIG_FILE ? readConfigFile(path.resolve(cwd, env.SLUICE_CONFIG_FILE)) : {};
+  const get = (name: keyof typeof CONFIG_VARIABLES): string => {
+    const value = env[name] ?? fileEnv[name];
+    return value === undefined || value === '' ? CONFIG_VARIABLES[name][0] : value;
+  };
+  const num = (name: keyof typeof CONFIG_VARIABLES, min: number, max: number): number => {
+    const raw = get(name);
+    // Number() would read " " as 0 and "0x50" as 80; only plain decimal numbers are settings.
+    const value = /^\s*(\d+\.?\d*|\.\d+)\s*$/.test(raw) ? Number(raw) : NaN;
+    if (!Number.isFinite(value) || value < min || value > max) {
+      throw new ConfigError(`${name} must be a number between ${min} and ${max}, got "${raw}"`);
+    }
+    return value;
+  };
+  /** Ports, sizes and counts: a fraction would fail later, far from the setting that caused it. */
+  const int = (name: keyof typeof CONFIG_VARIABLES, min: number, max: number): number => {
+    const value = num(name, min, max);
+    if (!Number.isInteger(value)) throw new ConfigError(`${name} must be a whole number between ${min} and ${max}, got "${get(name)}"`);
+    return value;
+  };
+  const bool = (name: keyof typeof CONFIG_VARIABLES): boolean => {
+    const raw = get(name).toLowerCase();
+    if (['true', '1', 'yes'].includes(raw)) return true;
+    if (['false', '0', 'no'].includes(raw)) return false;
+    throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+  };
+  const optional = (name: keyof typeof CONFIG_VARIABLES): string | undefined => get(name) || undefined;
+
+  const databaseUrl = optional('SLUICE_DATABASE_URL');
+  if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new ConfigError('SLUICE_DATABASE_URL must be a postgres:// URL (leave it unset for SQLite)');
+  }
+  const adminKey = optional('SLUICE_ADMIN_KEY');
+  if (adminKey && adminKey.length < 16) throw new ConfigError('SLUICE_ADMIN_KEY must be at least 16 characters');
+
+  const logLevel = get('SLUICE_LOG_LEVEL');
+  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`SLUICE_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
+  const ssrfAllowlist = get('SLUICE_SSRF_ALLOWLIST');
+  try {
+    parseAllowlist(ssrfAllowlist);
+  } catch (err) {
+    throw new ConfigError(`SLUICE_SSRF_ALLOWLIST: ${(err as Error).message}`);
+  }
+
+  return Object.freeze({
+    host: get('SLUICE_HOST'),
+    port: int('SLUICE_PORT', 0, 65535),
+    dataDir: path.resolve(cwd, get('SLUICE_DATA_DIR')),
+    databaseUrl,
+    adminKey,
+    masterKey: optional('SLUICE_MASTER_KEY'),
+    allowInsecureUrls: bool('SLUICE_ALLOW_INSECURE_URLS'),
+    ssrfAllowlist,
+    logLevel,
+    maxBodyBytes: int('SLUICE_MAX_BODY_BYTES', 1024, 64 * 1024 * 1024),
+    maxBatchEvents: int('SLUICE_MAX_BATCH_EVENTS', 1, 10_000),
+    secretRotationHours: num('SLUICE_SECRET_ROTATION_HOURS', 0, 24 * 30),
+    disableAfterDays: num('SLUICE_DISABLE_AFTER_DAYS', 0.001, 365),
+    deliveryConcurrency: int('SLUICE_DELIVERY_CONCURRENCY', 1, 10_000),
+    perDestinationConcurrency: int('SLUICE_DESTINATION_CONCURRENCY', 1, 10_000),
+    defaultTimeoutSeconds: num('SLUICE_DEFAULT_TIMEOUT_SECONDS', 0.1, 300),
+    leaseSeconds: int('SLUICE_LEASE_SECONDS', 1, 3600),
+    shutdownGraceSeconds: num('SLUICE_SHUTDOWN_GRACE_SECONDS', 0, 300),
+    mappingsDir: path.resolve(cwd, get('SLUICE_MAPPINGS_DIR')),
+    catalogDir: path.resolve(cwd, get('SLUICE_CATALOG_DIR')),
+    templateEnvAllowlist: get('SLUICE_TEMPLATE_ENV').split(',').map((s) => s.trim()).filter(Boolean),
+    templateTimeoutMs: int('SLUICE_TEMPLATE_TIMEOUT_MS', 1, 60_000),
+    watchMappings: bool('SLUICE_WATCH_MAPPINGS'),
+  });
+}

@@ -1,0 +1,32 @@
+import { randomBytes } from 'node:crypto';
+
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+
+/**
+ * Time-ordered, URL-safe ids in the ULID layout (48-bit ms timestamp + 80 random bits),
+ * prefixed by kind (`evt_`, `sub_`, `dlv_`, `msg_`...). Sorting by id sorts by creation time,
+ * which the delivery log's cursor relies on.
+ */
+export function newId(prefix: string, now: number = Date.now()): string {
+  let time = '';
+  let t = now;
+  for (let i = 0; i < 10; i++) {
+    time = CROCKFORD[t % 32] + time;
+    t = Math.floor(t / 32);
+  }
+  const bytes = randomBytes(10);
+  let rand = '';
+  // 80 bits -> 16 base32 chars, 5 bits at a time.
+  let buffer = 0;
+  let bits = 0;
+  for (const byte of bytes) {
+    buffer = (buffer << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      rand += CROCKFORD[(buffer >> (bits - 5)) & 31];
+      bits -= 5;
+    }
+    buffer &= (1 << bits) - 1;
+  }
+  return `${prefix}_${time}${rand}`;
+}

@@ -1,0 +1,362 @@
+/**
+ * The JSONata engine behind mapping templates and subscription filters: compile once,
+ * evaluate many times under limits, and turn every jsonata failure into a TemplateError
+ * that says where (line, column, token) and why.
+ *
+ * Limits, and why they are enforced this way (jsonata 2.2):
+ * - Time: jsonata's own `timeout` option measures wall-clock time from the start of an
+ *   evaluation. Evaluations are async and interleave on the event loop, so under load each
+ *   one's clock also runs during the others: 1,000 concurrent evaluations of a small
+ *   template all failed a 100 ms wall-clock limit although each needs ~40 µs. So time is
+ *   charged instead through the `__evaluate_entry` hook (the JSONata exerciser's
+ *   `timeboxExpression` technique): at every step the time since the previous step, of any
+ *   evaluation, is charged to the evaluation taking this step. The sum over evaluations
+ *   is the CPU time actually spent, so a runaway template still exhausts its own budget
+ *   while its neighbours keep theirs.
+ *   jsonata looks the hook up as `Symbol.for('jsonata.__evaluate_entry')` and binds
+ *   evaluation bindings by `Object.keys`, so the hook itself cannot arrive through
+ *   bindings. It is assigned once per compiled expression and keeps no state: each
+ *   evaluation passes its own budget as a binding, which the hook finds through the
+ *   environment chain. Concurrent evaluations of one shared expression never share it.
+ * - Depth and sequence size: jsonata's `stack` and `sequence` options, whose counters
+ *   already live in each evaluation's own environment. They are fixed when an expression
+ *   is compiled, so a compiled template keeps one jsonata expression per set of limits.
+ * What no limit can interrupt: one long native call (a regular expression that
+ *   backtracks catastrophically, `$pad` to a huge width) runs to its end; the step after it
+ *   is then charged and fails.
+ */
+import jsonata from 'jsonata';
+import { TemplateError, type ErrorDetail } from '../errors.ts';
+import { TEMPLATE_HELPERS } from './template-helpers.ts';
+
+export interface EvaluationLimits {
+  /** CPU time one evaluation may use, in milliseconds. */
+  timeoutMs: number;
+  /** Deepest nesting of evaluation steps (expressions and function calls). */
+  maxDepth: number;
+  /** Largest sequence (array) an evaluation may build, e.g. with the range operator `[1..n]`. */
+  maxSequence: number;
+}
+
+export const DEFAULT_EVALUATION_LIMITS: Readonly<EvaluationLimits> = Object.freeze({
+  timeoutMs: 100,
+  maxDepth: 500,
+  maxSequence: 100_000,
+});
+
+/** What a template or filter sees besides the event: `$subscription` and `$env(name)`. */
+export interface TemplateBindings {
+  /** `$subscription`: its id, description and non-secret connector options. */
+  subscription?: Readonly<Record<string, unknown>>;
+  /** Values `$env(name)` may return: only allow-listed variables (see pickTemplateEnv). */
+  env?: Readonly<Record<string, string>>;
+}
+
+export type ExpressionKind = 'template' | 'filter';
+
+export interface CompileOptions {
+  /** Limits the first jsonata expression is compiled for (others are compiled on demand). */
+  limits?: Partial<EvaluationLimits>;
+}
+
+/** A compiled JSONata expression; share it freely, evaluations do not interfere. */
+export class CompiledExpression<K extends ExpressionKind = ExpressionKind> {
+  readonly #byLimits = new Map<string, jsonata.Expression>();
+
+  /** Use compileTemplate / compileFilter: they turn syntax errors into TemplateErrors. */
+  constructor(
+    readonly kind: K,
+    readonly source: string,
+    limits: EvaluationLimits,
+  ) {
+    this.expressionFor(limits);
+  }
+
+  /** @internal the jsonata expression compiled with these depth and sequence limits. */
+  expressionFor(limits: EvaluationLimits): jsonata.Expression {
+    const key = `${limits.maxDepth}:${limits.maxSequence}`;
+    let expression = this.#byLimits.get(key);
+    if (!expression) {
+      expression = jsonata(this.source, { stack: limits.maxDepth, sequence: limits.maxSequence });
+      for (const helper of TEMPLATE_HELPERS) {
+        expression.registerFunction(helper.name, helper.implementation, helper.signature);
+      }
+      expression.assign(EVALUATE_ENTRY as unknown as string, chargeStep);
+      this.#byLimits.set(key, expression);
+    }
+    return expression;
+  }
+}
+
+export type CompiledTemplate = CompiledExpression<'template'>;
+export type CompiledFilter = CompiledExpression<'filter'>;
+
+/** Compiles a mapping template; a syntax error is a TemplateError `template_syntax_error`. */
+export function compileTemplate(source: string, opts: CompileOptions = {}): CompiledTemplate {
+  return compile('template', source, opts);
+}
+
+/** Compiles a filter predicate; a syntax error is a TemplateError `filter_syntax_error`. */
+export function compileFilter(source: string, opts: CompileOptions = {}): CompiledFilter {
+  return compile('filter', source, opts);
+}
+
+function compile<K extends ExpressionKind>(kind: K, source: string, opts: CompileOptions): CompiledExpression<K> {
+  try {
+    return new CompiledExpression(kind, source, withDefaults(opts.limits));
+  } catch (err) {
+    throw compileError(kind, source, err);
+  }
+}
+
+/**
+ * The template's output for one event, as plain JSON. Throws TemplateError:
+ * `template_runtime_error`, `template_timeout`, `template_depth_exceeded`,
+ * `template_size_exceeded`, or `template_undefined_result` when the template produced
+ * nothing for this event.
+ */
+export async function evaluateTemplate(
+  compiled: CompiledTemplate,
+  event: unknown,
+  bindings: TemplateBindings = {},
+  limits: Partial<EvaluationLimits> = {},
+): Promise<unknown> {
+  const result = await evaluate(compiled, event, bindings, limits);
+  if (result === undefined) {
+    throw new TemplateError(
+      'The template produced no value for this event.',
+      [{ message: 'the template produced no value for this event (every path it reads may be missing)' }],
+      'template_undefined_result',
+    );
+  }
+  if (typeof result === 'function' || (typeof result === 'object' && result !== null && isJsonataFunction(result))) {
+    throw new TemplateError(
+      'The template produced a function, not a JSON value.',
+      [{ message: 'the template produced a function, not a JSON value' }],
+      'template_runtime_error',
+    );
+  }
+  return toPlainJson(result);
+}
+
+/**
+ * Whether the event passes the filter, by JSONata's boolean rules (`$boolean`): a missing
+ * field gives undefined, which does not match (`data.score < 60` is false for an event
+ * without a score). Throws TemplateError `filter_runtime_error` (or `filter_timeout`,
+ * `filter_depth_exceeded`, `filter_size_exceeded`); the caller decides what a failing
+ * filter means.
+ */
+export async function evaluateFilter(
+  compiled: CompiledFilter,
+  event: unknown,
+  bindings: TemplateBindings = {},
+  limits: Partial<EvaluationLimits> = {},
+): Promise<boolean> {
+  return jsonataBoolean(await evaluate(compiled, event, bindings, limits)) === true;
+}
+
+/** JSONata's effective boolean value, as `$boolean` computes it (undefined stays undefined). */
+export function jsonataBoolean(value: unknown): boolean | undefined {
+  if (value === undefined) return undefined;
+  if (Array.isArray(value)) {
+    if (value.length === 1) return jsonataBoolean(value[0]);
+    return value.some((item) => jsonataBoolean(item) === true);
+  }
+  if (typeof value === 'string') return value.length > 0;
+  if (typeof value === 'number') return value !== 0 && !Number.isNaN(value);
+  if (typeof value === 'boolean') return value;
+  if (typeof value === 'function' || value === null) return false;
+  if (typeof value === 'object') return Object.keys(value).length > 0 && !isJsonataFunction(value);
+  return false;
+}
+
+// --- evaluation -------------------------------------------------------------------------
+
+const EVALUATE_ENTRY = Symbol.for('jsonata.__evaluate_entry');
+/** Binding name of an evaluation's budget; templates could read it as `$__sluice_budget`, harmlessly. */
+const BUDGET_BINDING = '__sluice_budget';
+
+interface Budget {
+  usedMs: number;
+  limitMs: number;
+}
+
+interface LookupEnvironment {
+  lookup(name: string): unknown;
+}
+
+/** When the last evaluation step, of any evaluation, started. */
+let lastStepAt = 0;
+
+/** The `__evaluate_entry` hook: charges the time since the previous step to this evaluation. */
+function chargeStep(_expr: unknown, _input: unknown, environment: LookupEnvironment): void {
+  const now = performance.now();
+  const elapsed = now - lastStepAt;
+  lastStepAt = now;
+  const budget = environment.lookup(BUDGET_BINDING) as Budget | undefined;
+  if (!budget) return;
+  budget.usedMs += elapsed;
+  if (budget.usedMs > budget.limitMs) {
+    // jsonata's own timeout code, so its message and $eval's wrapping treat it alike.
+    throw { code: 'D1012', value: budget.limitMs };
+  }
+}
+
+async function evaluate(
+  compiled: CompiledExpression,
+  event: unknown,
+  bindings: TemplateBindings,
+  partialLimits: Partial<EvaluationLimits>,
+): Promise<unknown> {
+  const limits = withDefaults(partialLimits);
+  const env = bindings.env ?? {};
+  const budget: Budget = { usedMs: 0, limitMs: limits.timeoutMs > 0 ? limits.timeoutMs : Infinity };
+  const jsonataBindings: Record<string, unknown> = {
+    subscription: bindings.subscription,
+    env: (name: unknown) => (typeof name === 'string' && Object.hasOwn(env, name) ? env[name] : undefined),
+    [BUDGET_BINDING]: budget,
+  };
+  const expression = compiled.expressionFor(limits);
+  // Time between the previous evaluation's last step and now belongs to nobody.
+  lastStepAt = performance.now();
+  try {
+    return await expression.evaluate(event, jsonataBindings);
+  } catch (err) {
+    throw evaluationError(compiled, err, limits);
+  }
+}
+
+function withDefaults(limits: Partial<EvaluationLimits> = {}): EvaluationLimits {
+  return {
+    timeoutMs: limits.timeoutMs ?? DEFAULT_EVALUATION_LIMITS.timeoutMs,
+    maxDepth: limits.maxDepth ?? DEFAULT_EVALUATION_LIMITS.maxDepth,
+    maxSequence: limits.maxSequence ?? DEFAULT_EVALUATION_LIMITS.maxSequence,
+  };
+}
+
+function isJsonataFunction(value: object): boolean {
+  return (value as { _jsonata_lambda?: unknown })._jsonata_lambda === true
+    || (value as { _jsonata_function?: unknown })._jsonata_function === true;
+}
+
+/**
+ * A copy that is plain JSON: jsonata's sequences become arrays (dropping their marker
+ * properties), functions inside objects are left out as JSON.stringify would, and the
+ * caller can change the result without touching the event.
+ */
+function toPlainJson(value: unknown): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) {
+    const out: unknown[] = [];
+    for (const item of value) {
+      if (typeof item === 'function' || (item && typeof item === 'object' && isJsonataFunction(item))) continue;
+      out.push(item === undefined ? null : toPlainJson(item));
+    }
+    return out;
+  }
+  if (isJsonataFunction(value)) return undefined;
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value)) {
+    if (item === undefined || typeof item === 'function') continue;
+    const plain = toPlainJson(item);
+    if (plain !== undefined) out[key] = plain;
+  }
+  return out;
+}
+
+// --- errors -----------------------------------------------------------------------------
+
+interface JsonataFailure {
+  code?: string;
+  message?: string;
+  position?: number;
+  token?: string;
+  value?: unknown;
+  /** Set by $eval: the failure inside the evaluated expression. */
+  error?: JsonataFailure;
+}
+
+/** Line and column (1-based) where jsonata's failure points, at the start of its token. */
+export interface SourceLocation {
+  line: number;
+  column: number;
+}
+
+/**
+ * jsonata's `position` is the 1-based index of the last character it read: the end of
+ * the offending token (or, for a function call, the opening parenthesis after the name).
+ * Point at the token's first character instead, which is what an editor should highlight.
+ */
+export function locateInSource(source: string, position: number, token?: string): SourceLocation {
+  let index: number;
+  if (token === '(end)' || position >= source.length + 1) {
+    index = Math.min(Math.max(position, 0), source.length);
+  } else if (token && source.slice(position - token.length, position) === token) {
+    index = position - token.length;
+  } else {
+    const found = token ? source.lastIndexOf(token, position - 1) : -1;
+    // A name followed by "(" (function calls): the token ends a character or two earlier.
+    index = found >= 0 && position - (found + token!.length) <= 2 ? found : Math.max(position - 1, 0);
+  }
+  const before = source.slice(0, index);
+  const line = before.split('\n').length;
+  const column = index - (before.lastIndexOf('\n') + 1) + 1;
+  return { line, column };
+}
+
+function failureDetail(source: string, failure: JsonataFailure): ErrorDetail {
+  const message = failure.message ?? String(failure);
+  const detail: ErrorDetail = { message };
+  if (typeof failure.position === 'number') {
+    const { line, column } = locateInSource(source, failure.position, failure.token);
+    detail.line = line;
+    detail.column = column;
+    if (failure.token !== undefined) detail.token = failure.token;
+    detail.position = failure.position;
+  }
+  if (failure.code) detail.jsonata_code = failure.code;
+  return detail;
+}
+
+function at(detail: ErrorDetail): string {
+  return detail.line === undefined ? '' : ` at line ${detail.line}, column ${detail.column}`;
+}
+
+function compileError(kind: ExpressionKind, source: string, err: unknown): TemplateError {
+  const failure = (err ?? {}) as JsonataFailure;
+  const detail = failureDetail(source, failure);
+  return new TemplateError(`Syntax error${at(detail)}: ${detail.message}`, [detail], `${kind}_syntax_error`);
+}
+
+function evaluationError(compiled: CompiledExpression, err: unknown, limits: EvaluationLimits): TemplateError {
+  if (err instanceof TemplateError) return err;
+  const kind = compiled.kind;
+  const Kind = kind === 'template' ? 'Template' : 'Filter';
+  // $eval wraps the failure of the expression it ran; a limit hit in there is still a limit.
+  let innermost = (err ?? {}) as JsonataFailure;
+  while (innermost.error && typeof innermost.error === 'object') innermost = innermost.error;
+
+  if (innermost.code === 'D1012') {
+    return new TemplateError(
+      `${Kind} evaluation exceeded its time limit of ${limits.timeoutMs} ms.`,
+      [{ message: `evaluation stopped after ${limits.timeoutMs} ms (an unbounded loop or recursion?)`, limit_ms: limits.timeoutMs }],
+      `${kind}_timeout`,
+    );
+  }
+  if (innermost.code === 'D1011' || err instanceof RangeError) {
+    return new TemplateError(
+      `${Kind} evaluation exceeded its depth limit of ${limits.maxDepth}.`,
+      [{ message: `evaluation nested deeper than ${limits.maxDepth} steps (a recursion that does not end?)`, limit: limits.maxDepth }],
+      `${kind}_depth_exceeded`,
+    );
+  }
+  if (innermost.code === 'D2014' || innermost.code === 'D2015') {
+    return new TemplateError(
+      `${Kind} evaluation built a sequence larger than ${limits.maxSequence} items.`,
+      [{ message: `a sequence of ${String(innermost.value)} items exceeds the limit of ${limits.maxSequence}`, limit: limits.maxSequence }],
+      `${kind}_size_exceeded`,
+    );
+  }
+  const detail = failureDetail(compiled.source, (err ?? {}) as JsonataFailure);
+  return new TemplateError(`${Kind} runtime error${at(detail)}: ${detail.message}`, [detail], `${kind}_runtime_error`);
+}

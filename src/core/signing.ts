@@ -1,0 +1,77 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+
+/**
+ * Webhook signing: the Standard Webhooks scheme (`webhook-id`, `webhook-timestamp`,
+ * `webhook-signature`) and, beside it, the simple `X-Webhook-Signature: v1=<hex>` scheme
+ * for receivers that only want to HMAC the raw body.
+ */
+
+const SECRET_PREFIX = 'whsec_';
+const SECRET_BYTES = 32;
+
+/** A fresh signing secret: `whsec_` + base64 of 32 random bytes (the Standard Webhooks format). */
+export function generateSigningSecret(): string {
+  return SECRET_PREFIX + randomBytes(SECRET_BYTES).toString('base64');
+}
+
+/** What the API shows instead of the secret: `whsec_` and the next 6 characters. */
+export function secretPrefix(secret: string): string {
+  const rest = secret.startsWith(SECRET_PREFIX) ? secret.slice(SECRET_PREFIX.length) : secret;
+  return SECRET_PREFIX + rest.slice(0, 6);
+}
+
+/** The HMAC key of the Standard Webhooks scheme: the base64 part after `whsec_`, decoded. */
+function standardKey(secret: string): Buffer {
+  const encoded = secret.startsWith(SECRET_PREFIX) ? secret.slice(SECRET_PREFIX.length) : secret;
+  return Buffer.from(encoded, 'base64');
+}
+
+export interface StandardSignInput {
+  msgId: string;
+  timestampSeconds: number;
+  body: string;
+  /** Newest first; two during a rotation overlap, so receivers holding either secret accept. */
+  secrets: string[];
+}
+
+/** The `webhook-signature` header value: `v1,<base64>` per secret, space separated. */
+export function signStandardWebhooks({ msgId, timestampSeconds, body, secrets }: StandardSignInput): string {
+  if (secrets.length === 0) throw new Error('signStandardWebhooks needs at least one secret');
+  const content = `${msgId}.${timestampSeconds}.${body}`;
+  return secrets
+    .map((secret) => `v1,${createHmac('sha256', standardKey(secret)).update(content).digest('base64')}`)
+    .join(' ');
+}
+
+/** The `X-Webhook-Signature` value: `v1=<hex HMAC-SHA256 of the raw body>`, keyed with the whole secret string. */
+export function signSimple(body: string | Uint8Array, secret: string): string {
+  return `v1=${createHmac('sha256', secret).update(body).digest('hex')}`;
+}
+
+/**
+ * Checks an `X-Webhook-Signature` header in constant time. For receivers (and the n8n node):
+ * pass the raw body exactly as received, before any JSON parsing.
+ */
+export function verifySimpleSignature(body: string | Uint8Array, secret: string, header: string | undefined | null): boolean {
+  if (typeof header !== 'string') return false;
+  const expected = Buffer.from(signSimple(body, secret));
+  const given = Buffer.from(header.trim());
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+export interface SignatureHeadersInput extends StandardSignInput {
+  deliveryId: string;
+  eventName: string;
+}
+
+/** Every signature-related header of one outbound request; the simple scheme uses the newest secret. */
+export function buildSignatureHeaders(input: SignatureHeadersInput): Record<string, string> {
+  return {
+    'webhook-id': input.msgId,
+    'webhook-timestamp': String(input.timestampSeconds),
+    'webhook-signature': signStandardWebhooks(input),
+    'X-Webhook-Signature': signSimple(input.body, input.secrets[0]),
+    'X-Webhook-Event': input.eventName,
+    'X-Webhook-Delivery': input.deliveryId,
+  };
+}

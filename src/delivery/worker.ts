@@ -1,0 +1,363 @@
+import { nextAttemptDelay } from '../core/backoff.ts';
+import type { AttemptCompletion, AttemptRecord, ClaimedDelivery, DeliveryStatus, Storage } from '../storage/types.ts';
+import type { RuntimeSubscription } from '../services/subscriptions.ts';
+import type { ConnectorDefinition } from './connector.ts';
+import { dispatchAttempt, type DispatchDeps, type DispatchResult } from './dispatch.ts';
+import type { Logger } from '../logger.ts';
+
+export interface WorkerOptions {
+  concurrency: number;
+  perDestinationConcurrency: number;
+  leaseMs: number;
+  /** Failing without a success this long disables a subscription. */
+  disableAfterMs: number;
+  shutdownGraceMs: number;
+  /** Longest wait between polls of the queue when nothing is due sooner. */
+  maxIdleMs?: number;
+}
+
+/** Things that happen to a delivery that the rest of the gateway hears about. */
+export interface WorkerHooks {
+  onDeliveryFailed?(info: { claimed: ClaimedDelivery; sub: RuntimeSubscription; attempt: AttemptRecord }): void;
+  onSubscriptionDisabled?(info: { sub: RuntimeSubscription; reason: string; deleted: boolean }): void;
+  onAttempt?(attempt: AttemptRecord): void;
+}
+
+export interface WorkerDeps {
+  storage: Storage;
+  dispatch: DispatchDeps;
+  subscription: (id: string) => Promise<RuntimeSubscription | undefined>;
+  connector: (name: string) => ConnectorDefinition | undefined;
+  /** Subscriptions changed underneath the subscription cache (disabled, deleted). */
+  invalidateSubscriptions: () => void;
+  logger: Logger;
+  hooks?: WorkerHooks;
+  now?: () => number;
+  random?: () => number;
+}
+
+/** Per-subscription pacing for `rate_limit`: the earliest time the next attempt may start. */
+class Pacer {
+  #next = new Map<string, number>();
+
+  /** Reserves a start slot; returns how long to wait for it. */
+  reserve(subscriptionId: string, perSecond: number | null, now: number): number {
+    if (!perSecond) return 0;
+    const slot = Math.max(now, this.#next.get(subscriptionId) ?? 0);
+    this.#next.set(subscriptionId, slot + 1000 / perSecond);
+    return slot - now;
+  }
+}
+
+const PACING_HOLD_LIMIT_MS = 2_000;
+
+/**
+ * The delivery worker: claims due deliveries under a lease, dispatches them with bounded
+ * global and per-destination concurrency, records every attempt and schedules the next.
+ * It never touches SQL: storage does claims and completions, in batches.
+ */
+export class DeliveryWorker {
+  readonly #deps: WorkerDeps;
+  readonly #opts: Required<WorkerOptions>;
+  readonly #now: () => number;
+  readonly #random: () => number;
+  readonly #pacer = new Pacer();
+  readonly #perOrigin = new Map<string, number>();
+  readonly #waiting = new Map<string, (() => void)[]>();
+  readonly #inFlight = new Set<Promise<void>>();
+  #pendingCompletions: { completion: AttemptCompletion; after: () => void }[] = [];
+  #completionFlush: Promise<void> | null = null;
+  #running = false;
+  #active = 0;
+  #timer: NodeJS.Timeout | null = null;
+  #polling = false;
+  #pollAgain = false;
+  #notified: string[] = [];
+  #notifyScheduled = false;
+
+  constructor(deps: WorkerDeps, options: WorkerOptions) {
+    this.#deps = deps;
+    this.#opts = { maxIdleMs: 1_000, ...options };
+    this.#now = deps.now ?? Date.now;
+    this.#random = deps.random ?? Math.random;
+  }
+
+  get activeCount(): number {
+    return this.#active;
+  }
+
+  async start(): Promise<void> {
+    // Leases left by a crashed process are reclaimed before anything else runs.
+    const reclaimed = await this.#deps.storage.reclaimExpiredLeases(this.#now() + this.#opts.leaseMs * 2);
+    if (reclaimed) this.#deps.logger.info({ reclaimed }, 'reclaimed deliveries leased by a previous process');
+    this.#running = true;
+    this.poke();
+  }
+
+  /** New deliveries committed: claim them now rather than at the next poll. */
+  notify(deliveryIds: string[]): void {
+    if (!this.#running) return;
+    this.#notified.push(...deliveryIds);
+    if (this.#notifyScheduled) return;
+    this.#notifyScheduled = true;
+    setImmediate(() => {
+      this.#notifyScheduled = false;
+      const ids = this.#notified.splice(0);
+      const room = this.#opts.concurrency - this.#active;
+      if (room <= 0) return; // the poller picks them up as capacity frees
+      void this.#claimAndRun(() => this.#deps.storage.claimByIds(ids.slice(0, room), this.#now(), this.#now() + this.#opts.leaseMs));
+      if (ids.length > room) this.poke();
+    });
+  }
+
+  /** Schedule a poll of the queue as soon as possible. */
+  poke(): void {
+    if (!this.#running) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => void this.#poll(), 0);
+  }
+
+  async #poll(): Promise<void> {
+    this.#timer = null;
+    if (!this.#running) return;
+    if (this.#polling) {
+      this.#pollAgain = true;
+      return;
+    }
+    this.#polling = true;
+    try {
+      do {
+        this.#pollAgain = false;
+        const room = this.#opts.concurrency - this.#active;
+        if (room <= 0) break;
+        const now = this.#now();
+        const claimed = await this.#claimAndRun(() => this.#deps.storage.claimDue(now, Math.min(room, 500), now + this.#opts.leaseMs));
+        if (claimed === Math.min(room, 500)) this.#pollAgain = true;
+      } while (this.#pollAgain && this.#running);
+    } catch (err) {
+      this.#deps.logger.error({ err }, 'delivery poll failed');
+    } finally {
+      this.#polling = false;
+      this.#scheduleNextPoll();
+    }
+  }
+
+  async #scheduleNextPoll(): Promise<void> {
+    if (!this.#running || this.#timer) return;
+    let delay = this.#opts.maxIdleMs;
+    if (this.#active < this.#opts.concurrency) {
+      const due = await this.#deps.storage.nextDueAt().catch(() => null);
+      if (due !== null) delay = Math.max(0, Math.min(delay, due - this.#now()));
+    }
+    if (!this.#running || this.#timer) return;
+    this.#timer = setTimeout(() => void this.#poll(), delay);
+  }
+
+  async #claimAndRun(claim: () => Promise<ClaimedDelivery[]>): Promise<number> {
+    let claimed: ClaimedDelivery[];
+    try {
+      claimed = await claim();
+    } catch (err) {
+      this.#deps.logger.error({ err }, 'claiming deliveries failed');
+      return 0;
+    }
+    for (const item of claimed) this.#track(this.#process(item));
+    return claimed.length;
+  }
+
+  #track(work: Promise<void>): void {
+    this.#active++;
+    const tracked = work
+      .catch((err) => this.#deps.logger.error({ err }, 'delivery processing failed'))
+      .finally(() => {
+        this.#active--;
+        this.#inFlight.delete(tracked);
+        if (this.#running) this.poke();
+      });
+    this.#inFlight.add(tracked);
+  }
+
+  async #process(claimed: ClaimedDelivery): Promise<void> {
+    await this.runClaimed(claimed);
+  }
+
+  /**
+   * Dispatches a leased delivery and records the outcome. Exposed for test sends, which run
+   * one delivery synchronously and return its attempt.
+   */
+  async runClaimed(claimed: ClaimedDelivery): Promise<AttemptRecord | 'released'> {
+    const { delivery } = claimed;
+    const sub = await this.#deps.subscription(delivery.subscription_id);
+    const connector = sub ? this.#deps.connector(sub.record.connector) : undefined;
+    if (!sub || !connector || !sub.record.enabled) {
+      const reason = !sub ? 'subscription deleted' : !connector ? `unknown connector ${sub.record.connector}` : `subscription disabled${sub.record.disabled_reason ? `: ${sub.record.disabled_reason}` : ''}`;
+      const attempt = this.#blankAttempt(claimed, reason);
+      await this.#complete({ attempt, delivery_id: delivery.id, status: sub ? 'failed' : 'cancelled', next_attempt_at: null, subscription_id: delivery.subscription_id, disable_subscription_reason: null, delete_subscription: false });
+      return attempt;
+    }
+
+    // rate_limit: wait for this subscription's slot; a long wait goes back to the queue instead.
+    const wait = this.#pacer.reserve(sub.record.id, sub.record.rate_limit, this.#now());
+    if (wait > PACING_HOLD_LIMIT_MS) {
+      // Delayed, never dropped: back to the queue, due when its slot comes.
+      await this.#deps.storage.releaseLeases([delivery.id], this.#now(), this.#now() + wait);
+      return 'released';
+    }
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+
+    const origin = originOf(sub.record.url);
+    await this.#acquireOrigin(origin);
+    let result: DispatchResult;
+    try {
+      result = await dispatchAttempt(this.#deps.dispatch, claimed, sub, connector, this.#now());
+    } finally {
+      this.#releaseOrigin(origin);
+    }
+    const completion = this.#decide(claimed, sub, result);
+    await this.#complete(completion);
+    if (completion.status === 'failed') this.#deps.hooks?.onDeliveryFailed?.({ claimed, sub, attempt: completion.attempt });
+    if (completion.disable_subscription_reason) {
+      this.#deps.invalidateSubscriptions();
+      this.#deps.hooks?.onSubscriptionDisabled?.({ sub, reason: completion.disable_subscription_reason, deleted: completion.delete_subscription });
+    }
+    return completion.attempt;
+  }
+
+  #decide(claimed: ClaimedDelivery, sub: RuntimeSubscription, result: DispatchResult): AttemptCompletion {
+    const { delivery } = claimed;
+    const { attempt, verdict } = result;
+    const now = this.#now();
+    let status: DeliveryStatus;
+    let nextAt: number | null = null;
+    let disable: string | null = null;
+    let remove = false;
+    switch (verdict.outcome) {
+      case 'success':
+        status = 'delivered';
+        attempt.outcome = 'success';
+        break;
+      case 'retry': {
+        const delay = nextAttemptDelay({
+          schedule: sub.schedule,
+          attemptsMade: delivery.attempts + 1,
+          random: this.#random,
+          retryAfterMs: result.retryAfterMs,
+        });
+        if (delay === null) {
+          status = 'failed';
+          attempt.outcome = 'fail';
+          attempt.error = `${attempt.error ?? verdict.reason} (gave up after ${delivery.attempts + 1} attempts)`;
+        } else {
+          status = 'pending';
+          nextAt = now + delay;
+          attempt.outcome = 'retry';
+        }
+        break;
+      }
+      case 'fail':
+        status = 'failed';
+        attempt.outcome = 'fail';
+        break;
+      case 'disable':
+      case 'delete':
+        status = 'failed';
+        attempt.outcome = verdict.outcome === 'delete' ? 'gone' : 'disabled';
+        disable = verdict.reason;
+        remove = verdict.outcome === 'delete';
+        break;
+    }
+    if (status !== 'delivered' && !disable && this.#opts.disableAfterMs > 0) {
+      const since = sub.record.failing_since;
+      if (since !== null && now - since >= this.#opts.disableAfterMs && (sub.record.last_success_at ?? 0) < since) {
+        disable = `no successful delivery for ${Math.round(this.#opts.disableAfterMs / 86_400_000 * 10) / 10} days`;
+      }
+    }
+    return { attempt, delivery_id: delivery.id, status, next_attempt_at: nextAt, subscription_id: sub.record.id, disable_subscription_reason: disable, delete_subscription: remove };
+  }
+
+  #blankAttempt(claimed: ClaimedDelivery, error: string): AttemptRecord {
+    return {
+      id: `att_${claimed.delivery.id.slice(4)}_${claimed.delivery.chain}_${claimed.delivery.attempts + 1}`,
+      delivery_id: claimed.delivery.id,
+      chain: claimed.delivery.chain,
+      number: claimed.delivery.attempts + 1,
+      started_at: this.#now(),
+      outcome: 'fail',
+      method: 'POST',
+      url: '',
+      request_headers: {},
+      request_body: null,
+      response_status: null,
+      response_headers: null,
+      response_body: null,
+      latency_ms: 0,
+      error,
+      steps: null,
+    };
+  }
+
+  /** Completions are written in batches: every attempt finishing in the same tick shares a transaction. */
+  #complete(completion: AttemptCompletion): Promise<void> {
+    this.#deps.hooks?.onAttempt?.(completion.attempt);
+    return new Promise((resolve) => {
+      this.#pendingCompletions.push({ completion, after: resolve });
+      if (!this.#completionFlush) this.#completionFlush = new Promise<void>((r) => setImmediate(r)).then(() => this.#flushCompletions());
+    });
+  }
+
+  async #flushCompletions(): Promise<void> {
+    while (this.#pendingCompletions.length) {
+      const batch = this.#pendingCompletions.splice(0, 1000);
+      try {
+        await this.#deps.storage.completeAttempts(batch.map((b) => b.completion), this.#now());
+      } catch (err) {
+        // The lease expires and the delivery is retried: at least once, never lost.
+        this.#deps.logger.error({ err, count: batch.length }, 'recording attempts failed; deliveries will be retried after their lease');
+      }
+      for (const b of batch) b.after();
+    }
+    this.#completionFlush = null;
+  }
+
+  async #acquireOrigin(origin: string): Promise<void> {
+    const count = this.#perOrigin.get(origin) ?? 0;
+    if (count < this.#opts.perDestinationConcurrency) {
+      this.#perOrigin.set(origin, count + 1);
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      const queue = this.#waiting.get(origin) ?? [];
+      queue.push(resolve);
+      this.#waiting.set(origin, queue);
+    });
+  }
+
+  #releaseOrigin(origin: string): void {
+    const next = this.#waiting.get(origin)?.shift();
+    if (next) {
+      next(); // hand the slot over directly
+      return;
+    }
+    this.#waiting.delete(origin);
+    this.#perOrigin.set(origin, (this.#perOrigin.get(origin) ?? 1) - 1);
+  }
+
+  /** Stop claiming, let in-flight attempts finish within the grace period, release the rest. */
+  async stop(): Promise<void> {
+    this.#running = false;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    const grace = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), this.#opts.shutdownGraceMs).unref());
+    const outcome = await Promise.race([Promise.allSettled([...this.#inFlight]).then(() => 'done' as const), grace]);
+    if (outcome === 'timeout') this.#deps.logger.warn({ active: this.#active }, 'shutdown grace period over; unfinished attempts will be retried after restart');
+    await this.#completionFlush;
+  }
+}
+
+function originOf(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return url;
+  }
+}

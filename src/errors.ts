@@ -1,0 +1,92 @@
+/**
+ * The one error tree. Every failure that reaches a client is an AppError (or is
+ * converted into one by the HTTP error middleware), rendered as
+ * {"error": {"code", "message", "details"}}.
+ */
+export interface ErrorDetail {
+  /** JSON path (`$.data.call.id`), field name, or template position, where the problem is. */
+  path?: string;
+  message: string;
+  line?: number;
+  column?: number;
+  token?: string;
+  [extra: string]: unknown;
+}
+
+export class AppError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details: ErrorDetail[] = [],
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+
+  toBody(): { error: { code: string; message: string; details: ErrorDetail[] } } {
+    return { error: { code: this.code, message: this.message, details: this.details } };
+  }
+}
+
+export class BadRequestError extends AppError {
+  constructor(code: string, message: string, details: ErrorDetail[] = []) {
+    super(400, code, message, details);
+  }
+}
+
+export class UnauthorizedError extends AppError {
+  constructor(message = 'Missing or unknown API key. Send Authorization: Bearer <api key>.') {
+    super(401, 'unauthorized', message);
+  }
+}
+
+export class ForbiddenError extends AppError {
+  constructor(message: string) {
+    super(403, 'forbidden', message);
+  }
+}
+
+export class NotFoundError extends AppError {
+  constructor(what: string, id?: string) {
+    super(404, 'not_found', id ? `${what} ${id} was not found.` : `${what} was not found.`);
+  }
+}
+
+export class ConflictError extends AppError {
+  constructor(code: string, message: string, details: ErrorDetail[] = []) {
+    super(409, code, message, details);
+  }
+}
+
+export class PayloadTooLargeError extends AppError {
+  constructor(limitBytes: number) {
+    super(413, 'payload_too_large', `Request body exceeds the limit of ${limitBytes} bytes.`, [
+      { message: `limit is ${limitBytes} bytes`, limit: limitBytes },
+    ]);
+  }
+}
+
+/** Input that parsed but is semantically invalid: 422 with every problem and its path. */
+export class ValidationError extends AppError {
+  constructor(message: string, details: ErrorDetail[], code = 'validation_failed') {
+    super(422, code, message, details);
+  }
+}
+
+/** A JSONata template or filter that does not compile, or fails at evaluation time. */
+export class TemplateError extends AppError {
+  constructor(
+    message: string,
+    details: ErrorDetail[],
+    code = 'template_invalid',
+  ) {
+    super(422, code, message, details);
+  }
+}
+
+export class ServiceUnavailableError extends AppError {
+  constructor(message: string) {
+    super(503, 'unavailable', message);
+  }
+}

@@ -1,0 +1,31 @@
+import { Router } from 'express';
+import { ConflictError } from '../../errors.ts';
+import { toPublicKey, type ApiKeyService } from '../../services/api-keys.ts';
+import { requireRole } from '../auth.ts';
+
+export function keysRouter(keys: ApiKeyService): Router {
+  const router = Router();
+  const admin = requireRole(keys, 'admin');
+
+  router.post('/keys', admin, async (req, res) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const { record, key } = await keys.create(body.role, body.name);
+    res.status(201).json({ ...toPublicKey(record), key, _warning: 'Store this key now: it is shown only once.' });
+  });
+
+  router.get('/keys', admin, async (_req, res) => {
+    res.json({ data: (await keys.list()).map(toPublicKey) });
+  });
+
+  router.delete('/keys/:id', admin, async (req, res) => {
+    const all = await keys.list();
+    const target = all.find((k) => k.id === req.params.id && k.revoked_at === null);
+    if (target?.role === 'admin' && all.filter((k) => k.role === 'admin' && k.revoked_at === null).length === 1) {
+      throw new ConflictError('last_admin_key', 'This is the last active admin key; create another admin key before revoking it.');
+    }
+    await keys.revoke(String(req.params.id));
+    res.json({ id: req.params.id, revoked: true });
+  });
+
+  return router;
+}

@@ -1,0 +1,42 @@
+import { loadConfig, ConfigError } from './config.ts';
+import { createLogger } from './logger.ts';
+import { createSluice } from './app.ts';
+
+/** Process entry: configuration, start, and a graceful drain on SIGTERM/SIGINT. */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`sluice: configuration error: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = createLogger(config.logLevel);
+  const sluice = await createSluice(config, { logger });
+  await sluice.start();
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down: finishing in-flight deliveries');
+    try {
+      await sluice.stop();
+      logger.info('stopped cleanly');
+      process.exit(0);
+    } catch (err) {
+      logger.error({ err }, 'error during shutdown');
+      process.exit(1);
+    }
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+main().catch((err) => {
+  process.stderr.write(`sluice: failed to start: ${(err as Error).stack ?? err}\n`);
+  process.exit(1);
+});

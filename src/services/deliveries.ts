@@ -1,0 +1,167 @@
+import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
+import type { AttemptRecord, DeliveryRecord, DeliveryStatus, Storage } from '../storage/types.ts';
+import type { IngestService } from './ingest.ts';
+import type { SubscriptionService } from './subscriptions.ts';
+
+export const DELIVERY_STATUSES: readonly DeliveryStatus[] = ['pending', 'delivering', 'delivered', 'failed', 'cancelled'];
+
+export interface DeliveryServiceDeps {
+  storage: Storage;
+  subscriptions: SubscriptionService;
+  ingest: IngestService;
+  /** A sample event for a subscribed pattern: the catalog's example of the first matching type. */
+  sampleEvent: (patterns: string[], requested?: string) => { event: string; data: unknown } | undefined;
+  /** Replayed deliveries are due now; tell the worker. */
+  onReplayed: (deliveryIds: string[]) => void;
+  /** Run one stored delivery at once and return its attempt (test sends). */
+  runNow: (deliveryId: string) => Promise<AttemptRecord | undefined>;
+  now?: () => number;
+}
+
+const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
+
+export function presentDelivery(d: DeliveryRecord): Record<string, unknown> {
+  return {
+    id: d.id,
+    event_id: d.event_id,
+    subscription_id: d.subscription_id,
+    event: d.event,
+    webhook_id: d.msg_id,
+    status: d.status,
+    attempt_count: d.attempts,
+    chain: d.chain,
+    next_attempt_at: d.status === 'pending' ? iso(d.next_attempt_at) : null,
+    last_attempt_at: iso(d.last_attempt_at),
+    last_status_code: d.last_status_code,
+    last_error: d.last_error,
+    created_at: iso(d.created_at),
+    updated_at: iso(d.updated_at),
+  };
+}
+
+export function presentAttempt(a: AttemptRecord): Record<string, unknown> {
+  return {
+    id: a.id,
+    chain: a.chain,
+    number: a.number,
+    started_at: iso(a.started_at),
+    outcome: a.outcome,
+    latency_ms: a.latency_ms,
+    request: { method: a.method, url: a.url, headers: a.request_headers, body: a.request_body },
+    response: a.response_status === null ? null : { status: a.response_status, headers: a.response_headers, body: a.response_body },
+    error: a.error,
+    steps: a.steps,
+  };
+}
+
+export interface ListQuery {
+  status?: unknown;
+  event?: unknown;
+  limit?: unknown;
+  cursor?: unknown;
+}
+
+function parseTime(value: unknown, path: string): number | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  const t = typeof value === 'number' ? value * 1000 : Date.parse(String(value));
+  if (Number.isNaN(t)) throw new ValidationError('Invalid time.', [{ path, message: 'must be an ISO-8601 date-time or unix seconds' }]);
+  return t;
+}
+
+function parseStatus(value: unknown, path: string): DeliveryStatus | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (!DELIVERY_STATUSES.includes(value as DeliveryStatus)) throw new ValidationError('Invalid status.', [{ path, message: `must be one of ${DELIVERY_STATUSES.join(', ')}` }]);
+  return value as DeliveryStatus;
+}
+
+/** The delivery log, replay and test sends. */
+export class DeliveryService {
+  readonly #deps: DeliveryServiceDeps;
+  readonly #now: () => number;
+
+  constructor(deps: DeliveryServiceDeps) {
+    this.#deps = deps;
+    this.#now = deps.now ?? Date.now;
+  }
+
+  async list(subscriptionId: string | undefined, query: ListQuery): Promise<{ data: Record<string, unknown>[]; next_cursor: string | null }> {
+    if (subscriptionId) await this.#deps.subscriptions.get(subscriptionId);
+    const limit = query.limit === undefined ? 50 : Number(query.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 100) throw new ValidationError('Invalid limit.', [{ path: 'query.limit', message: 'must be an integer from 1 to 100' }]);
+    const cursor = query.cursor ? String(query.cursor) : undefined;
+    const rows = await this.#deps.storage.listDeliveries({
+      subscription_id: subscriptionId,
+      status: parseStatus(query.status, 'query.status'),
+      event: query.event ? String(query.event) : undefined,
+      limit: limit + 1,
+      cursor,
+    });
+    const page = rows.slice(0, limit);
+    return { data: page.map(presentDelivery), next_cursor: rows.length > limit ? page[page.length - 1].id : null };
+  }
+
+  async get(id: string): Promise<Record<string, unknown>> {
+    const delivery = await this.#deps.storage.getDelivery(id);
+    if (!delivery) throw new NotFoundError('Delivery', id);
+    const [attempts, event] = await Promise.all([this.#deps.storage.listAttempts(id), this.#deps.storage.getEvent(delivery.event_id)]);
+    return {
+      ...presentDelivery(delivery),
+      payload: event ? { event: event.event, id: event.id, timestamp: event.timestamp, data: event.data, ...(event.test ? { test: true } : {}) } : null,
+      attempts: attempts.map(presentAttempt),
+    };
+  }
+
+  async replay(id: string): Promise<Record<string, unknown>> {
+    const delivery = await this.#deps.storage.getDelivery(id);
+    if (!delivery) throw new NotFoundError('Delivery', id);
+    const sub = await this.#deps.storage.getSubscription(delivery.subscription_id);
+    if (!sub) throw new ConflictError('subscription_deleted', 'The subscription of this delivery was deleted; it cannot be replayed.');
+    const replayed = await this.#deps.storage.replayDeliveries([id], this.#now());
+    if (!replayed.length) throw new ConflictError('delivery_in_flight', 'This delivery is being attempted right now; replay it once the attempt finished.');
+    this.#deps.onReplayed(replayed);
+    return presentDelivery((await this.#deps.storage.getDelivery(id))!);
+  }
+
+  async replayBulk(subscriptionId: string, body: unknown): Promise<{ replayed: number; delivery_ids: string[] }> {
+    await this.#deps.subscriptions.get(subscriptionId);
+    const input = (body ?? {}) as Record<string, unknown>;
+    if (typeof input !== 'object' || Array.isArray(input)) throw new ValidationError('Invalid replay request.', [{ path: '$', message: 'must be a JSON object' }]);
+    const unknown = Object.keys(input).filter((k) => !['status', 'since', 'until', 'event'].includes(k));
+    if (unknown.length) throw new ValidationError('Invalid replay request.', unknown.map((k) => ({ path: `$.${k}`, message: 'is not a known field (status, since, until, event)' })));
+    const ids = await this.#deps.storage.findDeliveriesForReplay({
+      subscription_id: subscriptionId,
+      status: parseStatus(input.status, '$.status'),
+      since: parseTime(input.since, '$.since'),
+      until: parseTime(input.until, '$.until'),
+      event: input.event ? String(input.event) : undefined,
+    });
+    const replayed = await this.#deps.storage.replayDeliveries(ids, this.#now());
+    if (replayed.length) this.#deps.onReplayed(replayed);
+    return { replayed: replayed.length, delivery_ids: replayed };
+  }
+
+  /** Sends a catalog example of a subscribed type, marked `"test": true`, and waits for the attempt. */
+  async testSend(subscriptionId: string, body: unknown): Promise<Record<string, unknown>> {
+    const sub = await this.#deps.subscriptions.get(subscriptionId);
+    const requested = (body as { event?: unknown } | undefined)?.event;
+    if (requested !== undefined && typeof requested !== 'string') throw new ValidationError('Invalid test request.', [{ path: '$.event', message: 'must be an event type name' }]);
+    const sample = this.#deps.sampleEvent(sub.events, requested);
+    if (!sample) {
+      throw new ValidationError('No sample event matches.', [{ path: requested ? '$.event' : '$', message: requested ? `"${requested}" is not an event type this subscription receives` : 'the subscription matches no catalog event type' }]);
+    }
+    const [accepted] = await this.#deps.ingest.store(
+      [{ event: sample.event, id: `evt_test_${this.#now().toString(36)}${Math.random().toString(36).slice(2, 8)}`, timestamp: new Date(this.#now()).toISOString(), data: sample.data }],
+      { test: true, onlySubscription: subscriptionId, notify: false },
+    );
+    const deliveryId = accepted.deliveries[0]?.id;
+    const attempt = deliveryId ? await this.#deps.runNow(deliveryId) : undefined;
+    const delivery = deliveryId ? await this.#deps.storage.getDelivery(deliveryId) : undefined;
+    return {
+      event_id: accepted.id,
+      event: accepted.event,
+      delivery_id: deliveryId ?? null,
+      status: delivery?.status ?? null,
+      attempt: attempt ? presentAttempt(attempt) : null,
+    };
+  }
+}

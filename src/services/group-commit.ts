@@ -1,0 +1,56 @@
+/**
+ * Group commit: callers that arrive within the same event-loop turn share one flush (one
+ * database transaction, one fsync). Each caller still gets only its own results, and only
+ * after the shared transaction committed.
+ */
+interface Waiter<I, R> {
+  items: I[];
+  resolve: (r: R[]) => void;
+  reject: (e: unknown) => void;
+}
+
+export class GroupCommit<I, R> {
+  #queue: Waiter<I, R>[] = [];
+  #scheduled = false;
+
+  constructor(
+    private readonly flush: (items: I[]) => Promise<R[]>,
+    private readonly maxItems = 5_000,
+  ) {}
+
+  submit(items: I[]): Promise<R[]> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ items, resolve, reject });
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(() => void this.#run());
+      }
+    });
+  }
+
+  async #run(): Promise<void> {
+    this.#scheduled = false;
+    while (this.#queue.length) {
+      const group: Waiter<I, R>[] = [];
+      let count = 0;
+      while (this.#queue.length && (count === 0 || count + this.#queue[0].items.length <= this.maxItems)) {
+        const next = this.#queue.shift()!;
+        group.push(next);
+        count += next.items.length;
+      }
+      try {
+        const results = await this.flush(group.flatMap((g) => g.items));
+        let offset = 0;
+        for (const g of group) {
+          g.resolve(results.slice(offset, offset + g.items.length));
+          offset += g.items.length;
+        }
+      } catch (err) {
+        // The whole group rolled back. Retry each caller alone, so one bad request cannot fail
+        // its neighbours; a caller whose own flush fails is told so, and nobody gets a false 202.
+        if (group.length === 1) group[0].reject(err);
+        else for (const g of group) await this.flush(g.items).then(g.resolve, g.reject);
+      }
+    }
+  }
+}

@@ -1,0 +1,154 @@
+import { ValidationError, type ErrorDetail } from '../errors.ts';
+import { newId } from '../core/ids.ts';
+import { eventMatches } from '../core/event-match.ts';
+import type { DeliveryRecord, EventRecord, IngestItem, IngestResult, Storage } from '../storage/types.ts';
+import { GroupCommit } from './group-commit.ts';
+import type { RuntimeSubscription } from './subscriptions.ts';
+import type { Logger } from '../logger.ts';
+
+export interface EventEnvelope {
+  event: string;
+  id: string;
+  timestamp: string;
+  data: unknown;
+}
+
+export interface IngestDeps {
+  storage: Storage;
+  validateData: (eventName: string, data: unknown) => ErrorDetail[] | 'unknown_event';
+  subscriptions: () => Promise<Map<string, RuntimeSubscription>>;
+  /** Evaluates a subscription's JSONata filter on the envelope; throws on a runtime error. */
+  filterMatches: (filter: string, envelope: EventEnvelope, sub: RuntimeSubscription) => Promise<boolean>;
+  /** Told about new deliveries after they committed, so the worker starts them at once. */
+  onDeliveriesCreated: (deliveryIds: string[]) => void;
+  logger: Logger;
+  now?: () => number;
+}
+
+export interface AcceptedEvent {
+  id: string;
+  event: string;
+  deliveries: { id: string; subscription_id: string }[];
+  duplicate: boolean;
+}
+
+const ENVELOPE_FIELDS = new Set(['event', 'id', 'timestamp', 'data']);
+const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,254}$/;
+
+/**
+ * Operational events are only delivered to subscriptions that name them (`sluice.*` or an
+ * exact name), never to a bare `*`: a catch-all destination must not get a feedback loop.
+ */
+function subscribes(sub: RuntimeSubscription, eventName: string): boolean {
+  const internal = eventName.startsWith('sluice.');
+  return sub.record.events.some((pattern) => (internal && pattern === '*' ? false : eventMatches(pattern, eventName)));
+}
+
+export class IngestService {
+  readonly #deps: IngestDeps;
+  readonly #now: () => number;
+  readonly #commit: GroupCommit<IngestItem, IngestResult>;
+
+  constructor(deps: IngestDeps) {
+    this.#deps = deps;
+    this.#now = deps.now ?? Date.now;
+    this.#commit = new GroupCommit((items) => deps.storage.ingest(items));
+  }
+
+  /** Checks one envelope; returns the normalized event or the problems, paths rooted at `root`. */
+  parseEnvelope(body: unknown, root = '$'): { envelope?: EventEnvelope; errors: ErrorDetail[] } {
+    if (!body || typeof body !== 'object' || Array.isArray(body)) return { errors: [{ path: root, message: 'must be a JSON object {event, id?, timestamp?, data}' }] };
+    const input = body as Record<string, unknown>;
+    const errors: ErrorDetail[] = [];
+    for (const key of Object.keys(input)) if (!ENVELOPE_FIELDS.has(key)) errors.push({ path: `${root}.${key}`, message: 'is not a known field (expected event, id, timestamp, data)' });
+    if (typeof input.event !== 'string' || !input.event) errors.push({ path: `${root}.event`, message: 'is required: the event type, e.g. "call.ended"' });
+    if (input.id !== undefined && (typeof input.id !== 'string' || !ID_PATTERN.test(input.id))) errors.push({ path: `${root}.id`, message: 'must be 1-255 characters of letters, digits, _ . : -' });
+    if (input.timestamp !== undefined && (typeof input.timestamp !== 'string' || Number.isNaN(Date.parse(input.timestamp)))) errors.push({ path: `${root}.timestamp`, message: 'must be an ISO-8601 date-time' });
+    if (input.data === undefined) errors.push({ path: `${root}.data`, message: 'is required' });
+    if (errors.length) return { errors };
+    const eventName = input.event as string;
+    const verdict = this.#deps.validateData(eventName, input.data);
+    if (verdict === 'unknown_event') return { errors: [{ path: `${root}.event`, message: `"${eventName}" is not an event type in the catalog (see GET /api/v1/event-types)` }] };
+    if (verdict.length) return { errors: verdict.map((d) => ({ ...d, path: d.path?.replace(/^\$/, root) })) };
+    return {
+      errors,
+      envelope: {
+        event: eventName,
+        id: (input.id as string | undefined) ?? newId('evt', this.#now()),
+        timestamp: (input.timestamp as string | undefined) ?? new Date(this.#now()).toISOString(),
+        data: input.data,
+      },
+    };
+  }
+
+  /** Validates and durably stores events with their deliveries; resolves after the commit. */
+  async accept(bodies: unknown[], options: { idempotencyKey?: string; test?: boolean; rootPath?: (i: number) => string } = {}): Promise<AcceptedEvent[]> {
+    const envelopes: EventEnvelope[] = [];
+    const errors: ErrorDetail[] = [];
+    bodies.forEach((body, i) => {
+      const parsed = this.parseEnvelope(body, options.rootPath?.(i) ?? '$');
+      if (parsed.envelope) envelopes.push(parsed.envelope);
+      errors.push(...parsed.errors);
+    });
+    if (errors.length) throw new ValidationError(bodies.length > 1 ? 'Some events are invalid; none were accepted.' : 'The event is invalid.', errors, 'invalid_event');
+    return this.store(envelopes, options);
+  }
+
+  /** Fans out and stores already-validated envelopes (also used for the gateway's own events). */
+  async store(envelopes: EventEnvelope[], options: { idempotencyKey?: string; test?: boolean; onlySubscription?: string; notify?: boolean } = {}): Promise<AcceptedEvent[]> {
+    const now = this.#now();
+    const subscriptions = await this.#deps.subscriptions();
+    const items: IngestItem[] = [];
+    for (const envelope of envelopes) {
+      const record: EventRecord = {
+        id: envelope.id,
+        event: envelope.event,
+        timestamp: envelope.timestamp,
+        data: envelope.data,
+        received_at: now,
+        idempotency_key: envelopes.length === 1 ? options.idempotencyKey ?? null : null,
+        test: options.test ?? false,
+      };
+      items.push({ event: record, deliveries: await this.#fanOut(envelope, subscriptions, now, options.onlySubscription) });
+    }
+    const results = await this.#commit.submit(items);
+    const created = results.filter((r) => !r.duplicate).flatMap((r) => r.deliveries.map((d) => d.id));
+    if (created.length && options.notify !== false) this.#deps.onDeliveriesCreated(created);
+    return results.map((r) => ({ id: r.event_id, event: r.event, deliveries: r.deliveries, duplicate: r.duplicate }));
+  }
+
+  async #fanOut(envelope: EventEnvelope, subscriptions: Map<string, RuntimeSubscription>, now: number, only?: string): Promise<DeliveryRecord[]> {
+    const deliveries: DeliveryRecord[] = [];
+    for (const sub of subscriptions.values()) {
+      if (only ? sub.record.id !== only : !sub.record.enabled || !subscribes(sub, envelope.event)) continue;
+      if (sub.record.filter && !only) {
+        try {
+          if (!(await this.#deps.filterMatches(sub.record.filter, envelope, sub))) continue;
+        } catch (err) {
+          // A filter that fails on this event does not match it; the reason is logged.
+          this.#deps.logger.warn({ subscription_id: sub.record.id, event_id: envelope.id, err: (err as Error).message }, 'filter failed; event not delivered to this subscription');
+          continue;
+        }
+      }
+      deliveries.push({
+        id: newId('dlv', now),
+        event_id: envelope.id,
+        subscription_id: sub.record.id,
+        event: envelope.event,
+        msg_id: newId('msg', now),
+        status: 'pending',
+        attempts: 0,
+        chain: 1,
+        // The schedule's first entry is the delay before the first attempt (normally 0s).
+        next_attempt_at: only ? now : now + (sub.schedule[0] ?? 0),
+        lease_until: null,
+        created_at: now,
+        updated_at: now,
+        last_attempt_at: null,
+        last_status_code: null,
+        last_error: null,
+      });
+    }
+    return deliveries;
+  }
+}

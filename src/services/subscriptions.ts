@@ -1,0 +1,329 @@
+import { NotFoundError, ValidationError, type ErrorDetail } from '../errors.ts';
+import { newId } from '../core/ids.ts';
+import { generateSigningSecret, secretPrefix } from '../core/signing.ts';
+import { resolveSchedule, validateRetryPolicy } from '../core/backoff.ts';
+import type { SecretBox } from '../core/secret-box.ts';
+import type { ConnectorDefinition } from '../delivery/connector.ts';
+import type { RetryPolicy, Storage, SubscriptionRecord } from '../storage/types.ts';
+import { ajvErrorsToDetails, checkHeaders, checkSubscriptionShape } from './subscription-input.ts';
+import { Ajv, type ValidateFunction } from 'ajv';
+
+export type AuthConfig =
+  | { type: 'basic'; username: string; password: string }
+  | { type: 'bearer'; token: string }
+  | { type: 'header'; name: string; value: string };
+
+/** What the subscription service needs from the template engine, to refuse bad templates at save. */
+export interface TemplateChecker {
+  checkMapping(mapping: string, path: string): ErrorDetail[];
+  checkFilter(filter: string, path: string): ErrorDetail[];
+}
+
+export interface SubscriptionServiceDeps {
+  storage: Storage;
+  secretBox: SecretBox;
+  isKnownEventPattern: (pattern: string) => boolean;
+  templates: TemplateChecker;
+  connectors: ReadonlyMap<string, ConnectorDefinition>;
+  /** Refuses URLs the gateway must not call (scheme, SSRF); throws ValidationError. */
+  checkDestination: (url: string, path: string) => Promise<void>;
+  secretRotationMs: number;
+  now?: () => number;
+}
+
+/** A subscription as the delivery engine uses it: decrypted, ready to sign and send. */
+export interface RuntimeSubscription {
+  record: SubscriptionRecord;
+  auth: AuthConfig | null;
+  /** Non-secret options merged with the decrypted secret ones. */
+  connectorOptions: Record<string, unknown>;
+  secret: string;
+  previousSecret: string | null;
+  /** Delay (ms) before each attempt, from `retry` or the default curve. */
+  schedule: number[];
+}
+
+const MASK = '********';
+
+function authHeaders(auth: AuthConfig | null): Record<string, string> {
+  if (!auth) return {};
+  switch (auth.type) {
+    case 'basic':
+      return { authorization: `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}` };
+    case 'bearer':
+      return { authorization: `Bearer ${auth.token}` };
+    case 'header':
+      return { [auth.name.toLowerCase()]: auth.value };
+  }
+}
+
+/** Headers a runtime subscription adds to each request: custom headers, then auth. */
+export function subscriptionRequestHeaders(sub: RuntimeSubscription): Record<string, string> {
+  return { ...sub.record.headers, ...authHeaders(sub.auth) };
+}
+
+/** The names whose values are secrets in a request, for masking the delivery log. */
+export function secretHeaderNames(sub: RuntimeSubscription): string[] {
+  const names = ['authorization'];
+  if (sub.auth?.type === 'header') names.push(sub.auth.name.toLowerCase());
+  return names;
+}
+
+/** Every signing secret valid at `now`, newest first (two during a rotation overlap). */
+export function signingSecrets(sub: RuntimeSubscription, now: number): string[] {
+  const { previous_secret_expires_at: expires } = sub.record;
+  return sub.previousSecret && expires !== null && expires > now ? [sub.secret, sub.previousSecret] : [sub.secret];
+}
+
+export class SubscriptionService {
+  readonly #deps: SubscriptionServiceDeps;
+  readonly #now: () => number;
+  readonly #optionValidators = new Map<string, ValidateFunction>();
+  #cache: Map<string, RuntimeSubscription> | undefined;
+
+  constructor(deps: SubscriptionServiceDeps) {
+    this.#deps = deps;
+    this.#now = deps.now ?? Date.now;
+    const ajv = new Ajv({ allErrors: true, strict: false });
+    for (const connector of deps.connectors.values()) this.#optionValidators.set(connector.name, ajv.compile(connector.optionsSchema));
+  }
+
+  // --- reads ------------------------------------------------------------------------------
+  async list(): Promise<SubscriptionRecord[]> {
+    return this.#deps.storage.listSubscriptions();
+  }
+
+  async get(id: string): Promise<SubscriptionRecord> {
+    const sub = await this.#deps.storage.getSubscription(id);
+    if (!sub) throw new NotFoundError('Subscription', id);
+    return sub;
+  }
+
+  /** Every live subscription, decrypted; cached until the next write through this service. */
+  async runtimeAll(): Promise<Map<string, RuntimeSubscription>> {
+    if (!this.#cache) {
+      const cache = new Map<string, RuntimeSubscription>();
+      for (const record of await this.#deps.storage.listSubscriptions()) cache.set(record.id, this.#toRuntime(record));
+      this.#cache = cache;
+    }
+    return this.#cache;
+  }
+
+  async runtime(id: string): Promise<RuntimeSubscription | undefined> {
+    return (await this.runtimeAll()).get(id);
+  }
+
+  /** Drop the cache (another writer, such as the delivery engine, changed subscriptions). */
+  invalidate(): void {
+    this.#cache = undefined;
+  }
+
+  #toRuntime(record: SubscriptionRecord): RuntimeSubscription {
+    const box = this.#deps.secretBox;
+    return {
+      record,
+      auth: record.auth_sealed ? box.openJson<AuthConfig>(record.auth_sealed) : null,
+      connectorOptions: { ...record.connector_options, ...(record.connector_secrets_sealed ? box.openJson<Record<string, unknown>>(record.connector_secrets_sealed) : {}) },
+      secret: box.open(record.secret_sealed),
+      previousSecret: record.previous_secret_sealed ? box.open(record.previous_secret_sealed) : null,
+      schedule: resolveSchedule(record.retry),
+    };
+  }
+
+  /** The public view: secrets masked, never returned. */
+  present(sub: SubscriptionRecord): Record<string, unknown> {
+    const runtime = this.#toRuntime(sub);
+    const connector = this.#deps.connectors.get(sub.connector);
+    const masked: Record<string, unknown> = { ...sub.connector_options };
+    for (const name of connector?.secretOptions ?? []) if (name in runtime.connectorOptions) masked[name] = MASK;
+    const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
+    return {
+      id: sub.id,
+      url: sub.url,
+      events: sub.events,
+      description: sub.description,
+      enabled: sub.enabled,
+      disabled_reason: sub.disabled_reason,
+      headers: sub.headers,
+      auth: maskAuth(runtime.auth),
+      filter: sub.filter,
+      mapping: sub.mapping,
+      connector: sub.connector,
+      connector_options: masked,
+      retry: sub.retry,
+      timeout: sub.timeout_seconds,
+      rate_limit: sub.rate_limit,
+      source: sub.source,
+      created_at: iso(sub.created_at),
+      updated_at: iso(sub.updated_at),
+      last_delivery_at: iso(sub.last_delivery_at),
+      last_delivery_status: sub.last_delivery_status,
+      last_success_at: iso(sub.last_success_at),
+      signing_secret_prefix: sub.secret_prefix,
+      previous_secret_expires_at: sub.previous_secret_expires_at !== null && sub.previous_secret_expires_at > this.#now() ? iso(sub.previous_secret_expires_at) : null,
+    };
+  }
+
+  // --- writes -----------------------------------------------------------------------------
+  async create(body: unknown, source: 'api' | 'hook' = 'api'): Promise<{ record: SubscriptionRecord; secret: string }> {
+    const shapeErrors = checkSubscriptionShape(body, 'create');
+    if (shapeErrors.length) throw new ValidationError('The subscription is invalid.', shapeErrors);
+    const input = body as Record<string, any>;
+    const connectorName: string = input.connector ?? 'webhook';
+    const connector = this.#deps.connectors.get(connectorName);
+    const now = this.#now();
+    const secret = generateSigningSecret();
+    const record: SubscriptionRecord = {
+      id: newId('sub', now),
+      url: input.url ?? '',
+      events: input.events,
+      description: input.description ?? null,
+      enabled: input.enabled ?? true,
+      disabled_reason: null,
+      headers: input.headers ?? {},
+      auth_sealed: null,
+      filter: input.filter ?? null,
+      mapping: input.mapping ?? null,
+      connector: connectorName,
+      connector_options: {},
+      connector_secrets_sealed: null,
+      retry: (input.retry as RetryPolicy | undefined) ?? null,
+      timeout_seconds: input.timeout ?? null,
+      rate_limit: input.rate_limit ?? connector?.subscriptionDefaults?.rate_limit ?? null,
+      secret_sealed: this.#deps.secretBox.seal(secret),
+      secret_prefix: secretPrefix(secret),
+      previous_secret_sealed: null,
+      previous_secret_expires_at: null,
+      source,
+      created_at: now,
+      updated_at: now,
+      last_delivery_at: null,
+      last_delivery_status: null,
+      last_success_at: null,
+      failing_since: null,
+      deleted_at: null,
+    };
+    await this.#applyAndCheck(record, input, true);
+    await this.#deps.storage.insertSubscription(record);
+    this.invalidate();
+    return { record, secret };
+  }
+
+  async update(id: string, body: unknown): Promise<SubscriptionRecord> {
+    const shapeErrors = checkSubscriptionShape(body, 'patch');
+    if (shapeErrors.length) throw new ValidationError('The subscription change is invalid.', shapeErrors);
+    const input = body as Record<string, any>;
+    const record = { ...(await this.get(id)) };
+    if ('url' in input) record.url = input.url;
+    if ('events' in input) record.events = input.events;
+    if ('description' in input) record.description = input.description;
+    if ('headers' in input) record.headers = input.headers;
+    if ('filter' in input) record.filter = input.filter;
+    if ('mapping' in input) record.mapping = input.mapping;
+    if ('retry' in input) record.retry = input.retry;
+    if ('timeout' in input) record.timeout_seconds = input.timeout;
+    if ('rate_limit' in input) record.rate_limit = input.rate_limit;
+    if ('enabled' in input) {
+      record.enabled = input.enabled;
+      // Re-enabling clears the reason and the failure clock, so the 5-day rule starts afresh.
+      if (input.enabled) Object.assign(record, { disabled_reason: null, failing_since: null });
+      else record.disabled_reason = 'disabled by an operator';
+    }
+    if ('connector' in input && input.connector !== record.connector) {
+      record.connector = input.connector;
+      if (!('connector_options' in input)) input.connector_options = {};
+    }
+    record.updated_at = this.#now();
+    await this.#applyAndCheck(record, input, false);
+    await this.#deps.storage.updateSubscription(record);
+    this.invalidate();
+    return record;
+  }
+
+  async remove(id: string): Promise<void> {
+    if (!(await this.#deps.storage.deleteSubscription(id, this.#now()))) throw new NotFoundError('Subscription', id);
+    this.invalidate();
+  }
+
+  async rotateSecret(id: string, overlapMs = this.#deps.secretRotationMs): Promise<{ record: SubscriptionRecord; secret: string }> {
+    const record = { ...(await this.get(id)) };
+    const secret = generateSigningSecret();
+    const now = this.#now();
+    Object.assign(record, {
+      previous_secret_sealed: overlapMs > 0 ? record.secret_sealed : null,
+      previous_secret_expires_at: overlapMs > 0 ? now + overlapMs : null,
+      secret_sealed: this.#deps.secretBox.seal(secret),
+      secret_prefix: secretPrefix(secret),
+      updated_at: now,
+    });
+    await this.#deps.storage.updateSubscription(record);
+    this.invalidate();
+    return { record, secret };
+  }
+
+  /** Semantic checks shared by create and patch; seals auth and secret options into `record`. */
+  async #applyAndCheck(record: SubscriptionRecord, input: Record<string, any>, creating: boolean): Promise<void> {
+    const details: ErrorDetail[] = [];
+    const connector = this.#deps.connectors.get(record.connector);
+    if (!connector) {
+      details.push({ path: '$.connector', message: `unknown connector; one of ${[...this.#deps.connectors.keys()].join(', ')}` });
+      throw new ValidationError('The subscription is invalid.', details);
+    }
+    for (const [i, pattern] of record.events.entries()) {
+      if (!this.#deps.isKnownEventPattern(pattern)) details.push({ path: `$.events[${i}]`, message: `"${pattern}" is not an event type in the catalog (see GET /api/v1/event-types)` });
+    }
+    details.push(...checkHeaders(record.headers));
+    if (record.retry) details.push(...validateRetryPolicy(record.retry, '$.retry'));
+    if (record.filter) details.push(...this.#deps.templates.checkFilter(record.filter, '$.filter'));
+    if (record.mapping) details.push(...this.#deps.templates.checkMapping(record.mapping, '$.mapping'));
+
+    if ('auth' in input || creating) {
+      const auth = (input.auth ?? null) as AuthConfig | null;
+      if (auth?.type === 'header') details.push(...checkHeaders({ [auth.name]: auth.value }, '$.auth.name').map((d) => ({ ...d, path: '$.auth.name' })));
+      if (auth && Object.keys(record.headers).some((h) => h.toLowerCase() === 'authorization')) {
+        details.push({ path: '$.headers.Authorization', message: 'conflicts with auth; configure one or the other' });
+      }
+      record.auth_sealed = auth ? this.#deps.secretBox.sealJson(auth) : null;
+    }
+    if ('connector_options' in input || creating) {
+      const options = (input.connector_options ?? {}) as Record<string, unknown>;
+      const validate = this.#optionValidators.get(connector.name)!;
+      if (!validate(options)) details.push(...ajvErrorsToDetails(validate.errors, '$.connector_options'));
+      const plain: Record<string, unknown> = {};
+      const secret: Record<string, unknown> = {};
+      for (const [key, value] of Object.entries(options)) (connector.secretOptions.includes(key) ? secret : plain)[key] = value;
+      record.connector_options = plain;
+      record.connector_secrets_sealed = Object.keys(secret).length ? this.#deps.secretBox.sealJson(secret) : null;
+    }
+    if (connector.url === 'required') {
+      if (!record.url) details.push({ path: '$.url', message: 'is required' });
+      else if (details.length === 0) await this.#collect(details, () => this.#deps.checkDestination(record.url, '$.url'));
+    } else if (details.length === 0 && connector.resolveUrl) {
+      record.url = '';
+      const options = this.#toRuntime(record).connectorOptions;
+      await this.#collect(details, () => this.#deps.checkDestination(connector.resolveUrl!(options), '$.connector_options'));
+    }
+    if (details.length) throw new ValidationError('The subscription is invalid.', details);
+  }
+
+  async #collect(details: ErrorDetail[], check: () => Promise<void>): Promise<void> {
+    try {
+      await check();
+    } catch (err) {
+      if (err instanceof ValidationError) details.push(...err.details);
+      else throw err;
+    }
+  }
+}
+
+function maskAuth(auth: AuthConfig | null): Record<string, unknown> | null {
+  if (!auth) return null;
+  switch (auth.type) {
+    case 'basic':
+      return { type: 'basic', username: auth.username, password: MASK };
+    case 'bearer':
+      return { type: 'bearer', token: MASK };
+    case 'header':
+      return { type: 'header', name: auth.name, value: MASK };
+  }
+}

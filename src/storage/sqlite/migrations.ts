@@ -1,0 +1,109 @@
+/** Numbered, append-only. Never edit a shipped migration: add the next number. */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const SQLITE_MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    name: 'initial schema',
+    sql: `
+      CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        name TEXT,
+        role TEXT NOT NULL CHECK (role IN ('ingest','read','admin')),
+        prefix TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        revoked_at INTEGER
+      );
+      CREATE INDEX api_keys_prefix ON api_keys(prefix);
+
+      CREATE TABLE subscriptions (
+        id TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        events TEXT NOT NULL,
+        description TEXT,
+        enabled INTEGER NOT NULL,
+        disabled_reason TEXT,
+        headers TEXT NOT NULL,
+        auth_sealed TEXT,
+        filter TEXT,
+        mapping TEXT,
+        connector TEXT NOT NULL,
+        connector_options TEXT NOT NULL,
+        connector_secrets_sealed TEXT,
+        retry TEXT,
+        timeout_seconds REAL,
+        rate_limit REAL,
+        secret_sealed TEXT NOT NULL,
+        secret_prefix TEXT NOT NULL,
+        previous_secret_sealed TEXT,
+        previous_secret_expires_at INTEGER,
+        source TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        last_delivery_at INTEGER,
+        last_delivery_status TEXT,
+        last_success_at INTEGER,
+        failing_since INTEGER,
+        deleted_at INTEGER
+      );
+
+      CREATE TABLE events (
+        id TEXT PRIMARY KEY,
+        event TEXT NOT NULL,
+        timestamp TEXT NOT NULL,
+        data TEXT NOT NULL,
+        received_at INTEGER NOT NULL,
+        idempotency_key TEXT UNIQUE,
+        test INTEGER NOT NULL DEFAULT 0
+      );
+      CREATE INDEX events_by_type ON events(event, received_at);
+
+      CREATE TABLE deliveries (
+        id TEXT PRIMARY KEY,
+        event_id TEXT NOT NULL REFERENCES events(id),
+        subscription_id TEXT NOT NULL,
+        event TEXT NOT NULL,
+        msg_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        chain INTEGER NOT NULL,
+        next_attempt_at INTEGER NOT NULL,
+        lease_until INTEGER,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        last_attempt_at INTEGER,
+        last_status_code INTEGER,
+        last_error TEXT
+      );
+      CREATE INDEX deliveries_due ON deliveries(status, next_attempt_at);
+      CREATE INDEX deliveries_by_event ON deliveries(event_id);
+      CREATE INDEX deliveries_by_subscription ON deliveries(subscription_id, id);
+      CREATE INDEX deliveries_leased ON deliveries(lease_until) WHERE status = 'delivering';
+
+      CREATE TABLE attempts (
+        id TEXT PRIMARY KEY,
+        delivery_id TEXT NOT NULL,
+        chain INTEGER NOT NULL,
+        number INTEGER NOT NULL,
+        started_at INTEGER NOT NULL,
+        outcome TEXT NOT NULL,
+        method TEXT NOT NULL,
+        url TEXT NOT NULL,
+        request_headers TEXT NOT NULL,
+        request_body TEXT,
+        response_status INTEGER,
+        response_headers TEXT,
+        response_body TEXT,
+        latency_ms REAL NOT NULL,
+        error TEXT,
+        steps TEXT
+      );
+      CREATE INDEX attempts_by_delivery ON attempts(delivery_id, started_at);
+    `,
+  },
+];

@@ -1,0 +1,312 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import type {
+  ApiKeyRecord, AttemptCompletion, AttemptRecord, ClaimedDelivery, DeliveryQuery, DeliveryRecord,
+  EventRecord, IngestItem, IngestResult, ReplayQuery, Storage, SubscriptionRecord,
+} from '../types.ts';
+import { SQLITE_MIGRATIONS } from './migrations.ts';
+
+type Row = Record<string, any>;
+
+const json = (value: unknown): string | null => (value === null || value === undefined ? null : JSON.stringify(value));
+const parse = <T>(value: string | null): T | null => (value === null ? null : (JSON.parse(value) as T));
+
+function toSubscription(row: Row): SubscriptionRecord {
+  return {
+    ...(row as SubscriptionRecord),
+    events: JSON.parse(row.events),
+    enabled: row.enabled === 1,
+    headers: JSON.parse(row.headers),
+    connector_options: JSON.parse(row.connector_options),
+    retry: parse(row.retry),
+  };
+}
+
+function toEvent(row: Row): EventRecord {
+  return { ...(row as EventRecord), data: JSON.parse(row.data), test: row.test === 1 };
+}
+
+function toAttempt(row: Row): AttemptRecord {
+  return {
+    ...(row as AttemptRecord),
+    request_headers: JSON.parse(row.request_headers),
+    response_headers: parse(row.response_headers),
+    steps: parse(row.steps),
+  };
+}
+
+/** Event columns selected alongside a claimed delivery, prefixed to avoid clashes. */
+const CLAIM_EVENT_COLUMNS = 'e.id AS e_id, e.event AS e_event, e.timestamp AS e_timestamp, e.data AS e_data, e.received_at AS e_received_at, e.idempotency_key AS e_idempotency_key, e.test AS e_test';
+
+function toClaimed(row: Row): ClaimedDelivery {
+  const delivery: Row = {};
+  const event: Row = {};
+  for (const [key, value] of Object.entries(row)) {
+    if (key.startsWith('e_')) event[key.slice(2)] = value;
+    else delivery[key] = value;
+  }
+  return { delivery: delivery as DeliveryRecord, event: toEvent(event) };
+}
+
+/**
+ * SQLite engine: one better-sqlite3 connection (the gateway is one process), WAL with
+ * synchronous=FULL so a committed transaction is on disk before we answer 202.
+ */
+export class SqliteStorage implements Storage {
+  readonly engine = 'sqlite' as const;
+  readonly db: Database.Database;
+  #stmts = new Map<string, Database.Statement>();
+
+  constructor(file: string) {
+    if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.pragma('foreign_keys = ON');
+  }
+
+  /** Prepared once, reused: statement preparation is a measurable cost on the hot path. */
+  #stmt(sql: string): Database.Statement {
+    let stmt = this.#stmts.get(sql);
+    if (!stmt) {
+      stmt = this.db.prepare(sql);
+      this.#stmts.set(sql, stmt);
+    }
+    return stmt;
+  }
+
+  async migrate(): Promise<number> {
+    this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+    const applied = new Set(this.db.prepare('SELECT version FROM schema_migrations').all().map((r: any) => r.version as number));
+    let count = 0;
+    for (const migration of SQLITE_MIGRATIONS) {
+      if (applied.has(migration.version)) continue;
+      this.db.transaction(() => {
+        this.db.exec(migration.sql);
+        this.db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(migration.version, migration.name, Date.now());
+      })();
+      count++;
+    }
+    return count;
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+
+  // --- API keys -------------------------------------------------------------------------
+  async insertApiKey(key: ApiKeyRecord): Promise<void> {
+    this.#stmt('INSERT INTO api_keys (id, name, role, prefix, hash, created_at, revoked_at) VALUES (@id, @name, @role, @prefix, @hash, @created_at, @revoked_at)').run(key);
+  }
+
+  async findApiKeyByPrefix(prefix: string): Promise<ApiKeyRecord[]> {
+    return this.#stmt('SELECT * FROM api_keys WHERE prefix = ? AND revoked_at IS NULL').all(prefix) as ApiKeyRecord[];
+  }
+
+  async listApiKeys(): Promise<ApiKeyRecord[]> {
+    return this.#stmt('SELECT * FROM api_keys ORDER BY created_at, id').all() as ApiKeyRecord[];
+  }
+
+  async revokeApiKey(id: string, now: number): Promise<boolean> {
+    return this.#stmt('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(now, id).changes > 0;
+  }
+
+  async countActiveAdminKeys(): Promise<number> {
+    return (this.#stmt("SELECT COUNT(*) AS n FROM api_keys WHERE role = 'admin' AND revoked_at IS NULL").get() as Row).n;
+  }
+
+  // --- subscriptions --------------------------------------------------------------------
+  #subscriptionParams(sub: SubscriptionRecord): Row {
+    return {
+      ...sub,
+      events: JSON.stringify(sub.events),
+      enabled: sub.enabled ? 1 : 0,
+      headers: JSON.stringify(sub.headers),
+      connector_options: JSON.stringify(sub.connector_options),
+      retry: json(sub.retry),
+    };
+  }
+
+  async insertSubscription(sub: SubscriptionRecord): Promise<void> {
+    const params = this.#subscriptionParams(sub);
+    const columns = Object.keys(params);
+    this.#stmt(`INSERT INTO subscriptions (${columns.join(', ')}) VALUES (${columns.map((c) => '@' + c).join(', ')})`).run(params);
+  }
+
+  async updateSubscription(sub: SubscriptionRecord): Promise<void> {
+    const params = this.#subscriptionParams(sub);
+    const columns = Object.keys(params).filter((c) => c !== 'id');
+    this.#stmt(`UPDATE subscriptions SET ${columns.map((c) => `${c} = @${c}`).join(', ')} WHERE id = @id`).run(params);
+  }
+
+  async getSubscription(id: string): Promise<SubscriptionRecord | undefined> {
+    const row = this.#stmt('SELECT * FROM subscriptions WHERE id = ? AND deleted_at IS NULL').get(id) as Row | undefined;
+    return row ? toSubscription(row) : undefined;
+  }
+
+  async listSubscriptions(): Promise<SubscriptionRecord[]> {
+    return (this.#stmt('SELECT * FROM subscriptions WHERE deleted_at IS NULL ORDER BY created_at, id').all() as Row[]).map(toSubscription);
+  }
+
+  async deleteSubscription(id: string, now: number): Promise<boolean> {
+    return this.db.transaction(() => {
+      const changed = this.#stmt('UPDATE subscriptions SET deleted_at = ?, enabled = 0, updated_at = ? WHERE id = ? AND deleted_at IS NULL').run(now, now, id).changes;
+      if (!changed) return false;
+      this.#stmt("UPDATE deliveries SET status = 'cancelled', lease_until = NULL, updated_at = ?, last_error = 'subscription deleted' WHERE subscription_id = ? AND status IN ('pending','delivering')").run(now, id);
+      return true;
+    })();
+  }
+
+  // --- ingest ---------------------------------------------------------------------------
+  async ingest(items: IngestItem[]): Promise<IngestResult[]> {
+    const findById = this.#stmt('SELECT id, event FROM events WHERE id = ?');
+    const findByKey = this.#stmt('SELECT id, event FROM events WHERE idempotency_key = ?');
+    const deliveriesOf = this.#stmt('SELECT id, subscription_id FROM deliveries WHERE event_id = ? ORDER BY id');
+    const insertEvent = this.#stmt('INSERT INTO events (id, event, timestamp, data, received_at, idempotency_key, test) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    const insertDelivery = this.#stmt(`INSERT INTO deliveries (id, event_id, subscription_id, event, msg_id, status, attempts, chain, next_attempt_at, lease_until, created_at, updated_at, last_attempt_at, last_status_code, last_error)
+      VALUES (@id, @event_id, @subscription_id, @event, @msg_id, @status, @attempts, @chain, @next_attempt_at, @lease_until, @created_at, @updated_at, @last_attempt_at, @last_status_code, @last_error)`);
+    return this.db.transaction(() => {
+      const results: IngestResult[] = [];
+      // Duplicates inside one batch resolve to the first occurrence, as they would across batches.
+      for (const { event, deliveries } of items) {
+        const existing = (findById.get(event.id) ?? (event.idempotency_key ? findByKey.get(event.idempotency_key) : undefined)) as Row | undefined;
+        if (existing) {
+          results.push({ event_id: existing.id, event: existing.event, deliveries: deliveriesOf.all(existing.id) as IngestResult['deliveries'], duplicate: true });
+          continue;
+        }
+        insertEvent.run(event.id, event.event, event.timestamp, JSON.stringify(event.data), event.received_at, event.idempotency_key, event.test ? 1 : 0);
+        for (const delivery of deliveries) insertDelivery.run(delivery);
+        results.push({ event_id: event.id, event: event.event, deliveries: deliveries.map((d) => ({ id: d.id, subscription_id: d.subscription_id })), duplicate: false });
+      }
+      return results;
+    })();
+  }
+
+  async getEvent(id: string): Promise<EventRecord | undefined> {
+    const row = this.#stmt('SELECT * FROM events WHERE id = ?').get(id) as Row | undefined;
+    return row ? toEvent(row) : undefined;
+  }
+
+  async recentEvents(eventName: string, limit: number): Promise<EventRecord[]> {
+    return (this.#stmt('SELECT * FROM events WHERE event = ? AND test = 0 ORDER BY received_at DESC, id DESC LIMIT ?').all(eventName, limit) as Row[]).map(toEvent);
+  }
+
+  // --- delivery worker ------------------------------------------------------------------
+  async claimDue(now: number, limit: number, leaseUntil: number): Promise<ClaimedDelivery[]> {
+    return this.db.transaction(() => {
+      const ids = (this.#stmt("SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?").all(now, limit) as Row[]).map((r) => r.id as string);
+      return this.#lease(ids, now, leaseUntil);
+    })();
+  }
+
+  async claimByIds(ids: string[], now: number, leaseUntil: number): Promise<ClaimedDelivery[]> {
+    return this.db.transaction(() => this.#lease(ids, now, leaseUntil))();
+  }
+
+  #lease(ids: string[], now: number, leaseUntil: number): ClaimedDelivery[] {
+    const lease = this.#stmt("UPDATE deliveries SET status = 'delivering', lease_until = ?, updated_at = ? WHERE id = ? AND status = 'pending' AND next_attempt_at <= ?");
+    const select = this.#stmt(`SELECT d.*, ${CLAIM_EVENT_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.id = ?`);
+    const claimed: ClaimedDelivery[] = [];
+    for (const id of ids) {
+      if (lease.run(leaseUntil, now, id, now).changes === 0) continue;
+      claimed.push(toClaimed(select.get(id) as Row));
+    }
+    return claimed;
+  }
+
+  async releaseLeases(ids: string[], now: number, dueAt?: number): Promise<void> {
+    const release = this.#stmt("UPDATE deliveries SET status = 'pending', lease_until = NULL, updated_at = ?, next_attempt_at = COALESCE(?, next_attempt_at) WHERE id = ? AND status = 'delivering'");
+    this.db.transaction(() => {
+      for (const id of ids) release.run(now, dueAt ?? null, id);
+    })();
+  }
+
+  async reclaimExpiredLeases(now: number): Promise<number> {
+    return this.#stmt("UPDATE deliveries SET status = 'pending', lease_until = NULL, updated_at = ? WHERE status = 'delivering' AND lease_until < ?").run(now, now).changes;
+  }
+
+  async completeAttempts(completions: AttemptCompletion[], now: number): Promise<void> {
+    const insertAttempt = this.#stmt(`INSERT INTO attempts (id, delivery_id, chain, number, started_at, outcome, method, url, request_headers, request_body, response_status, response_headers, response_body, latency_ms, error, steps)
+      VALUES (@id, @delivery_id, @chain, @number, @started_at, @outcome, @method, @url, @request_headers, @request_body, @response_status, @response_headers, @response_body, @latency_ms, @error, @steps)`);
+    // Only a delivery still leased by us is updated: a deleted subscription cancels it meanwhile.
+    const updateDelivery = this.#stmt(`UPDATE deliveries SET status = @status, attempts = attempts + 1, next_attempt_at = COALESCE(@next_attempt_at, next_attempt_at), lease_until = NULL,
+      updated_at = @now, last_attempt_at = @started_at, last_status_code = @status_code, last_error = @error WHERE id = @id AND status = 'delivering' AND chain = @chain`);
+    const touchSubscription = this.#stmt(`UPDATE subscriptions SET last_delivery_at = @now, last_delivery_status = @status,
+      last_success_at = CASE WHEN @success = 1 THEN @now ELSE last_success_at END,
+      failing_since = CASE WHEN @success = 1 THEN NULL WHEN @final_failure = 1 THEN COALESCE(failing_since, @now) ELSE failing_since END
+      WHERE id = @id`);
+    const disable = this.#stmt('UPDATE subscriptions SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ? AND enabled = 1 AND deleted_at IS NULL');
+    const remove = this.#stmt('UPDATE subscriptions SET deleted_at = ?, enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL');
+    const cancelPending = this.#stmt("UPDATE deliveries SET status = 'cancelled', lease_until = NULL, updated_at = ?, last_error = ? WHERE subscription_id = ? AND status IN ('pending','delivering') AND id != ?");
+    this.db.transaction(() => {
+      for (const c of completions) {
+        const a = c.attempt;
+        insertAttempt.run({
+          ...a,
+          request_headers: JSON.stringify(a.request_headers),
+          response_headers: json(a.response_headers),
+          steps: json(a.steps),
+        });
+        updateDelivery.run({ id: c.delivery_id, status: c.status, next_attempt_at: c.next_attempt_at, now, started_at: a.started_at, status_code: a.response_status, error: a.error, chain: a.chain });
+        touchSubscription.run({ id: c.subscription_id, now, status: c.status, success: c.status === 'delivered' ? 1 : 0, final_failure: c.status === 'failed' || c.status === 'pending' ? 1 : 0 });
+        if (c.delete_subscription) {
+          remove.run(now, c.disable_subscription_reason, now, c.subscription_id);
+          cancelPending.run(now, c.disable_subscription_reason, c.subscription_id, c.delivery_id);
+        } else if (c.disable_subscription_reason) {
+          disable.run(c.disable_subscription_reason, now, c.subscription_id);
+        }
+      }
+    })();
+  }
+
+  async nextDueAt(): Promise<number | null> {
+    const row = this.#stmt("SELECT MIN(next_attempt_at) AS t FROM deliveries WHERE status = 'pending'").get() as Row;
+    return row.t ?? null;
+  }
+
+  // --- delivery log ---------------------------------------------------------------------
+  async getDelivery(id: string): Promise<DeliveryRecord | undefined> {
+    return this.#stmt('SELECT * FROM deliveries WHERE id = ?').get(id) as DeliveryRecord | undefined;
+  }
+
+  async listDeliveries(query: DeliveryQuery): Promise<DeliveryRecord[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (query.subscription_id) { where.push('subscription_id = ?'); params.push(query.subscription_id); }
+    if (query.status) { where.push('status = ?'); params.push(query.status); }
+    if (query.event) { where.push('event = ?'); params.push(query.event); }
+    if (query.cursor) { where.push('id < ?'); params.push(query.cursor); }
+    const sql = `SELECT * FROM deliveries ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ?`;
+    return this.#stmt(sql).all(...params, query.limit) as DeliveryRecord[];
+  }
+
+  async listAttempts(deliveryId: string): Promise<AttemptRecord[]> {
+    return (this.#stmt('SELECT * FROM attempts WHERE delivery_id = ? ORDER BY started_at, chain, number').all(deliveryId) as Row[]).map(toAttempt);
+  }
+
+  async replayDeliveries(ids: string[], now: number): Promise<string[]> {
+    const replay = this.#stmt("UPDATE deliveries SET status = 'pending', attempts = 0, chain = chain + 1, next_attempt_at = ?, lease_until = NULL, updated_at = ? WHERE id = ? AND status IN ('delivered','failed','cancelled','pending')");
+    return this.db.transaction(() => ids.filter((id) => replay.run(now, now, id).changes > 0))();
+  }
+
+  async findDeliveriesForReplay(query: ReplayQuery): Promise<string[]> {
+    const where = ['subscription_id = ?'];
+    const params: unknown[] = [query.subscription_id];
+    if (query.status) { where.push('status = ?'); params.push(query.status); }
+    if (query.event) { where.push('event = ?'); params.push(query.event); }
+    if (query.since !== undefined) { where.push('created_at >= ?'); params.push(query.since); }
+    if (query.until !== undefined) { where.push('created_at <= ?'); params.push(query.until); }
+    return (this.#stmt(`SELECT id FROM deliveries WHERE ${where.join(' AND ')} ORDER BY id`).all(...params) as Row[]).map((r) => r.id);
+  }
+
+  async deliveryStats(subscriptionId: string, since: number): Promise<{ delivered: number; failed: number; pending: number }> {
+    const row = this.#stmt(`SELECT
+        SUM(CASE WHEN status = 'delivered' THEN 1 ELSE 0 END) AS delivered,
+        SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS failed,
+        SUM(CASE WHEN status IN ('pending','delivering') THEN 1 ELSE 0 END) AS pending
+      FROM deliveries WHERE subscription_id = ? AND updated_at >= ?`).get(subscriptionId, since) as Row;
+    return { delivered: row.delivered ?? 0, failed: row.failed ?? 0, pending: row.pending ?? 0 };
+  }
+}

@@ -1,0 +1,223 @@
+/**
+ * The storage contract. SQLite and PostgreSQL each implement it; the shared conformance
+ * suite in test/storage runs against both. Times are epoch milliseconds; JSON columns are
+ * parsed objects here. Secrets arrive already sealed (see core/secret-box.ts).
+ */
+
+export type Role = 'ingest' | 'read' | 'admin';
+
+export interface ApiKeyRecord {
+  id: string;
+  name: string | null;
+  role: Role;
+  /** The first characters of the key, shown in listings and used to look it up. */
+  prefix: string;
+  /** SHA-256 of the whole key, hex. */
+  hash: string;
+  created_at: number;
+  revoked_at: number | null;
+}
+
+export type DeliveryStatus = 'pending' | 'delivering' | 'delivered' | 'failed' | 'cancelled';
+
+export interface RetryPolicy {
+  schedule?: (number | string)[];
+  max_attempts?: number;
+}
+
+export interface SubscriptionRecord {
+  id: string;
+  url: string;
+  events: string[];
+  description: string | null;
+  enabled: boolean;
+  disabled_reason: string | null;
+  headers: Record<string, string>;
+  /** Sealed JSON of the auth object, or null. */
+  auth_sealed: string | null;
+  filter: string | null;
+  mapping: string | null;
+  connector: string;
+  /** Non-secret connector options, as given. */
+  connector_options: Record<string, unknown>;
+  /** Sealed JSON of the connector's secret fields, or null. */
+  connector_secrets_sealed: string | null;
+  retry: RetryPolicy | null;
+  timeout_seconds: number | null;
+  rate_limit: number | null;
+  secret_sealed: string;
+  secret_prefix: string;
+  previous_secret_sealed: string | null;
+  previous_secret_expires_at: number | null;
+  /** Where it came from: the subscriptions API, or a REST-hook subscribe (Zapier, n8n). */
+  source: 'api' | 'hook';
+  created_at: number;
+  updated_at: number;
+  last_delivery_at: number | null;
+  last_delivery_status: DeliveryStatus | null;
+  last_success_at: number | null;
+  /** When the current run of failures began; null while healthy. */
+  failing_since: number | null;
+  deleted_at: number | null;
+}
+
+export interface EventRecord {
+  id: string;
+  event: string;
+  timestamp: string;
+  data: unknown;
+  received_at: number;
+  idempotency_key: string | null;
+  test: boolean;
+}
+
+export interface DeliveryRecord {
+  id: string;
+  event_id: string;
+  subscription_id: string;
+  event: string;
+  /** The Standard Webhooks message id (`webhook-id`), stable across retries and replays. */
+  msg_id: string;
+  status: DeliveryStatus;
+  /** Attempts made in the current chain (a replay starts a new chain). */
+  attempts: number;
+  chain: number;
+  next_attempt_at: number;
+  lease_until: number | null;
+  created_at: number;
+  updated_at: number;
+  last_attempt_at: number | null;
+  last_status_code: number | null;
+  last_error: string | null;
+}
+
+export interface AttemptStep {
+  name: string;
+  method: string;
+  url: string;
+  request_headers: Record<string, string>;
+  request_body: string | null;
+  response_status: number | null;
+  response_headers: Record<string, string> | null;
+  response_body: string | null;
+  latency_ms: number;
+  error: string | null;
+}
+
+export interface AttemptRecord {
+  id: string;
+  delivery_id: string;
+  chain: number;
+  number: number;
+  started_at: number;
+  /** The final outcome of this attempt. */
+  outcome: 'success' | 'retry' | 'fail' | 'gone' | 'disabled';
+  method: string;
+  url: string;
+  request_headers: Record<string, string>;
+  request_body: string | null;
+  response_status: number | null;
+  response_headers: Record<string, string> | null;
+  response_body: string | null;
+  latency_ms: number;
+  error: string | null;
+  /** Multi-request connectors (HubSpot) record each step. */
+  steps: AttemptStep[] | null;
+}
+
+export interface IngestItem {
+  event: EventRecord;
+  deliveries: DeliveryRecord[];
+}
+
+export interface IngestResult {
+  event_id: string;
+  event: string;
+  deliveries: { id: string; subscription_id: string }[];
+  duplicate: boolean;
+}
+
+/** A claimed delivery together with what the dispatcher needs to send it. */
+export interface ClaimedDelivery {
+  delivery: DeliveryRecord;
+  event: EventRecord;
+}
+
+/** What a finished attempt changes: the attempt row, the delivery and its subscription. */
+export interface AttemptCompletion {
+  attempt: AttemptRecord;
+  delivery_id: string;
+  status: DeliveryStatus;
+  next_attempt_at: number | null;
+  subscription_id: string;
+  /** Set when this outcome disables the subscription (410, or failing too long). */
+  disable_subscription_reason: string | null;
+  /** Set when the subscription must be deleted (Zapier's 410). */
+  delete_subscription: boolean;
+}
+
+export interface DeliveryQuery {
+  subscription_id?: string;
+  status?: DeliveryStatus;
+  event?: string;
+  limit: number;
+  /** Opaque: the id of the last delivery of the previous page. */
+  cursor?: string;
+}
+
+export interface ReplayQuery {
+  subscription_id: string;
+  status?: DeliveryStatus;
+  since?: number;
+  until?: number;
+  event?: string;
+}
+
+export interface Storage {
+  readonly engine: 'sqlite' | 'postgres';
+  migrate(): Promise<number>;
+  close(): Promise<void>;
+
+  insertApiKey(key: ApiKeyRecord): Promise<void>;
+  findApiKeyByPrefix(prefix: string): Promise<ApiKeyRecord[]>;
+  listApiKeys(): Promise<ApiKeyRecord[]>;
+  revokeApiKey(id: string, now: number): Promise<boolean>;
+  countActiveAdminKeys(): Promise<number>;
+
+  insertSubscription(sub: SubscriptionRecord): Promise<void>;
+  updateSubscription(sub: SubscriptionRecord): Promise<void>;
+  getSubscription(id: string): Promise<SubscriptionRecord | undefined>;
+  /** Every subscription not deleted, oldest first. */
+  listSubscriptions(): Promise<SubscriptionRecord[]>;
+  /** Soft-deletes and cancels the subscription's pending deliveries, in one transaction. */
+  deleteSubscription(id: string, now: number): Promise<boolean>;
+
+  /**
+   * Stores events and their deliveries in ONE transaction; an event whose id or
+   * idempotency key is already stored is returned as a duplicate with its first deliveries.
+   */
+  ingest(items: IngestItem[]): Promise<IngestResult[]>;
+  getEvent(id: string): Promise<EventRecord | undefined>;
+  recentEvents(eventName: string, limit: number): Promise<EventRecord[]>;
+
+  /** Leases due deliveries (pending, next_attempt_at <= now), oldest first. */
+  claimDue(now: number, limit: number, leaseUntil: number): Promise<ClaimedDelivery[]>;
+  /** Leases the given deliveries if they are still pending and due. */
+  claimByIds(ids: string[], now: number, leaseUntil: number): Promise<ClaimedDelivery[]>;
+  /** Puts leased deliveries back to pending (shutdown, pacing), due at `dueAt` if given. */
+  releaseLeases(ids: string[], now: number, dueAt?: number): Promise<void>;
+  /** Returns deliveries whose lease expired (a crashed worker) to pending; the count. */
+  reclaimExpiredLeases(now: number): Promise<number>;
+  completeAttempts(completions: AttemptCompletion[], now: number): Promise<void>;
+  /** Earliest next_attempt_at of a pending delivery, for the worker's timer. */
+  nextDueAt(): Promise<number | null>;
+
+  getDelivery(id: string): Promise<DeliveryRecord | undefined>;
+  listDeliveries(query: DeliveryQuery): Promise<DeliveryRecord[]>;
+  listAttempts(deliveryId: string): Promise<AttemptRecord[]>;
+  /** Starts a new attempt chain for each delivery that is not in flight; returns those replayed. */
+  replayDeliveries(ids: string[], now: number): Promise<string[]>;
+  findDeliveriesForReplay(query: ReplayQuery): Promise<string[]>;
+  /** Success counts over a window, for health at a glance. */
+  deliveryStats(subscriptionId: string, since: number): Promise<{ delivered: number; failed: number; pending: number }>;
+}

@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest';
+import { formatDuration, parseDuration } from '../../src/core/duration.ts';
+
+describe('parseDuration', () => {
+  it.each([
+    [0, 0],
+    [30, 30_000],
+    [1.5, 1_500],
+    ['0s', 0],
+    ['30s', 30_000],
+    ['1m', 60_000],
+    ['1.5h', 5_400_000],
+    ['2m30s', 150_000],
+    ['2m 30s', 150_000],
+    ['1h30m', 5_400_000],
+    ['1d', 86_400_000],
+    ['250ms', 250],
+    ['1s500ms', 1_500],
+    ['.5s', 500],
+    ['  45S ', 45_000],
+    ['30', 30_000],
+    ['1h 5m', 3_900_000],
+  ] as const)('%j -> %d ms', (input, expected) => {
+    expect(parseDuration(input)).toBe(expected);
+  });
+
+  it.each(['', '   ', 'abc', '5x', '1h30', 'm', '-5s', '1..5s', '5 s s', '1h,30m', '1e3s', 'Infinity'])(
+    'rejects %j with a clear message',
+    (input) => {
+      expect(() => parseDuration(input)).toThrow(/invalid duration .*units ms, s, m, h, d/);
+    },
+  );
+
+  it('names the unexpected part', () => {
+    expect(() => parseDuration('1h30x')).toThrow(/unexpected "30x"/);
+  });
+
+  it('rejects negative and non-finite numbers', () => {
+    expect(() => parseDuration(-1)).toThrow(/must not be negative/);
+    expect(() => parseDuration(Number.NaN)).toThrow(/not a finite number/);
+    expect(() => parseDuration(Number.POSITIVE_INFINITY)).toThrow(/not a finite number/);
+  });
+
+  it('rejects values that are neither numbers nor strings', () => {
+    expect(() => parseDuration(null as unknown as string)).toThrow(/not a number or a string/);
+  });
+});
+
+describe('formatDuration', () => {
+  it.each([
+    [0, '0s'],
+    [45_000, '45s'],
+    [150_000, '2m 30s'],
+    [3_900_000, '1h 5m'],
+    [3_600_000, '1h'],
+    [90_061_000, '1d 1h 1m 1s'],
+    [250, '250ms'],
+    [1_400, '1s'],
+    [999.7, '1s'],
+    [0.2, '0s'],
+    [-30_000, '-30s'],
+  ])('%d ms -> %s', (ms, expected) => {
+    expect(formatDuration(ms)).toBe(expected);
+  });
+
+  it('round-trips through parseDuration', () => {
+    for (const ms of [0, 1_000, 59_000, 61_000, 3_600_000, 5_430_000, 86_400_000 + 7_000]) {
+      expect(parseDuration(formatDuration(ms))).toBe(ms);
+    }
+  });
+
+  it('throws on non-finite input', () => {
+    expect(() => formatDuration(Number.NaN)).toThrow(/finite/);
+  });
+});

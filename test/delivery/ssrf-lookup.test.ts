@@ -1,0 +1,271 @@
+import type { LookupAddress } from 'node:dns';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo, LookupFunction } from 'node:net';
+import { Agent, request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { ValidationError } from '../../src/errors.ts';
+import {
+  assertDestinationAllowed,
+  createGuardedConnector,
+  createGuardedLookup,
+  SsrfError,
+  type Resolver,
+} from '../../src/delivery/ssrf-lookup.ts';
+
+/** A resolver from a fixed table, so no test depends on real DNS. */
+function fakeResolver(table: Record<string, string[]>): Resolver & ReturnType<typeof vi.fn> {
+  return vi.fn(async (hostname: string, family: 0 | 4 | 6) => {
+    const addresses = table[hostname];
+    if (!addresses) throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' });
+    return addresses
+      .map((address): LookupAddress => ({ address, family: address.includes(':') ? 6 : 4 }))
+      .filter((a) => family === 0 || a.family === family);
+  });
+}
+
+const table = {
+  'public.example': ['93.184.216.34'],
+  'dual.example': ['93.184.216.34', '2606:2800:220:1:248:1893:25c8:1946'],
+  'sneaky.example': ['93.184.216.34', '10.0.0.5'],
+  'metadata.example': ['169.254.169.254'],
+  'mapped.example': ['::ffff:127.0.0.1'],
+  'internal.example': ['10.1.2.3'],
+  'hooks.internal.example': ['192.168.1.20'],
+  'loopback.test': ['127.0.0.1'],
+};
+
+type LookupResult = { err: NodeJS.ErrnoException | null; address: string | LookupAddress[]; family?: number };
+
+function lookupAsync(lookup: LookupFunction, hostname: string, options: object): Promise<LookupResult> {
+  return new Promise((resolve) => lookup(hostname, options, (err, address, family) => resolve({ err, address, family })));
+}
+
+describe('createGuardedLookup', () => {
+  it('answers public names like dns.lookup, single and all', async () => {
+    const lookup = createGuardedLookup({ allowInsecure: false, resolve: fakeResolver(table) });
+    expect(await lookupAsync(lookup, 'public.example', {})).toEqual({ err: null, address: '93.184.216.34', family: 4 });
+    expect(await lookupAsync(lookup, 'dual.example', { all: true })).toEqual({
+      err: null,
+      address: [
+        { address: '93.184.216.34', family: 4 },
+        { address: '2606:2800:220:1:248:1893:25c8:1946', family: 6 },
+      ],
+      family: undefined,
+    });
+  });
+
+  it('passes the requested family to the resolver', async () => {
+    const resolve = fakeResolver(table);
+    const lookup = createGuardedLookup({ allowInsecure: false, resolve });
+    expect((await lookupAsync(lookup, 'dual.example', { family: 6 })).address).toBe('2606:2800:220:1:248:1893:25c8:1946');
+    expect(resolve).toHaveBeenCalledWith('dual.example', 6);
+  });
+
+  it('also accepts the (hostname, callback) form', async () => {
+    const lookup = createGuardedLookup({ allowInsecure: false, resolve: fakeResolver(table) }) as unknown as (
+      h: string,
+      cb: (err: Error | null, address: string) => void,
+    ) => void;
+    const address = await new Promise((resolve) => lookup('public.example', (_err, a) => resolve(a)));
+    expect(address).toBe('93.184.216.34');
+  });
+
+  it.each([
+    ['internal.example', '10.1.2.3', 'private'],
+    ['metadata.example', '169.254.169.254', 'linkLocal'],
+    ['mapped.example', '::ffff:127.0.0.1', 'ipv4Mapped:loopback'],
+    ['loopback.test', '127.0.0.1', 'loopback'],
+  ])('refuses %s (%s, %s) with ESSRF naming host, address and range', async (host, address, range) => {
+    const lookup = createGuardedLookup({ allowInsecure: false, resolve: fakeResolver(table) });
+    for (const options of [{}, { all: true }]) {
+      const { err } = await lookupAsync(lookup, host, options);
+      expect(err).toBeInstanceOf(SsrfError);
+      expect(err).toMatchObject({ code: 'ESSRF', host, address, range });
+      expect(err!.message).toContain(host);
+      expect(err!.message).toContain(address);
+      expect(err!.message).toContain(range);
+    }
+  });
+
+  it('refuses a name when any of its addresses is forbidden', async () => {
+    const lookup = createGuardedLookup({ allowInsecure: false, resolve: fakeResolver(table) });
+    const { err } = await lookupAsync(lookup, 'sneaky.example', { all: true });
+    expect(err).toMatchObject({ code: 'ESSRF', address: '10.0.0.5' });
+  });
+
+  it('refuses localhost names without asking DNS', async () => {
+    const resolve = fakeResolver(table);
+    const lookup = createGuardedLookup({ allowInsecure: false, resolve });
+    expect((await lookupAsync(lookup, 'localhost', {})).err).toMatchObject({ code: 'ESSRF', range: 'loopback' });
+    expect((await lookupAsync(lookup, 'api.localhost', {})).err).toMatchObject({ code: 'ESSRF' });
+    expect(resolve).not.toHaveBeenCalled();
+  });
+
+  it('checks IP literals directly', async () => {
+    const resolve = fakeResolver(table);
+    const lookup = createGuardedLookup({ allowInsecure: false, resolve });
+    expect(await lookupAsync(lookup, '93.184.216.34', {})).toEqual({ err: null, address: '93.184.216.34', family: 4 });
+    expect((await lookupAsync(lookup, '127.0.0.1', {})).err).toMatchObject({ code: 'ESSRF' });
+    expect((await lookupAsync(lookup, '::1', { all: true })).err).toMatchObject({ code: 'ESSRF' });
+    expect(resolve).not.toHaveBeenCalled();
+  });
+
+  it('lets allowlisted networks and host names through', async () => {
+    const lookup = createGuardedLookup({ allowInsecure: false, allowlist: '10.0.0.0/8,hooks.internal.example', resolve: fakeResolver(table) });
+    expect((await lookupAsync(lookup, 'internal.example', {})).address).toBe('10.1.2.3');
+    expect((await lookupAsync(lookup, 'hooks.internal.example', {})).address).toBe('192.168.1.20');
+    expect((await lookupAsync(lookup, 'metadata.example', {})).err).toMatchObject({ code: 'ESSRF' });
+  });
+
+  it('allows everything when insecure URLs are allowed', async () => {
+    const lookup = createGuardedLookup({ allowInsecure: true, resolve: fakeResolver({ ...table, localhost: ['127.0.0.1'] }) });
+    expect(await lookupAsync(lookup, 'internal.example', {})).toEqual({ err: null, address: '10.1.2.3', family: 4 });
+    expect((await lookupAsync(lookup, 'localhost', {})).address).toBe('127.0.0.1');
+    expect((await lookupAsync(lookup, '127.0.0.1', {})).address).toBe('127.0.0.1');
+  });
+
+  it('passes resolver errors through', async () => {
+    const lookup = createGuardedLookup({ allowInsecure: false, resolve: fakeResolver(table) });
+    expect((await lookupAsync(lookup, 'nowhere.example', {})).err).toMatchObject({ code: 'ENOTFOUND' });
+  });
+});
+
+describe('assertDestinationAllowed', () => {
+  const secure = { allowInsecure: false, resolve: fakeResolver(table) };
+
+  async function rejection(url: string, options: Parameters<typeof assertDestinationAllowed>[1] = secure): Promise<ValidationError> {
+    const err = await assertDestinationAllowed(url, options).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ValidationError);
+    return err as ValidationError;
+  }
+
+  it('accepts public https destinations, by name or literal IP, without network', async () => {
+    await expect(assertDestinationAllowed('https://public.example/hooks', secure)).resolves.toBeUndefined();
+    await expect(assertDestinationAllowed('https://93.184.216.34/hooks', secure)).resolves.toBeUndefined();
+    await expect(assertDestinationAllowed('https://[2606:4700:4700::1111]:8443/x', secure)).resolves.toBeUndefined();
+  });
+
+  it.each([
+    ['https://127.0.0.1/hook', '127.0.0.1'],
+    ['https://[::1]/hook', '::1'],
+    ['https://169.254.169.254/latest/meta-data', '169.254.169.254'],
+    ['https://2130706433/', '127.0.0.1'], // WHATWG URL normalises legacy notations
+    ['https://[::ffff:10.0.0.1]/', '::ffff:a00:1'],
+    ['https://internal.example/hook', '10.1.2.3'],
+    ['https://sneaky.example/hook', '10.0.0.5'],
+    ['https://localhost:8443/hook', '127.0.0.1'],
+  ])('refuses %s as destination_forbidden at $.url', async (url, address) => {
+    const err = await rejection(url);
+    expect(err.status).toBe(422);
+    expect(err.code).toBe('destination_forbidden');
+    expect(err.details).toEqual([expect.objectContaining({ path: '$.url', address, message: expect.stringContaining(address) })]);
+  });
+
+  it('uses the given path', async () => {
+    const err = await rejection('https://10.0.0.1/', { ...secure, path: '$.connector_options' });
+    expect(err.details[0].path).toBe('$.connector_options');
+  });
+
+  it('requires https unless insecure URLs are allowed', async () => {
+    const err = await rejection('http://public.example/hook');
+    expect(err.code).toBe('validation_failed');
+    expect(err.details).toEqual([{ path: '$.url', message: expect.stringMatching(/https/) }]);
+    await expect(assertDestinationAllowed('http://public.example/hook', { ...secure, allowInsecure: true })).resolves.toBeUndefined();
+  });
+
+  it.each(['not a url', 'ftp://public.example/x', 'file:///etc/passwd', 'javascript:alert(1)'])('refuses %j as an invalid URL', async (url) => {
+    const err = await rejection(url, { ...secure, allowInsecure: true });
+    expect(err.details[0].path).toBe('$.url');
+  });
+
+  it('allows private and loopback destinations when insecure URLs are allowed', async () => {
+    const options = { allowInsecure: true, resolve: fakeResolver(table) };
+    await expect(assertDestinationAllowed('http://127.0.0.1:3000/hook', options)).resolves.toBeUndefined();
+    await expect(assertDestinationAllowed('http://localhost:3000/hook', options)).resolves.toBeUndefined();
+    await expect(assertDestinationAllowed('https://internal.example/hook', options)).resolves.toBeUndefined();
+  });
+
+  it('honours the allowlist', async () => {
+    const options = { ...secure, allowlist: '10.0.0.0/8,hooks.internal.example' };
+    await expect(assertDestinationAllowed('https://internal.example/hook', options)).resolves.toBeUndefined();
+    await expect(assertDestinationAllowed('https://10.9.8.7/hook', options)).resolves.toBeUndefined();
+    await expect(assertDestinationAllowed('https://hooks.internal.example/hook', options)).resolves.toBeUndefined();
+    expect((await rejection('https://metadata.example/', options)).code).toBe('destination_forbidden');
+  });
+
+  it('accepts a name that does not resolve right now (each connection is checked again)', async () => {
+    await expect(assertDestinationAllowed('https://nowhere.example/hook', secure)).resolves.toBeUndefined();
+  });
+});
+
+describe('guarded undici Agent against a real loopback server', () => {
+  let server: Server;
+  let port: number;
+  const loopbackOnly: Resolver = async () => [{ address: '127.0.0.1', family: 4 }];
+
+  beforeAll(async () => {
+    server = createServer((_req, res) => res.end('ok'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as AddressInfo).port;
+  });
+
+  afterAll(async () => {
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  async function attempt(url: string, agent: Agent): Promise<{ status?: number; body?: string; error?: NodeJS.ErrnoException }> {
+    try {
+      const res = await request(url, { dispatcher: agent });
+      return { status: res.statusCode, body: await res.body.text() };
+    } catch (error) {
+      return { error: error as NodeJS.ErrnoException };
+    } finally {
+      await agent.close();
+    }
+  }
+
+  it('refuses http://localhost with ESSRF when insecure URLs are not allowed', async () => {
+    const agent = new Agent({ connect: { lookup: createGuardedLookup({ allowInsecure: false }) } });
+    const { status, error } = await attempt(`http://localhost:${port}/`, agent);
+    expect(status).toBeUndefined();
+    expect(error).toMatchObject({ code: 'ESSRF' });
+    expect(error!.message).toMatch(/localhost/);
+  });
+
+  it('refuses a name resolving to loopback', async () => {
+    const agent = new Agent({ connect: { lookup: createGuardedLookup({ allowInsecure: false, resolve: loopbackOnly }) } });
+    const { error } = await attempt(`http://hooks.test:${port}/`, agent);
+    expect(error).toMatchObject({ code: 'ESSRF', address: '127.0.0.1', range: 'loopback' });
+  });
+
+  it('reaches the server when insecure URLs are allowed', async () => {
+    const agent = new Agent({ connect: { lookup: createGuardedLookup({ allowInsecure: true, resolve: loopbackOnly }) } });
+    expect(await attempt(`http://localhost:${port}/`, agent)).toEqual({ status: 200, body: 'ok' });
+  });
+
+  it('reaches the server when its network is allowlisted', async () => {
+    const agent = new Agent({ connect: { lookup: createGuardedLookup({ allowInsecure: false, allowlist: '127.0.0.0/8', resolve: loopbackOnly }) } });
+    expect(await attempt(`http://hooks.test:${port}/`, agent)).toEqual({ status: 200, body: 'ok' });
+  });
+
+  it('lookup alone is never consulted for IP-literal URLs (Node skips it), so use the guarded connector', async () => {
+    const lookup = vi.fn(createGuardedLookup({ allowInsecure: false }));
+    const lookupOnly = new Agent({ connect: { lookup: lookup as unknown as LookupFunction } });
+    expect(await attempt(`http://127.0.0.1:${port}/`, lookupOnly)).toEqual({ status: 200, body: 'ok' });
+    expect(lookup).not.toHaveBeenCalled();
+
+    const guarded = new Agent({ connect: createGuardedConnector({ allowInsecure: false }) });
+    const { error } = await attempt(`http://127.0.0.1:${port}/`, guarded);
+    expect(error).toMatchObject({ code: 'ESSRF', address: '127.0.0.1' });
+  });
+
+  it('the guarded connector also guards names, and steps aside when insecure URLs are allowed', async () => {
+    const refused = await attempt(`http://hooks.test:${port}/`, new Agent({ connect: createGuardedConnector({ allowInsecure: false, resolve: loopbackOnly }) }));
+    expect(refused.error).toMatchObject({ code: 'ESSRF' });
+    const allowed = new Agent({ connect: createGuardedConnector({ allowInsecure: true, resolve: loopbackOnly, connect: { timeout: 5_000 } }) });
+    expect(await attempt(`http://127.0.0.1:${port}/`, allowed)).toEqual({ status: 200, body: 'ok' });
+  });
+});
