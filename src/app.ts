@@ -5,6 +5,7 @@ import type { Config } from './config.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics } from './metrics.ts';
 import { loadSecretBox } from './master-key.ts';
+import type { SecretBox } from './core/secret-box.ts';
 import type { Storage } from './storage/types.ts';
 import { SqliteStorage } from './storage/sqlite/sqlite-storage.ts';
 import { ApiKeyService } from './services/api-keys.ts';
@@ -17,11 +18,17 @@ import { HttpClient } from './delivery/http-client.ts';
 import { DeliveryWorker } from './delivery/worker.ts';
 import { DeliveryService } from './services/deliveries.ts';
 import { deliveriesRouter } from './http/routes/deliveries.ts';
+import { mappingsRouter } from './http/routes/mappings.ts';
+import { connectorsRouter } from './http/routes/connectors.ts';
+import { MappingPreviewService } from './services/mapping-preview.ts';
 import type { RuntimeSubscription } from './services/subscriptions.ts';
 import { createHttpApp } from './http/http-app.ts';
 import { keysRouter } from './http/routes/keys.ts';
 import { eventsRouter } from './http/routes/events.ts';
 import { webhooksRouter } from './http/routes/webhooks.ts';
+import { hooksRouter } from './http/routes/hooks.ts';
+import { HookService } from './services/hooks.ts';
+import { dashboardRouter } from './http/dashboard-router.ts';
 import { CONNECTORS } from '../connectors/index.ts';
 import { newId } from './core/ids.ts';
 import { eventMatches } from './core/event-match.ts';
@@ -46,6 +53,20 @@ export interface Sluice {
   url: string;
   start(): Promise<void>;
   stop(): Promise<void>;
+}
+
+/**
+ * A different SLUICE_MASTER_KEY (or a lost master.key) cannot open the stored secrets; without
+ * this check the gateway would start and then answer 500 to every ingest and subscription read.
+ */
+async function assertMasterKeyOpensSecrets(storage: Storage, box: SecretBox): Promise<void> {
+  const [sample] = await storage.listSubscriptions();
+  if (!sample) return;
+  try {
+    box.open(sample.secret_sealed);
+  } catch {
+    throw new Error('The master key cannot decrypt the stored secrets: start with the SLUICE_MASTER_KEY (or the data dir\'s master.key) they were saved with.');
+  }
 }
 
 /** The composition root: the only place concrete parts are chosen and wired together. */
@@ -182,8 +203,12 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
       keysRouter(keys),
       eventsRouter({ keys, ingest, eventTypes: () => catalog.list(), maxBatchEvents: config.maxBatchEvents }),
       webhooksRouter({ keys, subscriptions }),
+      hooksRouter({ keys, hooks: new HookService({ storage, catalog, connectors, subscriptions, render: (mapping, envelope, view) => mappings.render(mapping, envelope, view) }) }),
       deliveriesRouter({ keys, deliveries }),
+      connectorsRouter({ keys, connectors: CONNECTORS }),
+      mappingsRouter({ keys, preview: new MappingPreviewService({ mappings, storage, subscriptions, limits: { timeoutMs: config.templateTimeoutMs } }) }),
     ],
+    rootRouters: [dashboardRouter()],
   });
   const server = http.createServer(app);
   server.keepAliveTimeout = 65_000;
@@ -201,6 +226,7 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
     async start() {
       const applied = await storage.migrate();
       if (applied) logger.info({ applied }, 'database migrations applied');
+      await assertMasterKeyOpensSecrets(storage, box);
       await mappings.load();
       if (config.watchMappings) mappings.watch();
       if (config.adminKey) {

@@ -60,6 +60,18 @@ keys
     process.stdout.write(`revoked ${id}\n`);
   });
 
+program
+  .command('receive')
+  .description('run a local webhook receiver that prints deliveries and checks their signatures')
+  .option('--port <port>', 'port to listen on', '9000')
+  .option('--host <host>', 'address to listen on', '127.0.0.1')
+  .option('--secret <whsec>', 'the subscription signing secret, to verify signatures')
+  .option('--status <code>', 'HTTP status to answer with (500 to watch retries)', '200')
+  .action(async (opts: { port: string; host: string; secret?: string; status: string }) => {
+    const { startDevReceiver } = await import('./dev-receiver.ts');
+    await startDevReceiver({ host: opts.host, port: Number(opts.port), secret: opts.secret, status: Number(opts.status), out: (line) => process.stdout.write(line + '\n') });
+  });
+
 const mappings = program.command('mappings').description('mapping templates');
 mappings
   .command('test [name]')

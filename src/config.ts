@@ -139,7 +139,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     maxBodyBytes: int('SLUICE_MAX_BODY_BYTES', 1024, 64 * 1024 * 1024),
     maxBatchEvents: int('SLUICE_MAX_BATCH_EVENTS', 1, 10_000),
     secretRotationHours: num('SLUICE_SECRET_ROTATION_HOURS', 0, 24 * 30),
-    disableAfterDays: num('SLUICE_DISABLE_AFTER_DAYS', 0.001, 365),
+    disableAfterDays: num('SLUICE_DISABLE_AFTER_DAYS', 0.000001, 365), // fractions of a second, for tests
     deliveryConcurrency: int('SLUICE_DELIVERY_CONCURRENCY', 1, 10_000),
     perDestinationConcurrency: int('SLUICE_DESTINATION_CONCURRENCY', 1, 10_000),
     defaultTimeoutSeconds: num('SLUICE_DEFAULT_TIMEOUT_SECONDS', 0.1, 300),

@@ -75,3 +75,26 @@ export function buildSignatureHeaders(input: SignatureHeadersInput): Record<stri
     'X-Webhook-Delivery': input.deliveryId,
   };
 }
+
+/**
+ * Checks Standard Webhooks headers in constant time: any of the space-separated `v1,` signatures
+ * may match, and the timestamp must be within `toleranceSeconds` of `nowSeconds` (replay guard).
+ */
+export function verifyStandardSignature(
+  body: string,
+  secret: string,
+  headers: { id?: string | null; timestamp?: string | null; signature?: string | null },
+  nowSeconds: number,
+  toleranceSeconds = 300,
+): { ok: true } | { ok: false; reason: string } {
+  const { id, timestamp, signature } = headers;
+  if (!id || !timestamp || !signature) return { ok: false, reason: 'missing webhook-id, webhook-timestamp or webhook-signature' };
+  const ts = Number(timestamp);
+  if (!Number.isInteger(ts) || Math.abs(nowSeconds - ts) > toleranceSeconds) return { ok: false, reason: 'timestamp outside the tolerance window' };
+  const expected = Buffer.from(signStandardWebhooks({ msgId: id, timestampSeconds: ts, body, secrets: [secret] }));
+  const match = signature.split(' ').some((candidate) => {
+    const given = Buffer.from(candidate.trim());
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  });
+  return match ? { ok: true } : { ok: false, reason: 'no signature matches this secret' };
+}

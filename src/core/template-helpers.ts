@@ -1,6 +1,6 @@
 /**
  * The functions every mapping template and filter can call besides JSONata's own:
- * `$formatDuration`, `$truncate`, `$slackEscape`, `$isoToUnixMs`. Stateless, so they are
+ * `$formatDuration`, `$truncate`, `$slackEscape`, `$isoToUnixMs`, `$flatten`. Stateless, so they are
  * registered once per compiled expression; `$env` and `$subscription` change per
  * evaluation and are passed as bindings instead (see mapping.ts).
  *
@@ -56,7 +56,52 @@ export function isoToUnixMs(iso: string | undefined): number | undefined {
   return ms;
 }
 
+type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Defines an own property even for names like `__proto__`, which plain assignment would not. */
+function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+function listItemText(item: unknown): string {
+  if (item === null || item === undefined) return '';
+  return typeof item === 'object' ? JSON.stringify(item) : String(item);
+}
+
+/**
+ * `$flatten(obj, "_")`: one level of keys, for destinations that cannot map nested JSON
+ * (Zapier collapses nested objects and arrays on its own, less predictably).
+ * - nested objects join their keys with `separator`: `{call: {id: 1}}` -> `{call_id: 1}`;
+ * - arrays of objects stay arrays, each item flattened the same way (Zapier's line items);
+ * - other arrays become one string joined with `listSeparator` (objects inside as JSON);
+ *   an empty array becomes "";
+ * - scalars and null stay as they are; an empty object adds no key.
+ * Should two paths flatten to one name (`a_b` and `a.b`), the later one wins.
+ */
+export function flatten(value: Record<string, unknown> | undefined, separator = '_', listSeparator = ','): Record<string, Json> | undefined {
+  if (value === undefined) return undefined;
+  const out: Record<string, Json> = {};
+  const walk = (node: unknown, prefix: string): void => {
+    if (typeof node === 'function' || node === undefined) return;
+    if (isPlainObject(node)) {
+      for (const [key, child] of Object.entries(node)) walk(child, prefix ? `${prefix}${separator}${key}` : key);
+    } else if (Array.isArray(node)) {
+      const lineItems = node.length > 0 && node.every(isPlainObject);
+      setOwn(out, prefix, lineItems ? node.map((item) => flatten(item, separator, listSeparator)!) : node.map(listItemText).join(listSeparator));
+    } else {
+      setOwn(out, prefix, node as Json);
+    }
+  };
+  walk(value, '');
+  return out;
+}
+
 export const TEMPLATE_HELPERS: readonly TemplateHelper[] = [
+  { name: 'flatten', implementation: flatten, signature: '<o-s?s?:o>' },
   { name: 'formatDuration', implementation: formatDurationSeconds, signature: '<n-:s>' },
   { name: 'truncate', implementation: truncate, signature: '<s-ns?:s>' },
   { name: 'slackEscape', implementation: slackEscape, signature: '<s-:s>' },

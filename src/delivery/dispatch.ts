@@ -69,6 +69,11 @@ function loggableUrl(url: string, connector: ConnectorDefinition): string {
   }
 }
 
+/** Where a subscription's requests go: its URL, or one its connector derives from options. */
+export function destinationOf(sub: RuntimeSubscription, connector: ConnectorDefinition): string {
+  return connector.url === 'none' && connector.resolveUrl ? connector.resolveUrl(sub.connectorOptions) : sub.record.url;
+}
+
 /** One attempt: render, build, sign, send, classify (and follow multi-step connectors). */
 export async function dispatchAttempt(
   deps: DispatchDeps,
@@ -86,7 +91,7 @@ export async function dispatchAttempt(
     started_at: now,
     outcome: 'fail',
     method: 'POST',
-    url: loggableUrl(sub.record.url || '', connector),
+    url: loggableUrl(destinationOf(sub, connector), connector),
     request_headers: {},
     request_body: null,
     response_status: null,
@@ -110,7 +115,7 @@ export async function dispatchAttempt(
   }
 
   const ctx: ConnectorContext = {
-    url: sub.record.url,
+    url: destinationOf(sub, connector),
     options: sub.connectorOptions,
     payload,
     event: { id: claimed.event.id, event: claimed.event.event, timestamp: claimed.event.timestamp, data: claimed.event.data },
@@ -173,6 +178,8 @@ export async function dispatchAttempt(
       request = verdict.next;
       continue;
     }
+    // Vendors may echo a credential in their error text, and reasons are logged and shown.
+    if ('reason' in verdict) verdict.reason = scrub(verdict.reason, secrets)!;
     return finish(attempt, steps, verdict, retryAfterMs);
   }
   return finish(attempt, steps, { outcome: 'fail', reason: `connector ${connector.name} exceeded ${MAX_STEPS} requests in one attempt` });

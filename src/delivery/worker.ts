@@ -2,7 +2,7 @@ import { nextAttemptDelay } from '../core/backoff.ts';
 import type { AttemptCompletion, AttemptRecord, ClaimedDelivery, DeliveryStatus, Storage } from '../storage/types.ts';
 import type { RuntimeSubscription } from '../services/subscriptions.ts';
 import type { ConnectorDefinition } from './connector.ts';
-import { dispatchAttempt, type DispatchDeps, type DispatchResult } from './dispatch.ts';
+import { destinationOf, dispatchAttempt, type DispatchDeps, type DispatchResult } from './dispatch.ts';
 import type { Logger } from '../logger.ts';
 
 export interface WorkerOptions {
@@ -36,16 +36,48 @@ export interface WorkerDeps {
   random?: () => number;
 }
 
-/** Per-subscription pacing for `rate_limit`: the earliest time the next attempt may start. */
+/**
+ * Per-subscription pacing for `rate_limit`: the earliest time the next attempt may start.
+ * A delivery whose slot is too far off goes back to the queue ("parked") and keeps its slot:
+ * reserving a fresh one when it returns would push every parked delivery behind all the
+ * others, again and again, and a backlog longer than the hold limit would never be sent.
+ */
 class Pacer {
   #next = new Map<string, number>();
+  #parked = new Map<string, number>();
+  #lastStart = new Map<string, number>();
 
-  /** Reserves a start slot; returns how long to wait for it. */
-  reserve(subscriptionId: string, perSecond: number | null, now: number): number {
+  /** Reserves a start slot for the delivery (or returns its parked one); how long to wait for it. */
+  reserve(subscriptionId: string, deliveryId: string, perSecond: number | null, now: number): number {
+    const parked = this.#parked.get(deliveryId);
+    if (parked !== undefined) {
+      this.#parked.delete(deliveryId);
+      if (perSecond) return Math.max(0, parked - now);
+    }
     if (!perSecond) return 0;
     const slot = Math.max(now, this.#next.get(subscriptionId) ?? 0);
     this.#next.set(subscriptionId, slot + 1000 / perSecond);
     return slot - now;
+  }
+
+  /**
+   * Called right before sending: how much longer to wait so starts stay at least 1/rate apart
+   * even when timers fire late or several parked deliveries come back in the same poll; 0 means
+   * go now (and records the start).
+   */
+  startGap(subscriptionId: string, perSecond: number | null, now: number): number {
+    if (!perSecond) return 0;
+    const earliest = (this.#lastStart.get(subscriptionId) ?? -Infinity) + 1000 / perSecond;
+    if (earliest > now) return earliest - now;
+    this.#lastStart.set(subscriptionId, now);
+    return 0;
+  }
+
+  /** The delivery waits for its slot in the queue; its slot stays reserved. */
+  park(deliveryId: string, slot: number, now: number): void {
+    this.#parked.set(deliveryId, slot);
+    // Deliveries cancelled while parked never come back; forget their long-past slots.
+    if (this.#parked.size > 10_000) for (const [id, at] of this.#parked) if (at < now - 60_000) this.#parked.delete(id);
   }
 }
 
@@ -63,11 +95,13 @@ export class DeliveryWorker {
   readonly #random: () => number;
   readonly #pacer = new Pacer();
   readonly #perOrigin = new Map<string, number>();
-  readonly #waiting = new Map<string, (() => void)[]>();
+  /** Attempts queued for a busy destination; resolved with false when the worker stops. */
+  readonly #waiting = new Map<string, ((acquired: boolean) => void)[]>();
   readonly #inFlight = new Set<Promise<void>>();
   #pendingCompletions: { completion: AttemptCompletion; after: () => void }[] = [];
   #completionFlush: Promise<void> | null = null;
   #running = false;
+  #stopping = false;
   #active = 0;
   #timer: NodeJS.Timeout | null = null;
   #polling = false;
@@ -197,16 +231,24 @@ export class DeliveryWorker {
     }
 
     // rate_limit: wait for this subscription's slot; a long wait goes back to the queue instead.
-    const wait = this.#pacer.reserve(sub.record.id, sub.record.rate_limit, this.#now());
+    const reservedAt = this.#now();
+    const wait = this.#pacer.reserve(sub.record.id, delivery.id, sub.record.rate_limit, reservedAt);
     if (wait > PACING_HOLD_LIMIT_MS) {
       // Delayed, never dropped: back to the queue, due when its slot comes.
-      await this.#deps.storage.releaseLeases([delivery.id], this.#now(), this.#now() + wait);
+      this.#pacer.park(delivery.id, reservedAt + wait, reservedAt);
+      await this.#deps.storage.releaseLeases([delivery.id], reservedAt, reservedAt + wait);
       return 'released';
     }
-    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    if (wait > 0) await sleep(wait);
+    let gap: number;
+    while ((gap = this.#pacer.startGap(sub.record.id, sub.record.rate_limit, this.#now())) > 0) await sleep(gap);
 
-    const origin = originOf(sub.record.url);
-    await this.#acquireOrigin(origin);
+    const origin = originOf(destinationOf(sub, connector));
+    if (!(await this.#acquireOrigin(origin))) {
+      // Shutting down before it went on the wire: back to the queue for the next start.
+      await this.#deps.storage.releaseLeases([delivery.id], this.#now());
+      return 'released';
+    }
     let result: DispatchResult;
     try {
       result = await dispatchAttempt(this.#deps.dispatch, claimed, sub, connector, this.#now());
@@ -215,6 +257,7 @@ export class DeliveryWorker {
     }
     const completion = this.#decide(claimed, sub, result);
     await this.#complete(completion);
+    this.#mirrorHealth(sub, completion.status);
     if (completion.status === 'failed') this.#deps.hooks?.onDeliveryFailed?.({ claimed, sub, attempt: completion.attempt });
     if (completion.disable_subscription_reason) {
       this.#deps.invalidateSubscriptions();
@@ -269,10 +312,28 @@ export class DeliveryWorker {
     if (status !== 'delivered' && !disable && this.#opts.disableAfterMs > 0) {
       const since = sub.record.failing_since;
       if (since !== null && now - since >= this.#opts.disableAfterMs && (sub.record.last_success_at ?? 0) < since) {
-        disable = `no successful delivery for ${Math.round(this.#opts.disableAfterMs / 86_400_000 * 10) / 10} days`;
+        disable = `no successful delivery for ${describeSpan(this.#opts.disableAfterMs)}`;
       }
     }
     return { attempt, delivery_id: delivery.id, status, next_attempt_at: nextAt, subscription_id: sub.record.id, disable_subscription_reason: disable, delete_subscription: remove };
+  }
+
+  /**
+   * The subscription cache is only refreshed on writes through the subscription service, so the
+   * health columns storage just updated (failing_since, last_success_at) are copied onto the
+   * cached record too; otherwise the "no success for N days" rule would never see a failure run.
+   */
+  #mirrorHealth(sub: RuntimeSubscription, status: DeliveryStatus): void {
+    const now = this.#now();
+    const record = sub.record;
+    record.last_delivery_at = now;
+    record.last_delivery_status = status;
+    if (status === 'delivered') {
+      record.last_success_at = now;
+      record.failing_since = null;
+    } else if (status === 'failed' || status === 'pending') {
+      record.failing_since ??= now;
+    }
   }
 
   #blankAttempt(claimed: ClaimedDelivery, error: string): AttemptRecord {
@@ -319,13 +380,15 @@ export class DeliveryWorker {
     this.#completionFlush = null;
   }
 
-  async #acquireOrigin(origin: string): Promise<void> {
+  /** Takes one of the destination's concurrency slots; false when the worker is stopping. */
+  async #acquireOrigin(origin: string): Promise<boolean> {
+    if (this.#stopping) return false;
     const count = this.#perOrigin.get(origin) ?? 0;
     if (count < this.#opts.perDestinationConcurrency) {
       this.#perOrigin.set(origin, count + 1);
-      return;
+      return true;
     }
-    await new Promise<void>((resolve) => {
+    return new Promise<boolean>((resolve) => {
       const queue = this.#waiting.get(origin) ?? [];
       queue.push(resolve);
       this.#waiting.set(origin, queue);
@@ -335,7 +398,7 @@ export class DeliveryWorker {
   #releaseOrigin(origin: string): void {
     const next = this.#waiting.get(origin)?.shift();
     if (next) {
-      next(); // hand the slot over directly
+      next(true); // hand the slot over directly
       return;
     }
     this.#waiting.delete(origin);
@@ -345,6 +408,10 @@ export class DeliveryWorker {
   /** Stop claiming, let in-flight attempts finish within the grace period, release the rest. */
   async stop(): Promise<void> {
     this.#running = false;
+    this.#stopping = true;
+    // Attempts still waiting for a destination slot are not in flight: release them now.
+    for (const queue of this.#waiting.values()) for (const resolve of queue.splice(0)) resolve(false);
+    this.#waiting.clear();
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
     const grace = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), this.#opts.shutdownGraceMs).unref());
@@ -352,6 +419,16 @@ export class DeliveryWorker {
     if (outcome === 'timeout') this.#deps.logger.warn({ active: this.#active }, 'shutdown grace period over; unfinished attempts will be retried after restart');
     await this.#completionFlush;
   }
+}
+
+/** "5 days", "6 hours", "0.9 seconds": the disable reason stays readable at any setting. */
+function describeSpan(ms: number): string {
+  const [unit, size] = ms >= 86_400_000 ? ['days', 86_400_000] as const : ms >= 3_600_000 ? ['hours', 3_600_000] as const : ['seconds', 1_000] as const;
+  return `${Math.round((ms / size) * 10) / 10} ${unit}`;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function originOf(url: string): string {

@@ -67,6 +67,8 @@ export class IngestService {
     if (input.data === undefined) errors.push({ path: `${root}.data`, message: 'is required' });
     if (errors.length) return { errors };
     const eventName = input.event as string;
+    // Operational events come from the gateway alone: a posted one would be a forged alert.
+    if (eventName.startsWith('sluice.')) return { errors: [{ path: `${root}.event`, message: `"${eventName}" is reserved for the gateway's own operational events` }] };
     const verdict = this.#deps.validateData(eventName, input.data);
     if (verdict === 'unknown_event') return { errors: [{ path: `${root}.event`, message: `"${eventName}" is not an event type in the catalog (see GET /api/v1/event-types)` }] };
     if (verdict.length) return { errors: verdict.map((d) => ({ ...d, path: d.path?.replace(/^\$/, root) })) };

@@ -142,7 +142,11 @@ export class MappingRegistry extends EventEmitter {
   readonly #entries = new Map<string, TemplateEntry>();
   readonly #inlineTemplates: LruCache<CompiledTemplate>;
   readonly #filters: LruCache<CompiledFilter>;
-  #watcher?: fs.FSWatcher;
+  /** One watcher per directory (relative path, '' for the root) while watching. */
+  readonly #watchers = new Map<string, fs.FSWatcher>();
+  #watching = false;
+  /** Directories found by the last scan, relative, '' for the root. */
+  #dirs: string[] = [];
   #debounceTimer?: NodeJS.Timeout;
   #scanning?: Promise<void>;
   #scanAgain = false;
@@ -162,29 +166,64 @@ export class MappingRegistry extends EventEmitter {
 
   /** Reads and compiles every template; failures are recorded per template, never thrown. */
   async load(): Promise<ReloadEvent> {
+    await this.#scanning;
     return this.#scan();
   }
 
-  /** Reloads on file changes until close(). A missing directory is logged, not watched. */
+  /**
+   * Reloads on file changes until close(). Each directory gets its own watcher: Node 20's
+   * `recursive` mode on Linux watches each file's inode, so it goes deaf to a file that an
+   * editor saves by writing a copy and renaming it over the original.
+   */
   watch(): void {
-    if (this.#watcher) return;
-    try {
-      this.#watcher = fs.watch(this.dir, { recursive: true }, () => this.#scheduleRescan());
-    } catch (err) {
-      this.#logger?.warn({ dir: this.dir, err: (err as Error).message }, 'cannot watch the mappings directory; templates will not reload');
-      return;
-    }
-    this.#watcher.on('error', (err) => {
-      this.#logger?.error({ dir: this.dir, err: err.message }, 'watching the mappings directory failed; templates will not reload');
-    });
+    if (this.#watching) return;
+    this.#watching = true;
+    this.#syncWatchers();
+    // Catches changes made between load() and now.
+    this.#scheduleRescan();
   }
 
   /** Stops watching; waits for a reload under way. */
   async close(): Promise<void> {
+    this.#watching = false;
     clearTimeout(this.#debounceTimer);
-    this.#watcher?.close();
-    this.#watcher = undefined;
+    for (const watcher of this.#watchers.values()) watcher.close();
+    this.#watchers.clear();
     await this.#scanning;
+  }
+
+  /** Watches every directory the last scan found, and stops watching those that are gone. */
+  #syncWatchers(): void {
+    if (!this.#watching) return;
+    const wanted = new Set(['', ...this.#dirs]);
+    for (const [relative, watcher] of this.#watchers) {
+      if (wanted.has(relative)) continue;
+      watcher.close();
+      this.#watchers.delete(relative);
+    }
+    let added = false;
+    for (const relative of wanted) {
+      if (this.#watchers.has(relative)) continue;
+      const absolute = path.join(this.dir, relative);
+      let watcher: fs.FSWatcher;
+      try {
+        watcher = fs.watch(absolute, () => this.#scheduleRescan());
+      } catch (err) {
+        this.#logger?.warn({ dir: absolute, err: (err as Error).message }, 'cannot watch a mappings directory; its templates will not reload');
+        continue;
+      }
+      watcher.on('error', (err) => {
+        // Typically the directory was removed; the rescan drops its templates.
+        watcher.close();
+        this.#watchers.delete(relative);
+        this.#logger?.warn({ dir: absolute, err: err.message }, 'stopped watching a mappings directory');
+        this.#scheduleRescan();
+      });
+      this.#watchers.set(relative, watcher);
+      added = relative !== '' || added;
+    }
+    // Files written into a new directory before its watcher existed are picked up by one more scan.
+    if (added && this.#scanning) this.#scanAgain = true;
   }
 
   /** The compiled template in service under this name. */
@@ -332,7 +371,7 @@ export class MappingRegistry extends EventEmitter {
         } catch (err) {
           this.#logger?.error({ dir: this.dir, err: (err as Error).message }, 'reloading mapping templates failed');
         }
-      } while (this.#scanAgain && this.#watcher);
+      } while (this.#scanAgain && this.#watching);
     })().finally(() => {
       this.#scanning = undefined;
     });
@@ -345,7 +384,8 @@ export class MappingRegistry extends EventEmitter {
    */
   async #scan(): Promise<ReloadEvent> {
     const event: ReloadEvent = { changed: [], removed: [], failed: [] };
-    const files = await listTemplateFiles(this.dir, this.#logger);
+    const { files, dirs } = await listMappingsTree(this.dir, this.#logger);
+    this.#dirs = dirs;
     const seen = new Set<string>();
     for (const file of files) {
       const name = file.slice(0, -TEMPLATE_EXT.length);
@@ -381,6 +421,7 @@ export class MappingRegistry extends EventEmitter {
       event.removed.push(name);
       this.#logger?.info({ template: name }, 'mapping template removed');
     }
+    this.#syncWatchers();
     if (event.changed.length || event.removed.length || event.failed.length) this.emit('reload', event);
     return event;
   }
@@ -436,20 +477,38 @@ function errorOf(entry: TemplateEntry): TemplateProblem | undefined {
   return entry.templateError ?? entry.examplesError;
 }
 
-/** Every `*.jsonata` under dir, relative, with `/` separators; hidden folders are skipped. */
-async function listTemplateFiles(dir: string, logger?: RegistryLogger): Promise<string[]> {
-  let entries: string[];
-  try {
-    entries = await fsp.readdir(dir, { recursive: true });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    logger?.warn({ dir }, 'the mappings directory does not exist; no templates loaded');
-    return [];
-  }
-  return entries
-    .map((entry) => entry.split(path.sep).join('/'))
-    .filter((entry) => entry.endsWith(TEMPLATE_EXT) && !entry.split('/').some((part) => part.startsWith('.')))
-    .sort();
+/**
+ * Every `*.jsonata` under dir and every folder, relative, with `/` separators. Hidden
+ * entries (`.git`, editor temp files) are skipped. A missing dir is an empty tree.
+ */
+async function listMappingsTree(dir: string, logger?: RegistryLogger): Promise<{ files: string[]; dirs: string[] }> {
+  const files: string[] = [];
+  const dirs: string[] = [];
+  const walk = async (relative: string): Promise<void> => {
+    let entries: fs.Dirent[];
+    try {
+      entries = await fsp.readdir(path.join(dir, relative), { withFileTypes: true });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') {
+        if (relative === '') logger?.warn({ dir }, 'the mappings directory does not exist; no templates loaded');
+        return;
+      }
+      throw err;
+    }
+    for (const entry of entries) {
+      if (entry.name.startsWith('.')) continue;
+      const child = relative ? `${relative}/${entry.name}` : entry.name;
+      if (entry.isDirectory()) {
+        dirs.push(child);
+        await walk(child);
+      } else if (entry.name.endsWith(TEMPLATE_EXT) && (entry.isFile() || entry.isSymbolicLink())) {
+        files.push(child);
+      }
+    }
+  };
+  await walk('');
+  return { files: files.sort(), dirs: dirs.sort() };
 }
 
 async function readIfExists(file: string): Promise<string | null> {

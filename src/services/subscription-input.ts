@@ -40,15 +40,30 @@ const fields = {
 const ajv = new Ajv({ allErrors: true, strict: false });
 const validateCreate = ajv.compile({ type: 'object', additionalProperties: false, required: ['events'], properties: fields });
 const validatePatch = ajv.compile({ type: 'object', additionalProperties: false, minProperties: 1, properties: fields });
+/** One validator per auth type, so an auth object's errors come from its own type only. */
+const AUTH_VALIDATORS = new Map(authSchema.oneOf.map((branch) => [branch.properties.type.const, ajv.compile(branch)]));
 
-/** ajv instancePath `/events/0` -> `$.events[0]`; `additionalProperties` names the field. */
-export function ajvErrorsToDetails(errors: ErrorObject[] | null | undefined, root = '$'): ErrorDetail[] {
+/**
+ * ajv instancePath `/events/0` -> `$.events[0]`; `additionalProperties` names the field.
+ * Given the schema, a schema node with a string `errorMessage` (the ajv-errors convention)
+ * speaks once for every error inside it: connector option schemas use it to explain
+ * combinations ajv can only call "must NOT be valid" ("webhook_url, or bot_token and channel").
+ */
+export function ajvErrorsToDetails(errors: ErrorObject[] | null | undefined, root = '$', schema?: object): ErrorDetail[] {
   const details: ErrorDetail[] = [];
   const seen = new Set<string>();
+  const explained = new Map<string, { instancePath: string; message: string }>();
   for (const err of errors ?? []) {
+    const explanation = schema ? explanationFor(schema, err.schemaPath) : undefined;
+    if (explanation) {
+      // The shortest instance path in the node is where the node applies.
+      const known = explained.get(explanation.at);
+      if (!known || err.instancePath.length < known.instancePath.length) explained.set(explanation.at, { instancePath: err.instancePath, message: explanation.message });
+      continue;
+    }
     // oneOf/anyOf failures repeat what their branches said; keep the most useful line.
     if (err.keyword === 'oneOf' || err.keyword === 'anyOf') continue;
-    let path = root + err.instancePath.split('/').slice(1).map((seg) => (/^\d+$/.test(seg) ? `[${seg}]` : `.${seg.replace(/~1/g, '/').replace(/~0/g, '~')}`)).join('');
+    let path = root + jsonPathOf(err.instancePath);
     let message = err.message ?? 'is invalid';
     if (err.keyword === 'additionalProperties') {
       path += `.${(err.params as { additionalProperty: string }).additionalProperty}`;
@@ -64,7 +79,27 @@ export function ajvErrorsToDetails(errors: ErrorObject[] | null | undefined, roo
     seen.add(key);
     details.push({ path, message });
   }
+  for (const { instancePath, message } of explained.values()) details.push({ path: root + jsonPathOf(instancePath), message });
   return details;
+}
+
+function jsonPathOf(instancePath: string): string {
+  return instancePath.split('/').slice(1).map((seg) => (/^\d+$/.test(seg) ? `[${seg}]` : `.${seg.replace(/~1/g, '/').replace(/~0/g, '~')}`)).join('');
+}
+
+/** The outermost node on an error's schema path that carries an `errorMessage`. */
+function explanationFor(schema: object, schemaPath: string): { at: string; message: string } | undefined {
+  let node: unknown = schema;
+  let at = '#';
+  const segments = schemaPath.replace(/^#\/?/, '').split('/').filter(Boolean);
+  for (let i = 0; ; i++) {
+    const message = node && typeof node === 'object' ? (node as { errorMessage?: unknown }).errorMessage : undefined;
+    if (typeof message === 'string') return { at, message };
+    if (i === segments.length || !node || typeof node !== 'object') return undefined;
+    const segment = segments[i].replace(/~1/g, '/').replace(/~0/g, '~');
+    node = (node as Record<string, unknown>)[segment];
+    at += `/${segments[i]}`;
+  }
 }
 
 export function checkSubscriptionShape(body: unknown, mode: 'create' | 'patch'): ErrorDetail[] {
@@ -72,12 +107,16 @@ export function checkSubscriptionShape(body: unknown, mode: 'create' | 'patch'):
   const validate = mode === 'create' ? validateCreate : validatePatch;
   if (validate(body)) return [];
   const details = ajvErrorsToDetails(validate.errors);
-  // An auth object with a known type gets that branch's errors only, not all three.
-  const auth = (body as { auth?: { type?: unknown } }).auth;
-  if (auth && typeof auth === 'object' && !['basic', 'bearer', 'header'].includes(String(auth.type))) {
-    return [...details.filter((d) => !d.path?.startsWith('$.auth')), { path: '$.auth.type', message: 'must be one of basic, bearer, header' }];
-  }
-  return details.filter((d) => !(d.path === '$.auth.type' && auth && typeof auth === 'object'));
+  if (!('auth' in body)) return details;
+  // ajv reports every oneOf branch (and the null alternative); say only what applies to this auth.
+  const auth = (body as { auth?: unknown }).auth;
+  const others = details.filter((d) => d.path !== '$.auth' && !d.path?.startsWith('$.auth.'));
+  if (auth === null) return others;
+  if (typeof auth !== 'object' || Array.isArray(auth)) return [...others, { path: '$.auth', message: 'must be null or an object {type: "basic" | "bearer" | "header", ...}' }];
+  const type = (auth as { type?: unknown }).type;
+  const validateAuth = typeof type === 'string' ? AUTH_VALIDATORS.get(type) : undefined;
+  if (!validateAuth) return [...others, { path: '$.auth.type', message: 'must be one of basic, bearer, header' }];
+  return validateAuth(auth) ? others : [...others, ...ajvErrorsToDetails(validateAuth.errors, '$.auth')];
 }
 
 /** Names we set ourselves or that would corrupt the request; refused as custom headers. */

@@ -189,7 +189,8 @@ export class SubscriptionService {
       connector_secrets_sealed: null,
       retry: (input.retry as RetryPolicy | undefined) ?? null,
       timeout_seconds: input.timeout ?? null,
-      rate_limit: input.rate_limit ?? connector?.subscriptionDefaults?.rate_limit ?? null,
+      // An explicit null turns a connector's default pacing off; leaving the field out keeps it.
+      rate_limit: 'rate_limit' in input ? input.rate_limit : connector?.subscriptionDefaults?.rate_limit ?? null,
       secret_sealed: this.#deps.secretBox.seal(secret),
       secret_prefix: secretPrefix(secret),
       previous_secret_sealed: null,
@@ -288,7 +289,7 @@ export class SubscriptionService {
     if ('connector_options' in input || creating) {
       const options = (input.connector_options ?? {}) as Record<string, unknown>;
       const validate = this.#optionValidators.get(connector.name)!;
-      if (!validate(options)) details.push(...ajvErrorsToDetails(validate.errors, '$.connector_options'));
+      if (!validate(options)) details.push(...ajvErrorsToDetails(validate.errors, '$.connector_options', connector.optionsSchema));
       const plain: Record<string, unknown> = {};
       const secret: Record<string, unknown> = {};
       for (const [key, value] of Object.entries(options)) (connector.secretOptions.includes(key) ? secret : plain)[key] = value;
@@ -310,6 +311,8 @@ export class SubscriptionService {
     try {
       await check();
     } catch (err) {
+      // The only problem: its own code (`destination_forbidden`) tells the caller what is wrong.
+      if (err instanceof ValidationError && details.length === 0) throw err;
       if (err instanceof ValidationError) details.push(...err.details);
       else throw err;
     }

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { compileTemplate, evaluateTemplate } from '../../src/core/mapping.ts';
 import {
+  flatten,
   formatDurationSeconds,
   isoToUnixMs,
   pickTemplateEnv,
@@ -39,5 +41,48 @@ describe('template helpers', () => {
     const env = pickTemplateEnv(['REGION', 'UNSET'], { REGION: 'eu', SLUICE_MASTER_KEY: 'secret' });
     expect(env).toEqual({ REGION: 'eu' });
     expect(Object.isFrozen(env)).toBe(true);
+  });
+});
+
+describe('flatten', () => {
+  it('joins nested object keys with the separator', () => {
+    expect(flatten({ call: { id: 'c1', cost: { total: 0.45 } }, ok: true }, '_')).toEqual({ call_id: 'c1', call_cost_total: 0.45, ok: true });
+    expect(flatten({ a: { b: 1 } }, '.')).toEqual({ 'a.b': 1 });
+  });
+
+  it('joins arrays of scalars into one string, objects inside as JSON', () => {
+    expect(flatten({ tags: ['vip', 'enterprise'] })).toEqual({ tags: 'vip,enterprise' });
+    expect(flatten({ tags: ['vip', 'enterprise'] }, '_', ', ')).toEqual({ tags: 'vip, enterprise' });
+    expect(flatten({ mixed: [1, null, true, { a: 1 }, [2]] })).toEqual({ mixed: '1,,true,{"a":1},[2]' });
+    expect(flatten({ none: [] })).toEqual({ none: '' });
+  });
+
+  it('keeps arrays of objects as line items, each flattened', () => {
+    expect(flatten({ lines: [{ sku: 'a', price: { amount: 1 } }, { sku: 'b', tags: ['x', 'y'] }] })).toEqual({
+      lines: [{ sku: 'a', price_amount: 1 }, { sku: 'b', tags: 'x,y' }],
+    });
+  });
+
+  it('keeps scalars and null, drops empty objects, and passes undefined through', () => {
+    expect(flatten({ a: null, b: 0, c: '', d: {} })).toEqual({ a: null, b: 0, c: '' });
+    expect(flatten(undefined)).toBeUndefined();
+  });
+
+  it('lets a later path win when two flatten to the same name', () => {
+    expect(flatten({ a_b: 1, a: { b: 2 } })).toEqual({ a_b: 2 });
+  });
+
+  it('stores a "__proto__" key as data, never as a prototype', () => {
+    const out = flatten(JSON.parse('{"__proto__": {"polluted": 1}, "x": 1}'))!;
+    expect(Object.keys(out).sort()).toEqual(['__proto___polluted', 'x']);
+    const own = flatten(JSON.parse('{"__proto__": 5}'))!;
+    expect(Object.getPrototypeOf(own)).toBe(Object.prototype);
+    expect(Object.getOwnPropertyDescriptor(own, '__proto__')?.value).toBe(5);
+  });
+
+  it('is callable from templates as $flatten', async () => {
+    const template = compileTemplate('$flatten({"data": data}, "_")');
+    const output = await evaluateTemplate(template, { data: { call: { id: 'c1' }, tags: ['a', 'b'], lines: [{ n: { x: 1 } }] } });
+    expect(output).toEqual({ data_call_id: 'c1', data_tags: 'a,b', data_lines: [{ n_x: 1 }] });
   });
 });

@@ -148,6 +148,18 @@ describe('validation', () => {
     expect(errorPaths(res)).toEqual(['$.event']);
   });
 
+  it('refuses sluice.* operational events from clients: only the gateway raises them', async () => {
+    const types = (await plain.api('GET', '/api/v1/event-types')).body.data as { name: string; example: Record<string, unknown> }[];
+    const operational = types.filter((t) => t.name.startsWith('sluice.'));
+    expect(operational.length).toBeGreaterThan(0);
+    for (const type of operational) {
+      const res = await routed.api('POST', '/api/v1/events', { ...type.example, id: `evt_forged_${type.name}` });
+      expectError(res, 422);
+      expect(errorPaths(res)).toEqual(['$.event']);
+      expect(await routed.sluice.storage.getEvent(`evt_forged_${type.name}`)).toBeUndefined();
+    }
+  });
+
   it('lists each schema failure with its JSON path', async () => {
     const base = fixture('call.ended');
     const { direction: _dropped, ...call } = base.data.call;

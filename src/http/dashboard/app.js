@@ -18,17 +18,24 @@ function Screen({ route }) {
   let m;
   if (path === '/' || path === '/webhooks') return html`<${SubscriptionsList} />`;
   if (path === '/webhooks/new') return html`<${SubscriptionForm} />`;
-  if ((m = path.match(/^\/webhooks\/([^/]+)\/edit$/))) return html`<${SubscriptionForm} id=${m[1]} />`;
-  if ((m = path.match(/^\/webhooks\/([^/]+)\/mapping$/))) return html`<${MappingEditor} subscriptionId=${m[1]} deliveryId=${params.get('delivery')} />`;
-  if ((m = path.match(/^\/webhooks\/([^/]+)$/))) return html`<${SubscriptionDetail} id=${m[1]} />`;
+  if ((m = path.match(/^\/webhooks\/([^/]+)\/edit$/))) return html`<${SubscriptionForm} key=${m[1]} id=${m[1]} />`;
+  if ((m = path.match(/^\/webhooks\/([^/]+)\/mapping$/))) return html`<${MappingEditor} key=${m[1] + (params.get('delivery') ?? '')} subscriptionId=${m[1]} deliveryId=${params.get('delivery')} />`;
+  if ((m = path.match(/^\/webhooks\/([^/]+)$/))) return html`<${SubscriptionDetail} key=${m[1]} id=${m[1]} />`;
   if (path === '/deliveries') return html`<${DeliveriesPage} />`;
-  if ((m = path.match(/^\/deliveries\/([^/]+)$/))) return html`<${DeliveryDetail} id=${m[1]} />`;
-  if (path === '/mapping') return html`<${MappingEditor} deliveryId=${params.get('delivery')} />`;
+  if ((m = path.match(/^\/deliveries\/([^/]+)$/))) return html`<${DeliveryDetail} key=${m[1]} id=${m[1]} />`;
+  if (path === '/mapping') return html`<${MappingEditor} key="scratch" deliveryId=${params.get('delivery')} />`;
   return html`<${Notice} kind="warning">There is no page at <code>${path}</code>. <a href="#/">Back to subscriptions</a><//>`;
 }
 
+/** Which top-level section a path belongs to, for aria-current in the navigation. */
+function section(path) {
+  if (path === '/mapping' || path.endsWith('/mapping')) return '#/mapping';
+  if (path.startsWith('/deliveries')) return '#/deliveries';
+  return '#/';
+}
+
 function NavLink({ href, current, children }) {
-  const active = href === '#/' ? current === '/' || current.startsWith('/webhooks') : current.startsWith(href.slice(1));
+  const active = section(current) === href;
   return html`<a href=${href} aria-current=${active ? 'page' : undefined}>${children}</a>`;
 }
 
@@ -60,7 +67,7 @@ function Shell({ role, onSignOut }) {
     </header>
     ${role !== 'admin' &&
     html`<p class="readonly-note" id="readonly-note" role="note">
-      <span aria-hidden="true">🔒 </span>Read-only: you signed in with a read key. You can look at everything, but changes (create, edit, replay, test sends) need an admin key, so those controls are disabled.
+      <strong>Read-only:</strong> you signed in with a read key. You can look at everything, but changes (create, edit, replay, test sends) need an admin key, so those controls are disabled.
     </p>`}
     <main id="main" tabindex="-1">
       <${Screen} route=${route} />

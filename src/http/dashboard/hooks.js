@@ -18,8 +18,9 @@ export function useResource(load, deps, { interval = 0 } = {}) {
     }
   }, deps);
 
+  // New inputs: keep showing the last answer until the new one arrives (no flashing tables).
   useEffect(() => {
-    setState({ data: undefined, error: null, loading: true });
+    setState((s) => ({ ...s, loading: true }));
     reload();
   }, [reload]);
 

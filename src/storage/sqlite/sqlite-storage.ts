@@ -163,7 +163,9 @@ export class SqliteStorage implements Storage {
   async ingest(items: IngestItem[]): Promise<IngestResult[]> {
     const findById = this.#stmt('SELECT id, event FROM events WHERE id = ?');
     const findByKey = this.#stmt('SELECT id, event FROM events WHERE idempotency_key = ?');
-    const deliveriesOf = this.#stmt('SELECT id, subscription_id FROM deliveries WHERE event_id = ? ORDER BY id');
+    // Insertion order, so a duplicate gets its deliveries listed exactly as the first answer did
+    // (ids made in the same millisecond do not sort in creation order).
+    const deliveriesOf = this.#stmt('SELECT id, subscription_id FROM deliveries WHERE event_id = ? ORDER BY rowid');
     const insertEvent = this.#stmt('INSERT INTO events (id, event, timestamp, data, received_at, idempotency_key, test) VALUES (?, ?, ?, ?, ?, ?, ?)');
     const insertDelivery = this.#stmt(`INSERT INTO deliveries (id, event_id, subscription_id, event, msg_id, status, attempts, chain, next_attempt_at, lease_until, created_at, updated_at, last_attempt_at, last_status_code, last_error)
       VALUES (@id, @event_id, @subscription_id, @event, @msg_id, @status, @attempts, @chain, @next_attempt_at, @lease_until, @created_at, @updated_at, @last_attempt_at, @last_status_code, @last_error)`);

@@ -36,6 +36,7 @@ export function SubscriptionDetail({ id }) {
   const [error, setError] = useState(null);
   const [notice, setNotice] = useState(null);
   const [test, setTest] = useState(null);
+  const [refreshToken, setRefreshToken] = useState(0);
 
   if (!sub.data) return sub.error ? html`<${ErrorNotice} error=${sub.error} /><p><a href="#/">Back to subscriptions</a></p>` : html`<${Loading} />`;
   const s = sub.data;
@@ -75,6 +76,8 @@ export function SubscriptionDetail({ id }) {
       setTest({ running: true });
       try {
         setTest(await api.post(`/webhooks/${id}/test`, {}));
+        setRefreshToken((n) => n + 1);
+        sub.reload();
       } catch (err) {
         setTest(null);
         throw err;
@@ -117,7 +120,7 @@ export function SubscriptionDetail({ id }) {
       <${Settings} sub=${s} />
     </details>
 
-    <${DeliveryLog} subscription=${s} />
+    <${DeliveryLog} subscription=${s} refreshToken=${refreshToken} />
 
     <${ConfirmDialog}
       open=${confirm === 'delete'}

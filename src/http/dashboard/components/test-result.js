@@ -11,7 +11,7 @@ export function TestResult({ result, onClose }) {
       <strong>Test <span class="mono">${result.event}</span>:</strong>
       ${a ? html`<${OutcomeBadge} outcome=${a.outcome} />` : html`<span>${result.status ?? 'not attempted'}</span>`}
       ${a?.response && html`<span>HTTP <strong class="mono">${a.response.status}</strong></span>`}
-      ${a && html`<span>${a.latency_ms} ms</span>`}
+      ${a && html`<span>${Math.round(a.latency_ms)} ms</span>`}
       ${a?.error && html`<span>${a.error}</span>`}
       ${result.delivery_id && html`<a href=${`#/deliveries/${result.delivery_id}`}>View delivery</a>`}
     </div>

@@ -1,6 +1,6 @@
 // Small shared building blocks: badges, notices, fields, buttons, dialogs.
 import { createContext } from 'preact';
-import { useContext, useEffect, useRef, useState } from 'preact/hooks';
+import { useContext, useEffect, useId, useRef, useState } from 'preact/hooks';
 import { html } from '../html.js';
 import { OUTCOME, STATUS, formatTime, timeAgo } from '../format.js';
 
@@ -56,7 +56,9 @@ export function ErrorNotice({ error, what }) {
 }
 
 export function detailText(d) {
-  const where = d.line !== undefined ? `line ${d.line}, column ${d.column}` : d.path;
+  // Template messages often name their position already; say it once.
+  const positioned = d.line !== undefined && !/line \d+, column \d+/.test(d.message);
+  const where = positioned ? `line ${d.line}, column ${d.column}` : d.line !== undefined ? undefined : d.path;
   const token = d.token ? ` (near “${d.token}”)` : '';
   return `${where ? where + ': ' : ''}${d.message}${token}`;
 }
@@ -89,15 +91,16 @@ export function WriteButton({ children, class: cls = '', ...props }) {
 /** A modal confirmation (native <dialog>: focus trap and Escape for free). */
 export function ConfirmDialog({ open, title, children, confirmLabel, danger, onConfirm, onCancel }) {
   const ref = useRef(null);
+  const titleId = useId();
   useEffect(() => {
     const dialog = ref.current;
     if (!dialog) return;
     if (open && !dialog.open) dialog.showModal();
     if (!open && dialog.open) dialog.close();
   }, [open]);
-  return html`<dialog ref=${ref} aria-labelledby="confirm-title" onClose=${() => open && onCancel()}>
+  return html`<dialog ref=${ref} aria-labelledby=${titleId} onClose=${() => open && onCancel()}>
     <form method="dialog" onSubmit=${(e) => { e.preventDefault(); onConfirm(); }}>
-      <h2 id="confirm-title">${title}</h2>
+      <h2 id=${titleId}>${title}</h2>
       <div>${children}</div>
       <div class="actions">
         <button type="button" onClick=${onCancel}>Cancel</button>
@@ -130,7 +133,7 @@ export function CopyButton({ text, label = 'Copy' }) {
 /** The signing secret, shown once after create or rotate; it lives in memory only. */
 export function SecretNotice({ secret, onDismiss }) {
   return html`<section class="secret" aria-labelledby="secret-title">
-    <h2 id="secret-title"><span aria-hidden="true">🔑</span> Signing secret</h2>
+    <h2 id="secret-title">Signing secret</h2>
     <p class="warning"><strong><span aria-hidden="true">⚠ </span>${secret.warning || 'Store this signing secret now: it is shown only once.'}</strong></p>
     <div class="secret-value">
       <label for="signing-secret" class="sr-only">Signing secret</label>

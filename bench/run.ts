@@ -1,0 +1,383 @@
+/**
+ * `npm run bench`: measures the whole pipeline on this machine and prints a table plus one
+ * final JSON line. The gateway runs as a real child process on a fresh data dir; a loopback
+ * receiver and autocannon run in this process. A bare forwarder (parse, HMAC, undici forward,
+ * no storage) takes the same load in the same run, so Sluice is also reported as a ratio of it.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import { SqliteStorage } from '../src/storage/sqlite/sqlite-storage.ts';
+import { newId } from '../src/core/ids.ts';
+import type { DeliveryRecord, IngestItem } from '../src/storage/types.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const ADMIN = 'sk_admin_bench_0123456789abcdef';
+const MASTER_KEY = 'a'.repeat(64);
+const SIMPLE_MAPPING = '{"id": id, "event": event, "call_id": data.call.id, "status": data.call.status, "duration": data.call.duration}';
+const quick = process.argv.includes('--quick');
+const scale = quick ? 0.2 : 1;
+const onlyArg = process.argv.find((a) => a.startsWith('--only='));
+const only = onlyArg ? new Set(onlyArg.slice(7).split(',')) : null;
+const want = (scenario: string) => !only || only.has(scenario);
+
+// --- helpers ------------------------------------------------------------------------------
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function percentile(sorted: number[], p: number): number {
+  if (!sorted.length) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+/** Loopback receiver: counts deliveries and, for ids carrying a send time, their latency. */
+class Receiver {
+  count = 0;
+  latencies: number[] = [];
+  server!: http.Server;
+  url = '';
+  async start(): Promise<void> {
+    this.server = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        this.count++;
+        const body = Buffer.concat(chunks).toString('utf8');
+        const sent = /"id":"evt_b_\d+_(\d+)"/.exec(body);
+        if (sent) this.latencies.push(Date.now() - Number(sent[1]));
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end('ok');
+      });
+    });
+    this.server.keepAliveTimeout = 60_000;
+    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
+    this.url = `http://127.0.0.1:${(this.server.address() as net.AddressInfo).port}`;
+  }
+  reset(): void {
+    this.count = 0;
+    this.latencies = [];
+  }
+  async waitFor(n: number, timeoutMs: number): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.count < n && Date.now() < deadline) await sleep(5);
+    return Date.now();
+  }
+}
+
+interface Gateway {
+  proc: ChildProcess;
+  url: string;
+  dataDir: string;
+  peakRssMb(): number;
+  stop(): Promise<void>;
+}
+
+/** Children to kill if the benchmark dies half-way. */
+const children = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+});
+
+async function startGateway(dataDir: string, env: Record<string, string> = {}): Promise<Gateway> {
+  const port = await freePort();
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      SLUICE_PORT: String(port),
+      SLUICE_DATA_DIR: dataDir,
+      SLUICE_ADMIN_KEY: ADMIN,
+      SLUICE_MASTER_KEY: MASTER_KEY,
+      SLUICE_ALLOW_INSECURE_URLS: 'true',
+      SLUICE_LOG_LEVEL: 'warn',
+      SLUICE_WATCH_MAPPINGS: 'false',
+      ...env,
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  children.add(proc);
+  proc.once('exit', () => children.delete(proc));
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 600; i++) {
+    try {
+      if ((await fetch(`${url}/readyz`)).ok) break;
+    } catch {
+      // not up yet
+    }
+    await sleep(50);
+  }
+  let peak = 0;
+  const sample = () => {
+    try {
+      const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${proc.pid}/status`, 'utf8'));
+      if (m) peak = Math.max(peak, Number(m[1]) / 1024);
+    } catch {
+      // process gone
+    }
+  };
+  const sampler = setInterval(sample, 250);
+  return {
+    proc,
+    url,
+    dataDir,
+    peakRssMb: () => (sample(), peak),
+    stop: async () => {
+      clearInterval(sampler);
+      sample();
+      proc.kill('SIGTERM');
+      await new Promise((r) => proc.once('exit', r));
+    },
+  };
+}
+
+async function api(gw: Gateway, method: string, route: string, body?: unknown): Promise<any> {
+  const res = await fetch(gw.url + route, { method, headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: body ? JSON.stringify(body) : undefined });
+  const json = await res.json();
+  if (res.status >= 300) throw new Error(`${method} ${route}: ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+const fixture = (name: string) => JSON.parse(fs.readFileSync(path.join(ROOT, '../shared/fixtures/events', `${name}.json`), 'utf8'));
+const callEnded = fixture('call.ended');
+const frustration = fixture('signal.frustration_spike');
+
+let seq = 0;
+/** A unique event per request (ids carry the send time, for latency). */
+function eventBody(template: { event: string; data: unknown }): string {
+  return JSON.stringify({ event: template.event, id: `evt_b_${seq++}_${Date.now()}`, data: template.data });
+}
+
+interface LoadResult {
+  accepted: number;
+  non2xx: number;
+  seconds: number;
+  ackP50: number;
+  ackP99: number;
+}
+
+async function load(url: string, template: { event: string; data: unknown }, opts: { amount?: number; duration?: number; connections: number; overallRate?: number; headers?: Record<string, string> }): Promise<LoadResult> {
+  const started = Date.now();
+  const result = await autocannon({
+    url,
+    connections: opts.connections,
+    ...(opts.amount !== undefined ? { amount: opts.amount } : {}),
+    ...(opts.duration !== undefined ? { duration: opts.duration } : {}),
+    ...(opts.overallRate !== undefined ? { overallRate: opts.overallRate } : {}),
+    requests: [
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN}`, ...opts.headers },
+        setupRequest: (req: any) => ({ ...req, body: eventBody(template) }),
+      },
+    ],
+  } as any);
+  return {
+    accepted: result['2xx'],
+    non2xx: result.non2xx + result.errors + result.timeouts,
+    seconds: (Date.now() - started) / 1000,
+    ackP50: result.latency.p50,
+    ackP99: result.latency.p99,
+  };
+}
+
+// --- scenarios ----------------------------------------------------------------------------
+const rows: { scenario: string; figure: string; target: string; met: boolean | null }[] = [];
+const figures: Record<string, number> = {};
+function record(key: string, scenario: string, value: number, unit: string, target?: { op: '>=' | '<='; value: number }) {
+  figures[key] = Math.round(value * 100) / 100;
+  const met = target ? (target.op === '>=' ? value >= target.value : value <= target.value) : null;
+  rows.push({ scenario, figure: `${figures[key]} ${unit}`, target: target ? `${target.op} ${target.value}` : '', met });
+}
+
+async function throughputScenario(rx: Receiver, name: string, subscriptions: Record<string, unknown>[], template: { event: string; data: unknown }, amount: number) {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `sluice-bench-${name}-`));
+  const gw = await startGateway(dataDir);
+  for (const sub of subscriptions) await api(gw, 'POST', '/api/v1/webhooks', sub);
+  // Warm up JIT, pools and caches, then measure.
+  await load(`${gw.url}/api/v1/events`, template, { amount: 500, connections: 16 });
+  await rx.waitFor(500 * subscriptions.length, 30_000);
+  rx.reset();
+  const t0 = Date.now();
+  const res = await load(`${gw.url}/api/v1/events`, template, { amount, connections: 64 });
+  const expected = res.accepted * subscriptions.length;
+  const t2 = await rx.waitFor(expected, 120_000);
+  const seconds = (t2 - t0) / 1000;
+  const peak = gw.peakRssMb();
+  await gw.stop();
+  fs.rmSync(dataDir, { recursive: true, force: true });
+  return { ingestRate: res.accepted / res.seconds, e2eEvents: res.accepted / seconds, deliveries: rx.count / seconds, delivered: rx.count, expected, peak, failed: res.non2xx };
+}
+
+async function forwarderScenario(rx: Receiver, amount: number) {
+  const port = await freePort();
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'bench/forwarder.ts'], { cwd: ROOT, env: { ...process.env, PORT: String(port), FORWARD_TO: `${rx.url}/forward` }, stdio: ['ignore', 'pipe', 'inherit'] });
+  children.add(proc);
+  await new Promise<void>((resolve) => proc.stdout!.once('data', () => resolve()));
+  const url = `http://127.0.0.1:${port}/`;
+  await load(url, callEnded, { amount: 500, connections: 16 });
+  rx.reset();
+  const res = await load(url, callEnded, { amount, connections: 64 });
+  proc.kill('SIGTERM');
+  await new Promise((r) => proc.once('exit', r));
+  return res.accepted / res.seconds;
+}
+
+async function steadyScenario(rx: Receiver) {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-steady-'));
+  const gw = await startGateway(dataDir);
+  await api(gw, 'POST', '/api/v1/webhooks', { url: `${rx.url}/steady`, events: ['call.ended'], mapping: SIMPLE_MAPPING });
+  await load(`${gw.url}/api/v1/events`, callEnded, { amount: 500, connections: 16 });
+  await rx.waitFor(500, 30_000);
+  rx.reset();
+  const res = await load(`${gw.url}/api/v1/events`, callEnded, { duration: Math.max(3, 10 * scale), connections: 32, overallRate: 1000 });
+  await rx.waitFor(res.accepted, 60_000);
+  const lat = [...rx.latencies].sort((a, b) => a - b);
+  const peak = gw.peakRssMb();
+  await gw.stop();
+  fs.rmSync(dataDir, { recursive: true, force: true });
+  return { ackP50: res.ackP50, ackP99: res.ackP99, deliveredP50: percentile(lat, 50), deliveredP99: percentile(lat, 99), rate: res.accepted / res.seconds, peak };
+}
+
+/** Writes `count` pending deliveries straight into a stopped gateway's database. */
+async function seedBacklog(dataDir: string, subscriptionId: string, count: number): Promise<void> {
+  const storage = new SqliteStorage(path.join(dataDir, 'sluice.db'));
+  await storage.migrate();
+  storage.db.pragma('synchronous = OFF');
+  const now = Date.now();
+  const perEvent = 1;
+  for (let done = 0; done < count; ) {
+    const items: IngestItem[] = [];
+    for (let i = 0; i < 20_000 && done < count; i++, done += perEvent) {
+      const id = `evt_b_${seq++}_0`;
+      const delivery: DeliveryRecord = {
+        id: newId('dlv', now),
+        event_id: id,
+        subscription_id: subscriptionId,
+        event: 'call.ended',
+        msg_id: newId('msg', now),
+        status: 'pending',
+        attempts: 0,
+        chain: 1,
+        next_attempt_at: now,
+        lease_until: null,
+        created_at: now,
+        updated_at: now,
+        last_attempt_at: null,
+        last_status_code: null,
+        last_error: null,
+      };
+      items.push({ event: { id, event: 'call.ended', timestamp: callEnded.timestamp, data: callEnded.data, received_at: now, idempotency_key: null, test: false }, deliveries: [delivery] });
+    }
+    await storage.ingest(items);
+  }
+  await storage.close();
+}
+
+async function drainScenario(rx: Receiver, backlog: number, windowMs: number) {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-drain-'));
+  let gw = await startGateway(dataDir);
+  const sub = await api(gw, 'POST', '/api/v1/webhooks', { url: `${rx.url}/drain`, events: ['call.ended'], mapping: SIMPLE_MAPPING });
+  await gw.stop();
+  const seedStart = Date.now();
+  await seedBacklog(dataDir, sub.id, backlog);
+  const seedSeconds = (Date.now() - seedStart) / 1000;
+  rx.reset();
+  const t0 = Date.now();
+  gw = await startGateway(dataDir);
+  const target = Math.min(backlog, backlog);
+  const deadline = t0 + windowMs;
+  while (rx.count < target && Date.now() < deadline) await sleep(20);
+  const seconds = (Date.now() - t0) / 1000;
+  const delivered = rx.count;
+  const peak = gw.peakRssMb();
+  await gw.stop();
+  fs.rmSync(dataDir, { recursive: true, force: true });
+  return { rate: delivered / seconds, delivered, seconds, seedSeconds, peak };
+}
+
+async function main(): Promise<void> {
+  const rx = new Receiver();
+  await rx.start();
+  const log = (line: string) => process.stderr.write(line + '\n');
+  log(`Sluice benchmark on ${os.cpus().length} CPU(s), ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}${quick ? ' (quick)' : ''}`);
+
+  const peaks: number[] = [];
+  let seedNote = '';
+  if (want('a')) {
+    log('(a) ingest -> delivered, simple mapping, 1 subscription');
+    const amount = Math.round(30_000 * scale);
+    const a = await throughputScenario(rx, 'a', [{ url: `${rx.url}/a`, events: ['call.ended'], mapping: SIMPLE_MAPPING }], callEnded, amount);
+    log('    bare forwarder baseline, same load');
+    const forwarder = await forwarderScenario(rx, amount);
+    peaks.push(a.peak);
+    record('a_events_per_s', '(a) end to end, simple mapping', a.e2eEvents, 'events/s', { op: '>=', value: 3000 });
+    record('a_ingest_per_s', '(a) ingest (202) rate', a.ingestRate, 'events/s');
+    record('forwarder_per_s', 'bare forwarder (same run)', forwarder, 'events/s');
+    record('a_ratio_to_forwarder', '(a) as a share of the forwarder', a.e2eEvents / forwarder, '×', { op: '>=', value: 0.55 });
+  }
+  if (want('b')) {
+    log('(b) ingest -> delivered, Slack connector default template');
+    const b = await throughputScenario(
+      rx,
+      'b',
+      [{ events: ['signal.frustration_spike'], connector: 'slack', connector_options: { webhook_url: `${rx.url}/slack` }, rate_limit: null }],
+      frustration,
+      Math.round(15_000 * scale),
+    );
+    peaks.push(b.peak);
+    record('b_events_per_s', '(b) end to end, Slack template', b.e2eEvents, 'events/s', { op: '>=', value: 1500 });
+  }
+  if (want('c')) {
+    log('(c) fan-out: 1 event -> 10 subscriptions');
+    const subs = Array.from({ length: 10 }, (_, i) => ({ url: `${rx.url}/c${i}`, events: ['call.ended'], mapping: SIMPLE_MAPPING }));
+    const c = await throughputScenario(rx, 'c', subs, callEnded, Math.round(10_000 * scale));
+    peaks.push(c.peak);
+    record('c_deliveries_per_s', '(c) fan-out deliveries', c.deliveries, 'deliveries/s', { op: '>=', value: 10_000 });
+  }
+  if (want('d')) {
+    log('(d) steady 1,000 events/s');
+    const d = await steadyScenario(rx);
+    peaks.push(d.peak);
+    record('d_ack_p50_ms', '(d) ingest ack p50', d.ackP50, 'ms');
+    record('d_ack_p99_ms', '(d) ingest ack p99', d.ackP99, 'ms', { op: '<=', value: 20 });
+    record('d_delivered_p50_ms', '(d) accepted -> delivered p50', d.deliveredP50, 'ms');
+    record('d_delivered_p99_ms', '(d) accepted -> delivered p99', d.deliveredP99, 'ms', { op: '<=', value: 100 });
+  }
+  if (want('e')) {
+    log('(e) backlog drain: 1,000,000 vs 10,000 pending deliveries');
+    const small = await drainScenario(rx, Math.round(10_000 * scale), 60_000);
+    const big = await drainScenario(rx, Math.round(1_000_000 * scale), Math.max(5_000, 20_000 * scale));
+    peaks.push(small.peak, big.peak);
+    seedNote = `backlog seeding: ${Math.round(big.seedSeconds)} s for ${Math.round(1_000_000 * scale)} deliveries (not part of the drain rate)`;
+    record('e_small_per_s', '(e) drain rate, 10k backlog', small.rate, 'deliveries/s');
+    record('e_big_per_s', '(e) drain rate, 1M backlog (first 20 s)', big.rate, 'deliveries/s');
+    record('e_ratio', '(e) 1M-backlog rate / 10k-backlog rate', big.rate / small.rate, '×', { op: '>=', value: 0.8 });
+  }
+  if (peaks.length) record('f_peak_rss_mb', '(f) gateway peak RSS', Math.max(...peaks), 'MB', { op: '<=', value: 200 });
+
+  const width = Math.max(...rows.map((r) => r.scenario.length));
+  process.stdout.write(`\n${'scenario'.padEnd(width)}  ${'figure'.padStart(22)}  ${'target'.padEnd(9)}  met\n`);
+  for (const r of rows) process.stdout.write(`${r.scenario.padEnd(width)}  ${r.figure.padStart(22)}  ${r.target.padEnd(9)}  ${r.met === null ? '' : r.met ? 'yes' : 'NO'}\n`);
+  if (seedNote) process.stdout.write(`\n${seedNote}\n`);
+  process.stdout.write(JSON.stringify({ bench: 'sluice', quick, cpus: os.cpus().length, node: process.version, ...figures }) + '\n');
+  rx.server.close();
+  rx.server.closeAllConnections();
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench failed: ${(err as Error).stack}\n`);
+  process.exit(1);
+});

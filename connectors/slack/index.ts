@@ -1,0 +1,230 @@
+import type { ConnectorDefinition, OutboundRequest, ResponseInfo, Verdict } from '../../src/delivery/connector.ts';
+
+/**
+ * Slack: an incoming webhook (the URL is the credential), or a bot token posting with
+ * chat.postMessage. The template (mappings/slack/default.jsonata) builds the message;
+ * this module sends it and reads Slack's answer. Wire facts: connectors/slack/README.md.
+ */
+
+export const SLACK_API_BASE_URL = 'https://slack.com/api';
+
+/**
+ * Incoming-webhook error codes that mean this webhook will never work again. Slack answers
+ * them with 403, 404 or 410 and a plain-text body holding the code.
+ */
+const DEAD_WEBHOOK: Readonly<Record<string, string>> = {
+  no_service: 'the incoming webhook was removed or disabled, or the URL is wrong',
+  no_service_id: 'the webhook URL has no valid service id',
+  no_team: 'the Slack workspace no longer exists',
+  team_disabled: 'the Slack workspace is disabled',
+  invalid_token: "the webhook URL's token is invalid (the webhook was regenerated or revoked)",
+  action_prohibited: 'a workspace admin restricted posting to this channel',
+  channel_not_found: "the webhook's channel no longer exists",
+  channel_is_archived: "the webhook's channel is archived",
+  no_active_hooks: 'the app has no active incoming webhooks',
+  posting_to_general_channel_denied: 'only admins may post to this channel',
+};
+
+/** chat.postMessage `error` codes worth another attempt. */
+const API_RETRY = new Set(['ratelimited', 'rate_limited', 'fatal_error', 'internal_error', 'service_unavailable', 'request_timeout']);
+
+/** chat.postMessage `error` codes that no retry can fix: the subscription is disabled. */
+const API_DISABLE: Readonly<Record<string, string>> = {
+  invalid_auth: 'the bot token is not valid',
+  not_authed: 'no bot token was sent',
+  token_revoked: 'the bot token was revoked',
+  token_expired: 'the bot token expired',
+  account_inactive: "the token's user or bot was deactivated",
+  missing_scope: 'the token lacks the chat:write scope',
+  no_permission: 'the token has no permission to post',
+  channel_not_found: 'the channel does not exist, or the bot cannot see it (invite it to private channels)',
+  is_archived: 'the channel is archived',
+  not_in_channel: 'the bot is not a member of the channel (/invite it, or add the chat:write.public scope)',
+};
+
+export type SlackMode = 'webhook' | 'chat.postMessage';
+
+/** Which way a subscription's options send: a bot token means chat.postMessage. */
+export function slackMode(options: Record<string, unknown>): SlackMode {
+  return typeof options.bot_token === 'string' ? 'chat.postMessage' : 'webhook';
+}
+
+export function postMessageUrl(options: Record<string, unknown>): string {
+  const base = typeof options.api_base_url === 'string' ? options.api_base_url : SLACK_API_BASE_URL;
+  return `${base.replace(/\/+$/, '')}/chat.postMessage`;
+}
+
+/** A template may produce a whole message object, or just a string for `text`. */
+function messageOf(payload: unknown): Record<string, unknown> {
+  if (typeof payload === 'string') return { text: payload };
+  if (payload && typeof payload === 'object' && !Array.isArray(payload)) return payload as Record<string, unknown>;
+  const got = payload === null ? 'null' : Array.isArray(payload) ? 'an array' : typeof payload;
+  throw new Error(`the template must produce a Slack message object ({"text": ..., "blocks": [...]}) or a string, not ${got}`);
+}
+
+/** The subscription's custom headers, minus those the connector sets itself (any case). */
+function withOwnHeaders(custom: Record<string, string>, own: Record<string, string>): Record<string, string> {
+  const ownNames = new Set(Object.keys(own));
+  const kept = Object.fromEntries(Object.entries(custom).filter(([name]) => !ownNames.has(name.toLowerCase())));
+  return { ...kept, ...own };
+}
+
+/** Slack's error code: `{"ok":false,"error":"…"}` from the Web API, plain text from webhooks. */
+export function slackErrorCode(body: string): string | undefined {
+  const text = body.trim();
+  if (!text) return undefined;
+  const parsed = parseJson(text);
+  if (parsed && typeof parsed === 'object') {
+    const error = (parsed as { error?: unknown }).error;
+    return typeof error === 'string' ? error : undefined;
+  }
+  return text.split('\n')[0].slice(0, 200);
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+const isServerTrouble = (status: number) => status === 408 || (status >= 500 && status <= 599);
+
+function classifyWebhook(response: ResponseInfo): Verdict {
+  const { status } = response;
+  const code = slackErrorCode(response.body);
+  const said = code ? ` ${code}` : '';
+  if (status >= 200 && status <= 299) return { outcome: 'success' };
+  if (status === 429) return { outcome: 'retry', reason: `Slack rate limit (429${said}); retrying after Retry-After`, minDelayMs: 1_000 };
+  if (isServerTrouble(status)) return { outcome: 'retry', reason: `Slack answered ${status}${said}` };
+  const dead = code !== undefined && Object.hasOwn(DEAD_WEBHOOK, code) ? DEAD_WEBHOOK[code] : undefined;
+  if (status === 410 || ((status === 403 || status === 404) && dead)) {
+    return {
+      outcome: 'disable',
+      reason: `Slack answered ${status}${said}: ${dead ?? 'the webhook is gone'}. Create a new incoming webhook and set connector_options.webhook_url.`,
+    };
+  }
+  if (status === 400) {
+    return { outcome: 'fail', reason: `Slack rejected the message (400${said}); check the template's Block Kit output (POST /api/v1/mappings/preview)` };
+  }
+  return { outcome: 'fail', reason: `Slack answered ${status}${said}` };
+}
+
+function classifyApiError(code: string, status: number, parsed: unknown): Verdict {
+  if (API_RETRY.has(code)) return { outcome: 'retry', reason: `Slack chat.postMessage error ${code} (HTTP ${status})` };
+  if (Object.hasOwn(API_DISABLE, code)) {
+    return { outcome: 'disable', reason: `Slack chat.postMessage error ${code}: ${API_DISABLE[code]}` };
+  }
+  // invalid_blocks and friends explain themselves in response_metadata.messages.
+  const messages = (parsed as { response_metadata?: { messages?: unknown } } | undefined)?.response_metadata?.messages;
+  const detail = Array.isArray(messages) && messages.length ? `: ${messages.filter((m) => typeof m === 'string').join('; ')}` : '';
+  return { outcome: 'fail', reason: `Slack chat.postMessage error ${code}${detail}`.slice(0, 1_000) };
+}
+
+function classifyApi(response: ResponseInfo): Verdict {
+  const { status } = response;
+  const parsed = parseJson(response.body);
+  const code = slackErrorCode(response.body);
+  if (status === 429) return { outcome: 'retry', reason: `Slack rate limit (429${code ? ` ${code}` : ''}); retrying after Retry-After`, minDelayMs: 1_000 };
+  if (isServerTrouble(status)) return { outcome: 'retry', reason: `Slack answered ${status}${code ? ` ${code}` : ''}` };
+  const body = parsed && typeof parsed === 'object' ? (parsed as { ok?: unknown; ts?: unknown }) : undefined;
+  if (status >= 200 && status <= 299 && body?.ok === true) {
+    return { outcome: 'success', ...(typeof body.ts === 'string' ? { note: `ts ${body.ts}` } : {}) };
+  }
+  // Application errors come as 200 with {"ok": false, "error": "…"}.
+  if (body && code) return classifyApiError(code, status, parsed);
+  return { outcome: 'fail', reason: `Slack answered ${status} without {"ok": true}: ${response.body.trim().slice(0, 200) || '(empty body)'}` };
+}
+
+export const slackConnector: ConnectorDefinition = {
+  name: 'slack',
+  title: 'Slack',
+  description: 'Block Kit messages to a Slack channel, through an incoming webhook or a bot token (chat.postMessage).',
+  optionsSchema: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      webhook_url: {
+        type: 'string',
+        title: 'Incoming webhook URL',
+        description: 'The URL Slack gives when you add an incoming webhook, https://hooks.slack.com/services/T…/B…/…; a secret.',
+        pattern: '^https?://[^\\s]+$',
+        maxLength: 2048,
+        errorMessage: 'must be the incoming webhook URL Slack gave you, https://hooks.slack.com/services/…',
+      },
+      bot_token: {
+        type: 'string',
+        title: 'Bot token',
+        description: 'A bot token (xoxb-…) with the chat:write scope, to post with chat.postMessage instead of a webhook; a secret.',
+        pattern: '^xox[a-z]-[^\\s]+$',
+        maxLength: 4096,
+        errorMessage: 'must be a Slack bot token, xoxb-…',
+      },
+      channel: {
+        type: 'string',
+        title: 'Channel',
+        description: 'With bot_token: the channel ID (C0123456789, preferred: it survives renames) or name (#alerts).',
+        minLength: 1,
+        maxLength: 200,
+        pattern: '^[^\\s]+$',
+      },
+      api_base_url: {
+        type: 'string',
+        title: 'Web API base URL',
+        description: 'With bot_token: where chat.postMessage lives; change only for tests or a proxy.',
+        default: SLACK_API_BASE_URL,
+        pattern: '^https?://[^\\s]+$',
+        maxLength: 2048,
+      },
+    },
+    allOf: [
+      {
+        errorMessage: 'give either "webhook_url" (an incoming webhook), or "bot_token" and "channel" (chat.postMessage, optionally "api_base_url"), not both',
+        oneOf: [
+          {
+            title: 'Incoming webhook',
+            required: ['webhook_url'],
+            not: { anyOf: [{ required: ['bot_token'] }, { required: ['channel'] }, { required: ['api_base_url'] }] },
+          },
+          {
+            title: 'Bot token (chat.postMessage)',
+            required: ['bot_token', 'channel'],
+            not: { required: ['webhook_url'] },
+          },
+        ],
+      },
+    ],
+  },
+  secretOptions: ['webhook_url', 'bot_token'],
+  url: 'none',
+  defaultMapping: 'slack/default',
+  // Slack asks for no more than one message per second per webhook or channel.
+  subscriptionDefaults: { rate_limit: 1 },
+  resolveUrl(options) {
+    return slackMode(options) === 'chat.postMessage' ? postMessageUrl(options) : String(options.webhook_url);
+  },
+  buildRequest(ctx): OutboundRequest {
+    const message = messageOf(ctx.payload);
+    if (slackMode(ctx.options) === 'chat.postMessage') {
+      return {
+        method: 'POST',
+        url: postMessageUrl(ctx.options),
+        headers: withOwnHeaders(ctx.headers, { 'content-type': 'application/json; charset=utf-8', authorization: `Bearer ${String(ctx.options.bot_token)}` }),
+        // A template may route a message elsewhere by setting its own "channel".
+        body: JSON.stringify({ channel: ctx.options.channel, ...message }),
+        sign: false,
+      };
+    }
+    return {
+      method: 'POST',
+      url: String(ctx.options.webhook_url),
+      headers: withOwnHeaders(ctx.headers, { 'content-type': 'application/json' }),
+      body: JSON.stringify(message),
+      sign: false,
+    };
+  },
+  classifyResponse(response, ctx) {
+    return slackMode(ctx.options) === 'chat.postMessage' ? classifyApi(response) : classifyWebhook(response);
+  },
+};
