@@ -16,6 +16,7 @@ import { loadEventCatalog } from './catalog/event-catalog.ts';
 import { assertDestinationAllowed, createGuardedConnector } from './delivery/ssrf-lookup.ts';
 import { HttpClient } from './delivery/http-client.ts';
 import { DeliveryWorker } from './delivery/worker.ts';
+import { destinationOf, loggableUrl } from './delivery/dispatch.ts';
 import { DeliveryService } from './services/deliveries.ts';
 import { deliveriesRouter } from './http/routes/deliveries.ts';
 import { mappingsRouter } from './http/routes/mappings.ts';
@@ -157,9 +158,13 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
             url: attempt.url,
           });
         },
-        onSubscriptionDisabled: ({ sub, reason, deleted }) => {
+        onSubscriptionDisabled: ({ sub, reason, deleted, attempt }) => {
           logger.warn({ subscription_id: sub.record.id, reason, deleted }, deleted ? 'subscription deleted by its destination' : 'subscription disabled');
-          emitOperational('sluice.webhook.disabled', { subscription_id: sub.record.id, url: sub.record.url, reason, disabled_at: new Date(now()).toISOString(), deleted });
+          const connector = connectors.get(sub.record.connector);
+          const url = connector ? loggableUrl(destinationOf(sub, connector), connector) : sub.record.url;
+          // A short code to route on, and the sentence for people.
+          const code = deleted ? 'deleted' : attempt.outcome === 'disabled' ? (attempt.response_status === 410 ? 'gone' : 'rejected') : 'failing';
+          emitOperational('sluice.webhook.disabled', { subscription_id: sub.record.id, url, reason: code, message: reason, disabled_at: new Date(now()).toISOString(), deleted });
         },
       },
     },

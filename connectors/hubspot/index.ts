@@ -172,6 +172,7 @@ export const hubspotConnector: ConnectorDefinition = {
   optionsSchema,
   secretOptions: ['access_token'],
   url: 'none',
+  urlIsSecret: false,
   defaultMapping: 'hubspot/default',
   // Each delivery is 2-3 requests; 3 deliveries/s stays inside the smallest burst limit (100 per 10 s).
   subscriptionDefaults: { rate_limit: 3 },

@@ -148,6 +148,7 @@ export const pagerDutyConnector: ConnectorDefinition = {
   },
   secretOptions: ['routing_key'],
   url: 'none',
+  urlIsSecret: false,
   defaultMapping: 'pagerduty/default',
   resolveUrl: enqueueUrl,
   buildRequest(ctx): OutboundRequest {

@@ -8,12 +8,25 @@ const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
  * which the delivery log's cursor relies on.
  */
 export function newId(prefix: string, now: number = Date.now()): string {
+  return `${prefix}_${encodeTime(now)}${randomPart()}`;
+}
+
+/** The smallest id of this kind created at or after `time`: ids sort by time, so a range scan works. */
+export function idFloor(prefix: string, time: number): string {
+  return `${prefix}_${encodeTime(time)}`;
+}
+
+function encodeTime(now: number): string {
   let time = '';
   let t = now;
   for (let i = 0; i < 10; i++) {
     time = CROCKFORD[t % 32] + time;
     t = Math.floor(t / 32);
   }
+  return time;
+}
+
+function randomPart(): string {
   const bytes = randomBytes(10);
   let rand = '';
   // 80 bits -> 16 base32 chars, 5 bits at a time.
@@ -28,5 +41,5 @@ export function newId(prefix: string, now: number = Date.now()): string {
     }
     buffer &= (1 << bits) - 1;
   }
-  return `${prefix}_${time}${rand}`;
+  return rand;
 }

@@ -64,6 +64,11 @@ export interface ConnectorDefinition {
   defaultMapping?: string;
   /** Defaults applied to a subscription at create time when the caller gives none. */
   subscriptionDefaults?: { rate_limit?: number };
+  /**
+   * For url 'none' connectors: whether the derived URL is itself a credential (a Slack incoming
+   * webhook) and must be logged by origin only. Defaults to true; vendor API URLs set false.
+   */
+  urlIsSecret?: boolean;
   /** The destination URL, for connectors with url 'none' (used by the SSRF check too). */
   resolveUrl?(options: Record<string, unknown>): string;
   buildRequest(ctx: ConnectorContext): OutboundRequest;

@@ -60,8 +60,8 @@ function maskHeaders(headers: Record<string, string>, secretNames: string[]): Re
 }
 
 /** Connectors whose URL is itself a credential (a Slack webhook) are logged by origin only. */
-function loggableUrl(url: string, connector: ConnectorDefinition): string {
-  if (connector.url === 'required') return url;
+export function loggableUrl(url: string, connector: ConnectorDefinition): string {
+  if (connector.url === 'required' || connector.urlIsSecret === false) return url;
   try {
     return `${new URL(url).origin}/${MASK}`;
   } catch {

@@ -19,7 +19,7 @@ export interface WorkerOptions {
 /** Things that happen to a delivery that the rest of the gateway hears about. */
 export interface WorkerHooks {
   onDeliveryFailed?(info: { claimed: ClaimedDelivery; sub: RuntimeSubscription; attempt: AttemptRecord }): void;
-  onSubscriptionDisabled?(info: { sub: RuntimeSubscription; reason: string; deleted: boolean }): void;
+  onSubscriptionDisabled?(info: { sub: RuntimeSubscription; reason: string; deleted: boolean; attempt: AttemptRecord }): void;
   onAttempt?(attempt: AttemptRecord): void;
 }
 
@@ -231,8 +231,10 @@ export class DeliveryWorker {
     }
 
     // rate_limit: wait for this subscription's slot; a long wait goes back to the queue instead.
+    // A test send answers an operator waiting on the button, so it is not paced.
     const reservedAt = this.#now();
-    const wait = this.#pacer.reserve(sub.record.id, delivery.id, sub.record.rate_limit, reservedAt);
+    const rateLimit = claimed.event.test ? null : sub.record.rate_limit;
+    const wait = this.#pacer.reserve(sub.record.id, delivery.id, rateLimit, reservedAt);
     if (wait > PACING_HOLD_LIMIT_MS) {
       // Delayed, never dropped: back to the queue, due when its slot comes.
       this.#pacer.park(delivery.id, reservedAt + wait, reservedAt);
@@ -241,7 +243,7 @@ export class DeliveryWorker {
     }
     if (wait > 0) await sleep(wait);
     let gap: number;
-    while ((gap = this.#pacer.startGap(sub.record.id, sub.record.rate_limit, this.#now())) > 0) await sleep(gap);
+    while ((gap = this.#pacer.startGap(sub.record.id, rateLimit, this.#now())) > 0) await sleep(gap);
 
     const origin = originOf(destinationOf(sub, connector));
     if (!(await this.#acquireOrigin(origin))) {
@@ -261,7 +263,7 @@ export class DeliveryWorker {
     if (completion.status === 'failed') this.#deps.hooks?.onDeliveryFailed?.({ claimed, sub, attempt: completion.attempt });
     if (completion.disable_subscription_reason) {
       this.#deps.invalidateSubscriptions();
-      this.#deps.hooks?.onSubscriptionDisabled?.({ sub, reason: completion.disable_subscription_reason, deleted: completion.delete_subscription });
+      this.#deps.hooks?.onSubscriptionDisabled?.({ sub, reason: completion.disable_subscription_reason, deleted: completion.delete_subscription, attempt: completion.attempt });
     }
     return completion.attempt;
   }
@@ -286,7 +288,12 @@ export class DeliveryWorker {
           random: this.#random,
           retryAfterMs: result.retryAfterMs,
         });
-        if (delay === null) {
+        if (claimed.event.test) {
+          // A test send reports its one attempt; it is not retried behind the operator's back.
+          status = 'failed';
+          attempt.outcome = 'fail';
+          attempt.error = `${attempt.error ?? verdict.reason} (test sends are not retried)`;
+        } else if (delay === null) {
           status = 'failed';
           attempt.outcome = 'fail';
           attempt.error = `${attempt.error ?? verdict.reason} (gave up after ${delivery.attempts + 1} attempts)`;

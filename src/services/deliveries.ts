@@ -34,6 +34,7 @@ export function presentDelivery(d: DeliveryRecord): Record<string, unknown> {
     last_attempt_at: iso(d.last_attempt_at),
     last_status_code: d.last_status_code,
     last_error: d.last_error,
+    last_latency_ms: d.last_latency_ms ?? null,
     created_at: iso(d.created_at),
     updated_at: iso(d.updated_at),
   };

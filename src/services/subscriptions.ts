@@ -99,6 +99,11 @@ export class SubscriptionService {
     return sub;
   }
 
+  /** Deliveries created in the last 24 hours by state: health at a glance. */
+  stats24h(id: string): Promise<{ delivered: number; failed: number; pending: number }> {
+    return this.#deps.storage.deliveryStats(id, this.#now() - 86_400_000);
+  }
+
   /** Every live subscription, decrypted; cached until the next write through this service. */
   async runtimeAll(): Promise<Map<string, RuntimeSubscription>> {
     if (!this.#cache) {

@@ -89,6 +89,8 @@ export interface DeliveryRecord {
   last_attempt_at: number | null;
   last_status_code: number | null;
   last_error: string | null;
+  /** Latency of the last attempt (all its requests), ms. */
+  last_latency_ms?: number | null;
 }
 
 export interface AttemptStep {

@@ -202,6 +202,22 @@ describe('POST /api/v1/webhooks/{id}/test', () => {
     expect(JSON.parse(receiver.requests[0].body)).toMatchObject({ event: 'call.failed', test: true });
   });
 
+  it('is neither paced by rate_limit nor retried on the default schedule', async () => {
+    const gw = await gatewayForTest();
+    const receiver = await receiverForTest(() => ({ status: 503, body: 'down' }));
+    const sub = await createSubscription(gw, { url: `${receiver.url}/hook`, events: ['call.ended'], rate_limit: 0.01 });
+    const first = await gw.api('POST', `/api/v1/webhooks/${sub.id}/test`, {});
+    const second = await gw.api('POST', `/api/v1/webhooks/${sub.id}/test`, {});
+    for (const res of [first, second]) {
+      expect(res.body.status).toBe('failed');
+      expect(res.body.attempt.error).toMatch(/test sends are not retried/);
+    }
+    const logged = await waitForDelivery(gw, second.body.delivery_id);
+    expect(logged.attempts).toHaveLength(1);
+    expect(logged.next_attempt_at).toBeNull();
+    expect(receiver.requests).toHaveLength(2);
+  });
+
   it('refuses an event type the subscription does not receive (422) and unknown subscriptions (404)', async () => {
     const gw = await gatewayForTest();
     const receiver = await receiverForTest();

@@ -111,7 +111,8 @@ describe('410 Gone', () => {
       'sluice.webhook.disabled',
     );
     expect(disabled.data).toMatchObject({ subscription_id: sub.id });
-    expect(disabled.data.reason).toEqual(expect.stringContaining('410'));
+    expect(disabled.data.reason).toBe('gone');
+    expect(disabled.data.message).toEqual(expect.stringContaining('410'));
     expect(gone.requests).toHaveLength(1);
     expect(watcher.enabled).toBe(true);
   });
@@ -380,6 +381,7 @@ describe('no success for too long', () => {
       'sluice.webhook.disabled',
     );
     expect(disabled.data).toMatchObject({ subscription_id: sub.id });
-    expect(disabled.data.reason).toBe('no successful delivery for 0.9 seconds');
+    expect(disabled.data.reason).toBe('failing');
+    expect(disabled.data.message).toBe('no successful delivery for 0.9 seconds');
   }, 20_000);
 });

@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import type { ApiKeyService } from '../../services/api-keys.ts';
 import type { SubscriptionService } from '../../services/subscriptions.ts';
+import type { SubscriptionRecord } from '../../storage/types.ts';
 import { requireRole } from '../auth.ts';
 
 export const SECRET_WARNING = 'Store this signing secret now: it is shown only once. Receivers verify webhook-signature (Standard Webhooks) or X-Webhook-Signature with it.';
@@ -11,12 +12,14 @@ export function webhooksRouter(deps: { keys: ApiKeyService; subscriptions: Subsc
   const admin = requireRole(deps.keys, 'admin');
   const subs = deps.subscriptions;
 
+  const withStats = async (sub: SubscriptionRecord) => ({ ...subs.present(sub), stats_24h: await subs.stats24h(sub.id) });
+
   router.get('/webhooks', read, async (_req, res) => {
-    res.json({ data: (await subs.list()).map((s) => subs.present(s)) });
+    res.json({ data: await Promise.all((await subs.list()).map(withStats)) });
   });
 
   router.get('/webhooks/:id', read, async (req, res) => {
-    res.json(subs.present(await subs.get(String(req.params.id))));
+    res.json(await withStats(await subs.get(String(req.params.id))));
   });
 
   router.post('/webhooks', admin, async (req, res) => {

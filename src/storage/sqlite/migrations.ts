@@ -106,4 +106,9 @@ export const SQLITE_MIGRATIONS: Migration[] = [
       CREATE INDEX attempts_by_delivery ON attempts(delivery_id, started_at);
     `,
   },
+  {
+    version: 2,
+    name: 'latency of the last attempt on each delivery',
+    sql: 'ALTER TABLE deliveries ADD COLUMN last_latency_ms REAL;',
+  },
 ];

@@ -6,6 +6,7 @@ import type {
   EventRecord, IngestItem, IngestResult, ReplayQuery, Storage, SubscriptionRecord,
 } from '../types.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
+import { idFloor } from '../../core/ids.ts';
 
 type Row = Record<string, any>;
 
@@ -234,7 +235,7 @@ export class SqliteStorage implements Storage {
       VALUES (@id, @delivery_id, @chain, @number, @started_at, @outcome, @method, @url, @request_headers, @request_body, @response_status, @response_headers, @response_body, @latency_ms, @error, @steps)`);
     // Only a delivery still leased by us is updated: a deleted subscription cancels it meanwhile.
     const updateDelivery = this.#stmt(`UPDATE deliveries SET status = @status, attempts = attempts + 1, next_attempt_at = COALESCE(@next_attempt_at, next_attempt_at), lease_until = NULL,
-      updated_at = @now, last_attempt_at = @started_at, last_status_code = @status_code, last_error = @error WHERE id = @id AND status = 'delivering' AND chain = @chain`);
+      updated_at = @now, last_attempt_at = @started_at, last_status_code = @status_code, last_error = @error, last_latency_ms = @latency WHERE id = @id AND status = 'delivering' AND chain = @chain`);
     const touchSubscription = this.#stmt(`UPDATE subscriptions SET last_delivery_at = @now, last_delivery_status = @status,
       last_success_at = CASE WHEN @success = 1 THEN @now ELSE last_success_at END,
       failing_since = CASE WHEN @success = 1 THEN NULL WHEN @final_failure = 1 THEN COALESCE(failing_since, @now) ELSE failing_since END
@@ -251,7 +252,7 @@ export class SqliteStorage implements Storage {
           response_headers: json(a.response_headers),
           steps: json(a.steps),
         });
-        updateDelivery.run({ id: c.delivery_id, status: c.status, next_attempt_at: c.next_attempt_at, now, started_at: a.started_at, status_code: a.response_status, error: a.error, chain: a.chain });
+        updateDelivery.run({ id: c.delivery_id, status: c.status, next_attempt_at: c.next_attempt_at, now, started_at: a.started_at, status_code: a.response_status, error: a.error, chain: a.chain, latency: a.latency_ms });
         touchSubscription.run({ id: c.subscription_id, now, status: c.status, success: c.status === 'delivered' ? 1 : 0, final_failure: c.status === 'failed' || c.status === 'pending' ? 1 : 0 });
         if (c.delete_subscription) {
           remove.run(now, c.disable_subscription_reason, now, c.subscription_id);
@@ -308,7 +309,7 @@ export class SqliteStorage implements Storage {
         SUM(CASE WHEN status = 'delivered' THEN 1 ELSE 0 END) AS delivered,
         SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS failed,
         SUM(CASE WHEN status IN ('pending','delivering') THEN 1 ELSE 0 END) AS pending
-      FROM deliveries WHERE subscription_id = ? AND updated_at >= ?`).get(subscriptionId, since) as Row;
+      FROM deliveries WHERE subscription_id = ? AND id >= ?`).get(subscriptionId, idFloor('dlv', since)) as Row;
     return { delivered: row.delivered ?? 0, failed: row.failed ?? 0, pending: row.pending ?? 0 };
   }
 }
