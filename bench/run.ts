@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
+import { Pool } from 'undici';
 import { SqliteStorage } from '../src/storage/sqlite/sqlite-storage.ts';
 import { newId } from '../src/core/ids.ts';
 import type { DeliveryRecord, IngestItem } from '../src/storage/types.ts';
@@ -85,6 +86,14 @@ interface Gateway {
   stop(): Promise<void>;
 }
 
+/** The gateway runs exactly as `npm start` runs it (same Node flags). */
+function startArgs(): string[] {
+  const script: string = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).scripts.start;
+  const [command, ...args] = script.split(/\s+/);
+  if (command !== 'node') throw new Error(`bench expects "npm start" to run node, not: ${script}`);
+  return [...(process.env.GATEWAY_NODE_FLAGS ? process.env.GATEWAY_NODE_FLAGS.split(/\s+/) : []), ...args];
+}
+
 /** Children to kill if the benchmark dies half-way. */
 const children = new Set<ChildProcess>();
 process.on('exit', () => {
@@ -93,7 +102,7 @@ process.on('exit', () => {
 
 async function startGateway(dataDir: string, env: Record<string, string> = {}): Promise<Gateway> {
   const port = await freePort();
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const proc = spawn(process.execPath, [...startArgs()], {
     cwd: ROOT,
     env: {
       ...process.env,
@@ -221,9 +230,9 @@ async function throughputScenario(rx: Receiver, name: string, subscriptions: Rec
   return { ingestRate: res.accepted / res.seconds, e2eEvents: res.accepted / seconds, deliveries: rx.count / seconds, delivered: rx.count, expected, peak, failed: res.non2xx };
 }
 
-async function forwarderScenario(rx: Receiver, amount: number) {
+async function forwarderScenario(rx: Receiver, amount: number, stack: 'express' | 'raw') {
   const port = await freePort();
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'bench/forwarder.ts'], { cwd: ROOT, env: { ...process.env, PORT: String(port), FORWARD_TO: `${rx.url}/forward` }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'bench/forwarder.ts'], { cwd: ROOT, env: { ...process.env, PORT: String(port), FORWARD_TO: `${rx.url}/forward`, FORWARDER_STACK: stack }, stdio: ['ignore', 'pipe', 'inherit'] });
   children.add(proc);
   await new Promise<void>((resolve) => proc.stdout!.once('data', () => resolve()));
   const url = `http://127.0.0.1:${port}/`;
@@ -235,6 +244,44 @@ async function forwarderScenario(rx: Receiver, amount: number) {
   return res.accepted / res.seconds;
 }
 
+/**
+ * Fixed-rate open-loop load for latency: each request is stamped when it is actually sent
+ * (autocannon may build a request well before its rate limiter lets it go).
+ */
+async function steadyLoad(url: string, template: { event: string; data: unknown }, rate: number, seconds: number) {
+  const target = new URL(url);
+  const pool = new Pool(target.origin, { connections: 64, pipelining: 1 });
+  const acks: number[] = [];
+  let accepted = 0;
+  let failed = 0;
+  const inflight: Promise<void>[] = [];
+  const total = Math.round(rate * seconds);
+  const start = performance.now();
+  for (let i = 0; i < total; i++) {
+    const wait = start + (i * 1000) / rate - performance.now();
+    if (wait >= 1) await sleep(wait);
+    const t = performance.now();
+    const body = JSON.stringify({ event: template.event, id: `evt_b_${seq++}_${Date.now()}`, data: template.data });
+    inflight.push(
+      pool
+        .request({ path: target.pathname, method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN}` }, body })
+        .then(async (res) => {
+          await res.body.dump();
+          acks.push(performance.now() - t);
+          if (res.statusCode === 202) accepted++;
+          else failed++;
+        }, () => {
+          failed++;
+        }),
+    );
+  }
+  await Promise.all(inflight);
+  const elapsed = (performance.now() - start) / 1000;
+  await pool.close();
+  acks.sort((a, b) => a - b);
+  return { accepted, failed, seconds: elapsed, ackP50: percentile(acks, 50), ackP99: percentile(acks, 99) };
+}
+
 async function steadyScenario(rx: Receiver) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-steady-'));
   const gw = await startGateway(dataDir);
@@ -242,13 +289,13 @@ async function steadyScenario(rx: Receiver) {
   await load(`${gw.url}/api/v1/events`, callEnded, { amount: 500, connections: 16 });
   await rx.waitFor(500, 30_000);
   rx.reset();
-  const res = await load(`${gw.url}/api/v1/events`, callEnded, { duration: Math.max(3, 10 * scale), connections: 32, overallRate: 1000 });
+  const res = await steadyLoad(`${gw.url}/api/v1/events`, callEnded, 1000, Math.max(3, 10 * scale));
   await rx.waitFor(res.accepted, 60_000);
   const lat = [...rx.latencies].sort((a, b) => a - b);
   const peak = gw.peakRssMb();
   await gw.stop();
   fs.rmSync(dataDir, { recursive: true, force: true });
-  return { ackP50: res.ackP50, ackP99: res.ackP99, deliveredP50: percentile(lat, 50), deliveredP99: percentile(lat, 99), rate: res.accepted / res.seconds, peak };
+  return { ackP50: Math.round(res.ackP50 * 10) / 10, ackP99: Math.round(res.ackP99 * 10) / 10, deliveredP50: percentile(lat, 50), deliveredP99: percentile(lat, 99), rate: res.accepted / res.seconds, peak };
 }
 
 /** Writes `count` pending deliveries straight into a stopped gateway's database. */
@@ -320,12 +367,14 @@ async function main(): Promise<void> {
     log('(a) ingest -> delivered, simple mapping, 1 subscription');
     const amount = Math.round(30_000 * scale);
     const a = await throughputScenario(rx, 'a', [{ url: `${rx.url}/a`, events: ['call.ended'], mapping: SIMPLE_MAPPING }], callEnded, amount);
-    log('    bare forwarder baseline, same load');
-    const forwarder = await forwarderScenario(rx, amount);
+    log('    bare forwarder baselines, same load');
+    const forwarder = await forwarderScenario(rx, amount, 'express');
+    const rawForwarder = await forwarderScenario(rx, amount, 'raw');
     peaks.push(a.peak);
     record('a_events_per_s', '(a) end to end, simple mapping', a.e2eEvents, 'events/s', { op: '>=', value: 3000 });
     record('a_ingest_per_s', '(a) ingest (202) rate', a.ingestRate, 'events/s');
-    record('forwarder_per_s', 'bare forwarder (same run)', forwarder, 'events/s');
+    record('forwarder_per_s', 'bare forwarder, express.json (same run)', forwarder, 'events/s');
+    record('raw_forwarder_per_s', 'bare forwarder, node:http (reference)', rawForwarder, 'events/s');
     record('a_ratio_to_forwarder', '(a) as a share of the forwarder', a.e2eEvents / forwarder, '×', { op: '>=', value: 0.55 });
   }
   if (want('b')) {

@@ -106,10 +106,12 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
     validateData: (name, data) => (catalog.has(name) ? catalog.validate(name, data) : 'unknown_event'),
     subscriptions: () => subscriptions.runtimeAll(),
     filterMatches: (filter, envelope, sub) => mappings.filterMatches(filter, envelope, templateView(sub)),
-    onDeliveriesCreated: (ids) => {
-      metrics.deliveriesCreated.inc(ids.length);
-      worker.notify(ids);
+    onDeliveriesCreated: ({ pending, preclaimed }) => {
+      metrics.deliveriesCreated.inc(pending.length + preclaimed.length);
+      if (preclaimed.length) worker.startPreclaimed(preclaimed);
+      if (pending.length) worker.notify(pending);
     },
+    preclaim: { reserve: (wanted) => worker.reserve(wanted), release: (count) => worker.release(count) },
     logger,
     now,
   });

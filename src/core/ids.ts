@@ -26,8 +26,21 @@ function encodeTime(now: number): string {
   return time;
 }
 
+/** Random bytes drawn in blocks: one randomBytes call per 409 ids instead of one per id. */
+let pool = Buffer.alloc(0);
+let poolOffset = 0;
+function take10(): Buffer {
+  if (poolOffset + 10 > pool.length) {
+    pool = randomBytes(4096);
+    poolOffset = 0;
+  }
+  const bytes = pool.subarray(poolOffset, poolOffset + 10);
+  poolOffset += 10;
+  return bytes;
+}
+
 function randomPart(): string {
-  const bytes = randomBytes(10);
+  const bytes = take10();
   let rand = '';
   // 80 bits -> 16 base32 chars, 5 bits at a time.
   let buffer = 0;

@@ -104,7 +104,8 @@ export async function dispatchAttempt(
   const envelope = envelopeOf(claimed);
   let payload: unknown;
   try {
-    payload = await deps.render(envelope, sub, sub.record.mapping ?? connector.defaultMapping ?? null);
+    // An empty mapping is no mapping: the connector's default applies, as it does for null.
+    payload = await deps.render(envelope, sub, sub.record.mapping || connector.defaultMapping || null);
   } catch (err) {
     // A template that fails on this event fails the delivery permanently, with the reason and
     // position recorded; nothing half-built is sent. Replay once the template is fixed.

@@ -103,6 +103,8 @@ export class DeliveryWorker {
   #running = false;
   #stopping = false;
   #active = 0;
+  /** Slots promised to deliveries being committed already leased (see reserve). */
+  #reserved = 0;
   #timer: NodeJS.Timeout | null = null;
   #polling = false;
   #pollAgain = false;
@@ -137,11 +139,34 @@ export class DeliveryWorker {
     setImmediate(() => {
       this.#notifyScheduled = false;
       const ids = this.#notified.splice(0);
-      const room = this.#opts.concurrency - this.#active;
+      const room = this.#opts.concurrency - this.#active - this.#reserved;
       if (room <= 0) return; // the poller picks them up as capacity frees
       void this.#claimAndRun(() => this.#deps.storage.claimByIds(ids.slice(0, room), this.#now(), this.#now() + this.#opts.leaseMs));
       if (ids.length > room) this.poke();
     });
+  }
+
+  /**
+   * Reserves worker slots for deliveries about to be committed already leased (ingest's
+   * preclaim): they skip the claim transaction and start the moment their commit returns.
+   */
+  reserve(wanted: number): { count: number; leaseUntil: number } {
+    if (!this.#running) return { count: 0, leaseUntil: 0 };
+    const count = Math.max(0, Math.min(wanted, this.#opts.concurrency - this.#active - this.#reserved));
+    this.#reserved += count;
+    return { count, leaseUntil: this.#now() + this.#opts.leaseMs };
+  }
+
+  release(count: number): void {
+    this.#reserved = Math.max(0, this.#reserved - count);
+  }
+
+  /** Runs deliveries committed already leased to this worker (their slots were reserved). */
+  startPreclaimed(claimed: ClaimedDelivery[]): void {
+    this.release(claimed.length);
+    // Stopped between the reservation and the commit: their leases expire and the next start sends them.
+    if (!this.#running) return;
+    for (const item of claimed) this.#track(this.#process(item));
   }
 
   /** Schedule a poll of the queue as soon as possible. */
@@ -162,7 +187,7 @@ export class DeliveryWorker {
     try {
       do {
         this.#pollAgain = false;
-        const room = this.#opts.concurrency - this.#active;
+        const room = this.#opts.concurrency - this.#active - this.#reserved;
         if (room <= 0) break;
         const now = this.#now();
         const claimed = await this.#claimAndRun(() => this.#deps.storage.claimDue(now, Math.min(room, 500), now + this.#opts.leaseMs));
@@ -179,7 +204,7 @@ export class DeliveryWorker {
   async #scheduleNextPoll(): Promise<void> {
     if (!this.#running || this.#timer) return;
     let delay = this.#opts.maxIdleMs;
-    if (this.#active < this.#opts.concurrency) {
+    if (this.#active + this.#reserved < this.#opts.concurrency) {
       const due = await this.#deps.storage.nextDueAt().catch(() => null);
       if (due !== null) delay = Math.max(0, Math.min(delay, due - this.#now()));
     }

@@ -20,7 +20,8 @@ export function mappingsRouter(deps: { keys: ApiKeyService; preview: MappingPrev
     for (const key of ['template', 'mapping', 'filter', 'event_id', 'subscription_id']) {
       if (body[key] !== undefined && body[key] !== null && typeof body[key] !== 'string') details.push({ path: `$.${key}`, message: 'must be a string' });
     }
-    if (body.template !== undefined && body.mapping !== undefined) details.push({ path: '$.mapping', message: 'give either template (inline JSONata) or mapping (a template name or inline), not both' });
+    // null is "not given", as in the type checks above and in the preview service.
+    if (body.template != null && body.mapping != null) details.push({ path: '$.mapping', message: 'give either template (inline JSONata) or mapping (a template name or inline), not both' });
     if (body.event === undefined && body.event_id === undefined) details.push({ path: '$.event', message: 'is required: an event envelope {event, id, timestamp, data}, or event_id of a stored event' });
     if (details.length) throw new ValidationError('Invalid preview request.', details);
     res.json(await deps.preview.preview(body as Parameters<MappingPreviewService['preview']>[0]));

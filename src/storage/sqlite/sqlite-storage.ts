@@ -50,6 +50,29 @@ function toClaimed(row: Row): ClaimedDelivery {
   return { delivery: delivery as DeliveryRecord, event: toEvent(event) };
 }
 
+type FailureClock = 'keep' | 'reset' | 'restart' | 'continue';
+
+/**
+ * What a batch of completions does to each subscription's health columns, in order: the last
+ * status, whether anything succeeded, and how the failure clock (`failing_since`) moves —
+ * reset by a success, restarted by a failure after a success, else continued.
+ */
+export function foldSubscriptionHealth(completions: AttemptCompletion[]): Map<string, { status: string; success: 0 | 1; failing: FailureClock }> {
+  const out = new Map<string, { status: string; success: 0 | 1; failing: FailureClock }>();
+  for (const c of completions) {
+    const h = out.get(c.subscription_id) ?? { status: c.status, success: 0 as 0 | 1, failing: 'keep' as FailureClock };
+    h.status = c.status;
+    if (c.status === 'delivered') {
+      h.success = 1;
+      h.failing = 'reset';
+    } else if (c.status === 'failed' || c.status === 'pending') {
+      h.failing = h.failing === 'reset' || h.failing === 'restart' ? 'restart' : 'continue';
+    }
+    out.set(c.subscription_id, h);
+  }
+  return out;
+}
+
 /**
  * SQLite engine: one better-sqlite3 connection (the gateway is one process), WAL with
  * synchronous=FULL so a committed transaction is on disk before we answer 202.
@@ -66,6 +89,21 @@ export class SqliteStorage implements Storage {
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('foreign_keys = ON');
+  }
+
+  /**
+   * Worker bookkeeping (claims, lease releases, attempt records) commits without an fsync
+   * (`synchronous=NORMAL`; WAL still makes it survive a process crash). Losing such a commit
+   * to a power cut only means a delivery is sent again: at least once still holds. Events and
+   * their deliveries, and every API write, keep `synchronous=FULL`.
+   */
+  #relaxed<T>(fn: () => T): T {
+    this.db.pragma('synchronous = NORMAL');
+    try {
+      return this.db.transaction(fn)();
+    } finally {
+      this.db.pragma('synchronous = FULL');
+    }
   }
 
   /** Prepared once, reused: statement preparation is a measurable cost on the hot path. */
@@ -198,14 +236,14 @@ export class SqliteStorage implements Storage {
 
   // --- delivery worker ------------------------------------------------------------------
   async claimDue(now: number, limit: number, leaseUntil: number): Promise<ClaimedDelivery[]> {
-    return this.db.transaction(() => {
+    return this.#relaxed(() => {
       const ids = (this.#stmt("SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?").all(now, limit) as Row[]).map((r) => r.id as string);
       return this.#lease(ids, now, leaseUntil);
-    })();
+    });
   }
 
   async claimByIds(ids: string[], now: number, leaseUntil: number): Promise<ClaimedDelivery[]> {
-    return this.db.transaction(() => this.#lease(ids, now, leaseUntil))();
+    return this.#relaxed(() => this.#lease(ids, now, leaseUntil));
   }
 
   #lease(ids: string[], now: number, leaseUntil: number): ClaimedDelivery[] {
@@ -221,9 +259,9 @@ export class SqliteStorage implements Storage {
 
   async releaseLeases(ids: string[], now: number, dueAt?: number): Promise<void> {
     const release = this.#stmt("UPDATE deliveries SET status = 'pending', lease_until = NULL, updated_at = ?, next_attempt_at = COALESCE(?, next_attempt_at) WHERE id = ? AND status = 'delivering'");
-    this.db.transaction(() => {
+    this.#relaxed(() => {
       for (const id of ids) release.run(now, dueAt ?? null, id);
-    })();
+    });
   }
 
   async reclaimExpiredLeases(now: number): Promise<number> {
@@ -238,12 +276,12 @@ export class SqliteStorage implements Storage {
       updated_at = @now, last_attempt_at = @started_at, last_status_code = @status_code, last_error = @error, last_latency_ms = @latency WHERE id = @id AND status = 'delivering' AND chain = @chain`);
     const touchSubscription = this.#stmt(`UPDATE subscriptions SET last_delivery_at = @now, last_delivery_status = @status,
       last_success_at = CASE WHEN @success = 1 THEN @now ELSE last_success_at END,
-      failing_since = CASE WHEN @success = 1 THEN NULL WHEN @final_failure = 1 THEN COALESCE(failing_since, @now) ELSE failing_since END
+      failing_since = CASE @failing WHEN 'reset' THEN NULL WHEN 'restart' THEN @now WHEN 'continue' THEN COALESCE(failing_since, @now) ELSE failing_since END
       WHERE id = @id`);
     const disable = this.#stmt('UPDATE subscriptions SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ? AND enabled = 1 AND deleted_at IS NULL');
     const remove = this.#stmt('UPDATE subscriptions SET deleted_at = ?, enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL');
     const cancelPending = this.#stmt("UPDATE deliveries SET status = 'cancelled', lease_until = NULL, updated_at = ?, last_error = ? WHERE subscription_id = ? AND status IN ('pending','delivering') AND id != ?");
-    this.db.transaction(() => {
+    this.#relaxed(() => {
       for (const c of completions) {
         const a = c.attempt;
         insertAttempt.run({
@@ -253,7 +291,6 @@ export class SqliteStorage implements Storage {
           steps: json(a.steps),
         });
         updateDelivery.run({ id: c.delivery_id, status: c.status, next_attempt_at: c.next_attempt_at, now, started_at: a.started_at, status_code: a.response_status, error: a.error, chain: a.chain, latency: a.latency_ms });
-        touchSubscription.run({ id: c.subscription_id, now, status: c.status, success: c.status === 'delivered' ? 1 : 0, final_failure: c.status === 'failed' || c.status === 'pending' ? 1 : 0 });
         if (c.delete_subscription) {
           remove.run(now, c.disable_subscription_reason, now, c.subscription_id);
           cancelPending.run(now, c.disable_subscription_reason, c.subscription_id, c.delivery_id);
@@ -261,7 +298,9 @@ export class SqliteStorage implements Storage {
           disable.run(c.disable_subscription_reason, now, c.subscription_id);
         }
       }
-    })();
+      // One health update per subscription per batch, not one per attempt.
+      for (const [id, health] of foldSubscriptionHealth(completions)) touchSubscription.run({ id, now, ...health });
+    });
   }
 
   async nextDueAt(): Promise<number | null> {
