@@ -187,9 +187,13 @@ interface LookupEnvironment {
 
 /** When the last evaluation step, of any evaluation, started. */
 let lastStepAt = 0;
+let stepCount = 0;
 
 /** The `__evaluate_entry` hook: charges the time since the previous step to this evaluation. */
 function chargeStep(_expr: unknown, _input: unknown, environment: LookupEnvironment): void {
+  // Reading the clock and walking the scope chain on every step cost a quarter of a large
+  // template's evaluation time; every 16th step is plenty to stop a runaway one.
+  if (++stepCount & 15) return;
   const now = performance.now();
   const elapsed = now - lastStepAt;
   lastStepAt = now;

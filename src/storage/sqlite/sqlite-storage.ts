@@ -37,19 +37,6 @@ function toAttempt(row: Row): AttemptRecord {
   };
 }
 
-/** Event columns selected alongside a claimed delivery, prefixed to avoid clashes. */
-const CLAIM_EVENT_COLUMNS = 'e.id AS e_id, e.event AS e_event, e.timestamp AS e_timestamp, e.data AS e_data, e.received_at AS e_received_at, e.idempotency_key AS e_idempotency_key, e.test AS e_test';
-
-function toClaimed(row: Row): ClaimedDelivery {
-  const delivery: Row = {};
-  const event: Row = {};
-  for (const [key, value] of Object.entries(row)) {
-    if (key.startsWith('e_')) event[key.slice(2)] = value;
-    else delivery[key] = value;
-  }
-  return { delivery: delivery as DeliveryRecord, event: toEvent(event) };
-}
-
 type FailureClock = 'keep' | 'reset' | 'restart' | 'continue';
 
 /**
@@ -237,7 +224,9 @@ export class SqliteStorage implements Storage {
   // --- delivery worker ------------------------------------------------------------------
   async claimDue(now: number, limit: number, leaseUntil: number): Promise<ClaimedDelivery[]> {
     return this.#relaxed(() => {
-      const ids = (this.#stmt("SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?").all(now, limit) as Row[]).map((r) => r.id as string);
+      // Ordered by the index alone: adding a tie-breaker column made SQLite sort every due row
+      // (a million-row backlog drained seven times slower than a small one).
+      const ids = (this.#stmt("SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?").all(now, limit) as Row[]).map((r) => r.id as string);
       return this.#lease(ids, now, leaseUntil);
     });
   }
@@ -248,11 +237,20 @@ export class SqliteStorage implements Storage {
 
   #lease(ids: string[], now: number, leaseUntil: number): ClaimedDelivery[] {
     const lease = this.#stmt("UPDATE deliveries SET status = 'delivering', lease_until = ?, updated_at = ? WHERE id = ? AND status = 'pending' AND next_attempt_at <= ?");
-    const select = this.#stmt(`SELECT d.*, ${CLAIM_EVENT_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.id = ?`);
+    const selectDelivery = this.#stmt('SELECT * FROM deliveries WHERE id = ?');
+    const selectEvent = this.#stmt('SELECT * FROM events WHERE id = ?');
+    // A fanned-out event has many deliveries: read and parse it once per claim, not per delivery.
+    const events = new Map<string, EventRecord>();
     const claimed: ClaimedDelivery[] = [];
     for (const id of ids) {
       if (lease.run(leaseUntil, now, id, now).changes === 0) continue;
-      claimed.push(toClaimed(select.get(id) as Row));
+      const delivery = selectDelivery.get(id) as DeliveryRecord;
+      let event = events.get(delivery.event_id);
+      if (!event) {
+        event = toEvent(selectEvent.get(delivery.event_id) as Row);
+        events.set(event.id, event);
+      }
+      claimed.push({ delivery, event });
     }
     return claimed;
   }
