@@ -72,16 +72,16 @@ export class CompiledExpression<K extends ExpressionKind = ExpressionKind> {
     this.expressionFor(limits);
   }
 
-  /** @internal the jsonata expression compiled with these depth and sequence limits. */
+  /** @internal the jsonata expression compiled with these limits (jsonata's own guardrails). */
   expressionFor(limits: EvaluationLimits): jsonata.Expression {
-    const key = `${limits.maxDepth}:${limits.maxSequence}`;
+    const key = `${limits.timeoutMs}:${limits.maxDepth}:${limits.maxSequence}`;
     let expression = this.#byLimits.get(key);
     if (!expression) {
-      expression = jsonata(this.source, { stack: limits.maxDepth, sequence: limits.maxSequence });
+      const timeout = Number.isFinite(limits.timeoutMs) && limits.timeoutMs > 0 ? limits.timeoutMs : 0;
+      expression = jsonata(this.source, { timeout, stack: limits.maxDepth, sequence: limits.maxSequence } as Parameters<typeof jsonata>[1]);
       for (const helper of TEMPLATE_HELPERS) {
         expression.registerFunction(helper.name, helper.implementation, helper.signature);
       }
-      expression.assign(EVALUATE_ENTRY as unknown as string, chargeStep);
       this.#byLimits.set(key, expression);
     }
     return expression;
@@ -172,38 +172,18 @@ export function jsonataBoolean(value: unknown): boolean | undefined {
 
 // --- evaluation -------------------------------------------------------------------------
 
-const EVALUATE_ENTRY = Symbol.for('jsonata.__evaluate_entry');
-/** Binding name of an evaluation's budget; templates could read it as `$__sluice_budget`, harmlessly. */
-const BUDGET_BINDING = '__sluice_budget';
-
-interface Budget {
-  usedMs: number;
-  limitMs: number;
-}
-
-interface LookupEnvironment {
-  lookup(name: string): unknown;
-}
-
-/** When the last evaluation step, of any evaluation, started. */
-let lastStepAt = 0;
-let stepCount = 0;
-
-/** The `__evaluate_entry` hook: charges the time since the previous step to this evaluation. */
-function chargeStep(_expr: unknown, _input: unknown, environment: LookupEnvironment): void {
-  // Reading the clock and walking the scope chain on every step cost a quarter of a large
-  // template's evaluation time; every 16th step is plenty to stop a runaway one.
-  if (++stepCount & 15) return;
-  const now = performance.now();
-  const elapsed = now - lastStepAt;
-  lastStepAt = now;
-  const budget = environment.lookup(BUDGET_BINDING) as Budget | undefined;
-  if (!budget) return;
-  budget.usedMs += elapsed;
-  if (budget.usedMs > budget.limitMs) {
-    // jsonata's own timeout code, so its message and $eval's wrapping treat it alike.
-    throw { code: 'D1012', value: budget.limitMs };
-  }
+/**
+ * Evaluations run one after another. A jsonata evaluation never waits for I/O (every await in
+ * it is on a value already there), so run alone it finishes within one turn of the event loop
+ * and its wall-clock time is its own CPU time: jsonata's built-in timeout is then exact and
+ * cheap. Interleaved, concurrent evaluations would share the clock and time each other out,
+ * and a per-step accounting hook cost a quarter of a large template's evaluation time.
+ */
+let evaluationQueue: Promise<unknown> = Promise.resolve();
+function serially<T>(run: () => Promise<T>): Promise<T> {
+  const result = evaluationQueue.then(run, run);
+  evaluationQueue = result.catch(() => undefined);
+  return result;
 }
 
 async function evaluate(
@@ -214,17 +194,13 @@ async function evaluate(
 ): Promise<unknown> {
   const limits = withDefaults(partialLimits);
   const env = bindings.env ?? {};
-  const budget: Budget = { usedMs: 0, limitMs: limits.timeoutMs > 0 ? limits.timeoutMs : Infinity };
   const jsonataBindings: Record<string, unknown> = {
     subscription: bindings.subscription,
     env: (name: unknown) => (typeof name === 'string' && Object.hasOwn(env, name) ? env[name] : undefined),
-    [BUDGET_BINDING]: budget,
   };
   const expression = compiled.expressionFor(limits);
-  // Time between the previous evaluation's last step and now belongs to nobody.
-  lastStepAt = performance.now();
   try {
-    return await expression.evaluate(event, jsonataBindings);
+    return await serially(() => expression.evaluate(event, jsonataBindings));
   } catch (err) {
     throw evaluationError(compiled, err, limits);
   }
