@@ -221,9 +221,9 @@ function record(key: string, scenario: string, value: number, unit: string, targ
   rows.push({ scenario, figure: `${figures[key]} ${unit}`, target: target ? `${target.op} ${target.value}` : '', met });
 }
 
-async function throughputScenario(rx: Receiver, name: string, subscriptions: Record<string, unknown>[], template: { event: string; data: unknown }, amount: number) {
+async function throughputScenario(rx: Receiver, name: string, subscriptions: Record<string, unknown>[], template: { event: string; data: unknown }, amount: number, env: Record<string, string> = {}) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `sluice-bench-${name}-`));
-  const gw = await startGateway(dataDir);
+  const gw = await startGateway(dataDir, env);
   for (const sub of subscriptions) await api(gw, 'POST', '/api/v1/webhooks', sub);
   // Warm up JIT, pools and caches, then measure.
   await load(`${gw.url}/api/v1/events`, template, { amount: 500, connections: 16 });
@@ -391,15 +391,14 @@ async function main(): Promise<void> {
   }
   if (want('b')) {
     log('(b) ingest -> delivered, Slack connector default template');
-    const b = await throughputScenario(
-      rx,
-      'b',
-      [{ events: ['signal.frustration_spike'], connector: 'slack', connector_options: { webhook_url: `${rx.url}/slack` }, rate_limit: null }],
-      frustration,
-      Math.round(15_000 * scale),
-    );
+    const slackSub = [{ events: ['signal.frustration_spike'], connector: 'slack', connector_options: { webhook_url: `${rx.url}/slack` }, rate_limit: null }];
+    const b = await throughputScenario(rx, 'b', slackSub, frustration, Math.round(15_000 * scale));
     peaks.push(b.peak);
     record('b_events_per_s', '(b) end to end, Slack template', b.e2eEvents, 'events/s', { op: '>=', value: 1500 });
+    log('    again with SLUICE_TEMPLATE_THREADS=1');
+    const bt = await throughputScenario(rx, 'b-threads', slackSub, frustration, Math.round(15_000 * scale), { SLUICE_TEMPLATE_THREADS: '1' });
+    record('b_threads_events_per_s', '(b) same, templates on 1 worker thread', bt.e2eEvents, 'events/s', { op: '>=', value: 1500 });
+    record('b_threads_peak_rss_mb', '(b) peak RSS with the template thread', bt.peak, 'MB');
   }
   if (want('c')) {
     log('(c) fan-out: 1 event -> 10 subscriptions');

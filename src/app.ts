@@ -22,6 +22,7 @@ import { deliveriesRouter } from './http/routes/deliveries.ts';
 import { mappingsRouter } from './http/routes/mappings.ts';
 import { connectorsRouter } from './http/routes/connectors.ts';
 import { MappingPreviewService } from './services/mapping-preview.ts';
+import { TemplatePool } from './services/template-pool.ts';
 import type { RuntimeSubscription } from './services/subscriptions.ts';
 import { createHttpApp } from './http/http-app.ts';
 import { keysRouter } from './http/routes/keys.ts';
@@ -116,6 +117,7 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
     now,
   });
 
+  const templatePool = config.templateThreads > 0 ? new TemplatePool(config.templateThreads, { timeoutMs: config.templateTimeoutMs }, logger) : undefined;
   const httpClient = new HttpClient({
     connector: (connect) => createGuardedConnector({ allowInsecure: config.allowInsecureUrls, allowlist: config.ssrfAllowlist, connect }),
     connectTimeoutMs: config.defaultTimeoutSeconds * 1000,
@@ -134,7 +136,14 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
         http: httpClient,
         defaultTimeoutMs: config.defaultTimeoutSeconds * 1000,
         userAgent: 'Sluice-Webhooks/0.1',
-        render: async (envelope, sub, mapping) => (mapping ? mappings.render(mapping, envelope, templateView(sub)) : envelope),
+        render: async (envelope, sub, mapping) => {
+          if (!mapping) return envelope;
+          // resolve() picks the template in service (or refuses a missing one) on this thread;
+          // a pool thread only evaluates its source.
+          return templatePool
+            ? templatePool.render(mappings.resolve(mapping).source, envelope, mappings.bindings(templateView(sub)))
+            : mappings.render(mapping, envelope, templateView(sub));
+        },
       },
       subscription: (id) => subscriptions.runtime(id),
       connector: (name) => connectors.get(name),
@@ -262,6 +271,7 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
       await worker.stop();
       await closed;
       await httpClient.close();
+      await templatePool?.close();
       await mappings.close();
       await storage.close();
     },

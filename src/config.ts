@@ -26,6 +26,7 @@ export interface Config {
   catalogDir: string;
   templateEnvAllowlist: string[];
   templateTimeoutMs: number;
+  templateThreads: number;
   watchMappings: boolean;
 }
 
@@ -55,6 +56,7 @@ export const CONFIG_VARIABLES = {
   SLUICE_CATALOG_DIR: ['./catalog/events', 'event catalog (JSON Schemas)'],
   SLUICE_TEMPLATE_ENV: ['', 'comma-separated variables templates may read with $env()'],
   SLUICE_TEMPLATE_TIMEOUT_MS: ['100', 'time limit for one template evaluation'],
+  SLUICE_TEMPLATE_THREADS: ['0', 'worker threads rendering delivery templates (0: on the main thread)'],
   SLUICE_WATCH_MAPPINGS: ['true', 'reload mappings/ when files change'],
   SLUICE_CONFIG_FILE: ['', 'optional JSON file of SLUICE_* settings; the environment wins'],
 } as const;
@@ -149,6 +151,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     catalogDir: path.resolve(cwd, get('SLUICE_CATALOG_DIR')),
     templateEnvAllowlist: get('SLUICE_TEMPLATE_ENV').split(',').map((s) => s.trim()).filter(Boolean),
     templateTimeoutMs: int('SLUICE_TEMPLATE_TIMEOUT_MS', 1, 60_000),
+    templateThreads: int('SLUICE_TEMPLATE_THREADS', 0, 16),
     watchMappings: bool('SLUICE_WATCH_MAPPINGS'),
   });
 }
