@@ -81,6 +81,7 @@ describe('loadConfig parses every SLUICE_* variable', () => {
     SLUICE_CATALOG_DIR: '/etc/sluice/catalog',
     SLUICE_TEMPLATE_ENV: ' REGION , TEAM ,,',
     SLUICE_TEMPLATE_TIMEOUT_MS: '250',
+    SLUICE_TEMPLATE_THREADS: '2',
     SLUICE_WATCH_MAPPINGS: 'no',
   };
 
@@ -114,6 +115,7 @@ describe('loadConfig parses every SLUICE_* variable', () => {
       catalogDir: '/etc/sluice/catalog',
       templateEnvAllowlist: ['REGION', 'TEAM'],
       templateTimeoutMs: 250,
+      templateThreads: 2,
       watchMappings: false,
     });
   });
@@ -150,6 +152,8 @@ describe('loadConfig rejects bad values with a ConfigError naming the variable',
     ['SLUICE_LEASE_SECONDS', '0'],
     ['SLUICE_SHUTDOWN_GRACE_SECONDS', 'NaN'],
     ['SLUICE_TEMPLATE_TIMEOUT_MS', 'Infinity'],
+    ['SLUICE_TEMPLATE_THREADS', '17'],
+    ['SLUICE_TEMPLATE_THREADS', 'auto'],
     ['SLUICE_ALLOW_INSECURE_URLS', 'maybe'],
     ['SLUICE_WATCH_MAPPINGS', 'on-tuesdays'],
     ['SLUICE_DATABASE_URL', 'mysql://localhost/sluice'],
