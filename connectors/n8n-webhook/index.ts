@@ -1,4 +1,4 @@
-import { classifyStatus } from '../../src/core/backoff.ts';
+import { classifyWebhookStatus, signedJsonPost } from '../webhook/index.ts';
 import type { ConnectorDefinition, ResponseInfo } from '../../src/delivery/connector.ts';
 
 /**
@@ -51,34 +51,17 @@ export const n8nConnector: ConnectorDefinition = {
   optionsSchema: { type: 'object', additionalProperties: false, properties: {} },
   secretOptions: [],
   url: 'required',
-  buildRequest(ctx) {
-    return {
-      method: 'POST',
-      url: ctx.url,
-      headers: { 'content-type': 'application/json', ...ctx.headers },
-      body: JSON.stringify(ctx.payload),
-      sign: true,
-    };
-  },
+  buildRequest: signedJsonPost,
   classifyResponse(response) {
     if (isUnregisteredWebhook(response)) {
       return { outcome: 'retry', reason: 'n8n answered 404: no active workflow listens on this webhook URL (yet)' };
     }
-    switch (classifyStatus(response.status)) {
-      case 'success':
-        return { outcome: 'success' };
-      case 'retry':
-        return { outcome: 'retry', reason: `n8n answered HTTP ${response.status}` };
-      case 'gone':
-        return { outcome: 'disable', reason: 'n8n answered 410 Gone' };
-      default:
-        if (response.status === 401 || response.status === 403) {
-          return {
-            outcome: 'fail',
-            reason: `n8n answered HTTP ${response.status}: the Webhook node's authentication does not match the subscription's auth, or the Sluice Trigger could not verify the signature`,
-          };
-        }
-        return { outcome: 'fail', reason: `n8n answered HTTP ${response.status}; not retried` };
+    if (response.status === 401 || response.status === 403) {
+      return {
+        outcome: 'fail',
+        reason: `n8n answered HTTP ${response.status}: the Webhook node's authentication does not match the subscription's auth, or the Sluice Trigger could not verify the signature`,
+      };
     }
+    return classifyWebhookStatus(response.status, 'n8n');
   },
 };

@@ -1,4 +1,4 @@
-import { classifyStatus } from '../../src/core/backoff.ts';
+import { classifyWebhookStatus, signedJsonPost } from '../webhook/index.ts';
 import type { ConnectorDefinition } from '../../src/delivery/connector.ts';
 
 /** Zapier throttles a REST hook above 30 requests/s; pacing below that avoids the 429s. */
@@ -19,27 +19,9 @@ export const zapierConnector: ConnectorDefinition = {
   url: 'required',
   defaultMapping: 'zapier/default',
   subscriptionDefaults: { rate_limit: ZAPIER_RATE_LIMIT_PER_SECOND },
-  buildRequest(ctx) {
-    return {
-      method: 'POST',
-      url: ctx.url,
-      headers: { 'content-type': 'application/json', ...ctx.headers },
-      body: JSON.stringify(ctx.payload),
-      sign: true,
-    };
-  },
-  classifyResponse(response) {
-    switch (classifyStatus(response.status)) {
-      case 'success':
-        return { outcome: 'success' };
-      case 'retry':
-        // 429 (over 30/s or 10,000 per 5 minutes per hook), 5xx and 408; Retry-After is honoured by the engine.
-        return { outcome: 'retry', reason: `Zapier answered HTTP ${response.status}` };
-      case 'gone':
-        return { outcome: 'delete', reason: 'Zapier answered 410 Gone: the Zap unsubscribed or was deleted' };
-      default:
-        // 413 (over Zapier's 10 MB), 400, 404 and the rest: this event will not go through as is.
-        return { outcome: 'fail', reason: `Zapier answered HTTP ${response.status}; not retried` };
-    }
-  },
+  buildRequest: signedJsonPost,
+  // 429 (over 30/s or 10,000 per 5 minutes per hook), 5xx and 408 retried, Retry-After honoured by
+  // the engine; 413 (over Zapier's 10 MB), 400, 404 and the rest fail: the event will not go through as is.
+  classifyResponse: (response) =>
+    classifyWebhookStatus(response.status, 'Zapier', { outcome: 'delete', reason: 'Zapier answered 410 Gone: the Zap unsubscribed or was deleted' }),
 };
