@@ -1,7 +1,7 @@
 import http from 'node:http';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import type { Config } from './config.ts';
+import { ConfigError, type Config } from './config.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics } from './metrics.ts';
 import { loadSecretBox } from './master-key.ts';
@@ -73,6 +73,11 @@ async function assertMasterKeyOpensSecrets(storage: Storage, box: SecretBox): Pr
 
 /** The composition root: the only place concrete parts are chosen and wired together. */
 export async function createSluice(config: Config, options: SluiceOptions = {}): Promise<Sluice> {
+  if (config.databaseUrl) {
+    // Refuse rather than silently fall back to SQLite: an operator who asked for PostgreSQL
+    // must not find their events in a file they do not back up.
+    throw new ConfigError('SLUICE_DATABASE_URL: the PostgreSQL backend is not part of this version yet; unset it to use the embedded SQLite database');
+  }
   const logger = options.logger ?? createLogger(config.logLevel);
   const now = options.now ?? Date.now;
   const metrics = createMetrics();

@@ -15,7 +15,11 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.logLevel);
-  const sluice = await createSluice(config, { logger });
+  const sluice = await createSluice(config, { logger }).catch((err: unknown) => {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`sluice: configuration error: ${err.message}\n`);
+    process.exit(2);
+  });
   await sluice.start();
 
   let stopping = false;
