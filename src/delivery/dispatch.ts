@@ -164,6 +164,7 @@ export async function dispatchAttempt(
     if (connector.url === 'none') record.url = loggableUrl(request.url, connector);
     record.url = scrub(record.url, secrets)!;
     record.request_body = scrub(record.request_body, secrets);
+    record.error = scrub(record.error, secrets);
     record.response_body = scrub(record.response_body, secrets);
     for (const [name, value] of Object.entries(record.request_headers)) record.request_headers[name] = scrub(value, secrets)!;
     steps.push(record);

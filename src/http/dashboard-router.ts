@@ -67,7 +67,8 @@ export function dashboardRouter(): Router {
 
   const vendor = vendorFiles();
   router.get('/assets/vendor/:file', (req, res, next) => {
-    const file = vendor[String(req.params.file)];
+    const name = String(req.params.file);
+    const file = Object.hasOwn(vendor, name) ? vendor[name] : undefined;
     if (!file) return next();
     securityHeaders(res, csp);
     res.sendFile(file, { maxAge: '1d', headers: { 'Content-Type': 'text/javascript; charset=utf-8' } });
