@@ -22,7 +22,7 @@ import { deliveriesRouter } from './http/routes/deliveries.ts';
 import { mappingsRouter } from './http/routes/mappings.ts';
 import { connectorsRouter } from './http/routes/connectors.ts';
 import { MappingPreviewService } from './services/mapping-preview.ts';
-import { TemplatePool } from './services/template-pool.ts';
+import { EvaluationPool } from './services/evaluation-pool.ts';
 import type { RuntimeSubscription } from './services/subscriptions.ts';
 import { createHttpApp } from './http/http-app.ts';
 import { keysRouter } from './http/routes/keys.ts';
@@ -86,7 +86,13 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
 
   const storage: Storage = new SqliteStorage(path.join(config.dataDir, 'sluice.db'));
   const catalog = loadEventCatalog(config.catalogDir);
-  const mappings = new MappingRegistry({ dir: config.mappingsDir, logger, envAllowlist: config.templateEnvAllowlist, limits: { timeoutMs: config.templateTimeoutMs } });
+  const evaluationLimits = { timeoutMs: config.templateTimeoutMs, maxOutputBytes: config.templateMaxOutputBytes, maxSequence: config.templateMaxItems };
+  const mappings = new MappingRegistry({ dir: config.mappingsDir, logger, envAllowlist: config.templateEnvAllowlist, limits: evaluationLimits });
+  // Every template and filter the gateway runs is evaluated here, off the event loop (see evaluation-pool.ts).
+  const evaluations = new EvaluationPool({ threads: config.templateThreads, limits: evaluationLimits, heapMb: config.templateMemoryMb, logger });
+  /** resolve() picks the template in service (or refuses a missing one) here; a pool thread only evaluates its source. */
+  const renderMapping = (mapping: string, envelope: unknown, view: Record<string, unknown>, owner: string) =>
+    evaluations.evaluate({ kind: 'template', source: mappings.resolve(mapping).source, event: envelope, bindings: mappings.bindings(view), owner });
   /** `$subscription` in templates and filters: never anything secret. */
   const templateView = (sub: RuntimeSubscription) => ({
     id: sub.record.id,
@@ -111,7 +117,9 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
     storage,
     validateData: (name, data) => (catalog.has(name) ? catalog.validate(name, data) : 'unknown_event'),
     subscriptions: () => subscriptions.runtimeAll(),
-    filterMatches: (filter, envelope, sub) => mappings.filterMatches(filter, envelope, templateView(sub)),
+    filterMatches: async (filter, envelope, sub) => (await evaluations.evaluate({
+      kind: 'filter', source: mappings.filter(filter).source, event: envelope, bindings: mappings.bindings(templateView(sub)), owner: sub.record.id,
+    })) === true,
     onDeliveriesCreated: ({ pending, preclaimed }) => {
       metrics.deliveriesCreated.inc(pending.length + preclaimed.length);
       if (preclaimed.length) worker.startPreclaimed(preclaimed);
@@ -122,7 +130,6 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
     now,
   });
 
-  const templatePool = config.templateThreads > 0 ? new TemplatePool(config.templateThreads, { timeoutMs: config.templateTimeoutMs }, logger) : undefined;
   const httpClient = new HttpClient({
     connector: (connect) => createGuardedConnector({ allowInsecure: config.allowInsecureUrls, allowlist: config.ssrfAllowlist, connect }),
     connectTimeoutMs: config.defaultTimeoutSeconds * 1000,
@@ -141,14 +148,7 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
         http: httpClient,
         defaultTimeoutMs: config.defaultTimeoutSeconds * 1000,
         userAgent: 'Sluice-Webhooks/0.1',
-        render: async (envelope, sub, mapping) => {
-          if (!mapping) return envelope;
-          // resolve() picks the template in service (or refuses a missing one) on this thread;
-          // a pool thread only evaluates its source.
-          return templatePool
-            ? templatePool.render(mappings.resolve(mapping).source, envelope, mappings.bindings(templateView(sub)))
-            : mappings.render(mapping, envelope, templateView(sub));
-        },
+        render: async (envelope, sub, mapping) => (mapping ? renderMapping(mapping, envelope, templateView(sub), sub.record.id) : envelope),
       },
       subscription: (id) => subscriptions.runtime(id),
       connector: (name) => connectors.get(name),
@@ -224,10 +224,10 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
       keysRouter(keys),
       eventsRouter({ keys, ingest, eventTypes: () => catalog.list(), maxBatchEvents: config.maxBatchEvents }),
       webhooksRouter({ keys, subscriptions }),
-      hooksRouter({ keys, hooks: new HookService({ storage, catalog, connectors, subscriptions, render: (mapping, envelope, view) => mappings.render(mapping, envelope, view) }) }),
+      hooksRouter({ keys, hooks: new HookService({ storage, catalog, connectors, subscriptions, render: (mapping, envelope, view) => renderMapping(mapping, envelope, view, 'hook-samples') }) }),
       deliveriesRouter({ keys, deliveries }),
       connectorsRouter({ keys, connectors: CONNECTORS }),
-      mappingsRouter({ keys, preview: new MappingPreviewService({ mappings, storage, subscriptions, limits: { timeoutMs: config.templateTimeoutMs } }) }),
+      mappingsRouter({ keys, preview: new MappingPreviewService({ mappings, storage, subscriptions, evaluate: (request) => evaluations.evaluate({ ...request, owner: 'preview' }) }) }),
     ],
     rootRouters: [dashboardRouter()],
   });
@@ -249,6 +249,7 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
       if (applied) logger.info({ applied }, 'database migrations applied');
       await assertMasterKeyOpensSecrets(storage, box);
       await mappings.load();
+      await evaluations.ready();
       if (config.watchMappings) mappings.watch();
       if (config.adminKey) {
         if (await keys.ensureAdminKey(config.adminKey)) logger.info('admin key from SLUICE_ADMIN_KEY registered');
@@ -276,7 +277,7 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
       await worker.stop();
       await closed;
       await httpClient.close();
-      await templatePool?.close();
+      await evaluations.close();
       await mappings.close();
       await storage.close();
     },

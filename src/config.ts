@@ -27,6 +27,9 @@ export interface Config {
   templateEnvAllowlist: string[];
   templateTimeoutMs: number;
   templateThreads: number;
+  templateMemoryMb: number;
+  templateMaxOutputBytes: number;
+  templateMaxItems: number;
   watchMappings: boolean;
 }
 
@@ -56,13 +59,23 @@ export const CONFIG_VARIABLES = {
   SLUICE_CATALOG_DIR: ['./catalog/events', 'event catalog (JSON Schemas)'],
   SLUICE_TEMPLATE_ENV: ['', 'comma-separated variables templates may read with $env()'],
   SLUICE_TEMPLATE_TIMEOUT_MS: ['100', 'time limit for one template evaluation'],
-  SLUICE_TEMPLATE_THREADS: ['0', 'worker threads rendering delivery templates (0: on the main thread)'],
+  SLUICE_TEMPLATE_THREADS: ['2', 'threads evaluating templates and filters (0, from earlier versions, means 2)'],
+  SLUICE_TEMPLATE_MEMORY_MB: ['64', 'heap limit of each evaluation thread'],
+  SLUICE_TEMPLATE_MAX_OUTPUT_BYTES: ['1048576', 'largest template output (and $pad width)'],
+  SLUICE_TEMPLATE_MAX_ITEMS: ['100000', 'largest array a template or filter may build'],
   SLUICE_WATCH_MAPPINGS: ['true', 'reload mappings/ when files change'],
   SLUICE_CONFIG_FILE: ['', 'optional JSON file of SLUICE_* settings; the environment wins'],
 } as const;
 
 export class ConfigError extends Error {}
 
+/**
+ * Two evaluation threads by default, whatever the core count: a runaway template holds at most
+ * one (the pool runs a suspect template one evaluation at a time), so the other keeps serving
+ * everyone else. More threads help heavy templates on more cores; each costs about 10 MB plus
+ * what its heap grows to (at most SLUICE_TEMPLATE_MEMORY_MB).
+ */
+const DEFAULT_EVALUATION_THREADS = 2;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 function readConfigFile(file: string): Env {
@@ -151,7 +164,10 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     catalogDir: path.resolve(cwd, get('SLUICE_CATALOG_DIR')),
     templateEnvAllowlist: get('SLUICE_TEMPLATE_ENV').split(',').map((s) => s.trim()).filter(Boolean),
     templateTimeoutMs: int('SLUICE_TEMPLATE_TIMEOUT_MS', 1, 60_000),
-    templateThreads: int('SLUICE_TEMPLATE_THREADS', 0, 16),
+    templateThreads: int('SLUICE_TEMPLATE_THREADS', 0, 16) || DEFAULT_EVALUATION_THREADS,
+    templateMemoryMb: int('SLUICE_TEMPLATE_MEMORY_MB', 16, 4096),
+    templateMaxOutputBytes: int('SLUICE_TEMPLATE_MAX_OUTPUT_BYTES', 1024, 64 * 1024 * 1024),
+    templateMaxItems: int('SLUICE_TEMPLATE_MAX_ITEMS', 100, 10_000_000),
     watchMappings: bool('SLUICE_WATCH_MAPPINGS'),
   });
 }

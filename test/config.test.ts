@@ -81,7 +81,10 @@ describe('loadConfig parses every SLUICE_* variable', () => {
     SLUICE_CATALOG_DIR: '/etc/sluice/catalog',
     SLUICE_TEMPLATE_ENV: ' REGION , TEAM ,,',
     SLUICE_TEMPLATE_TIMEOUT_MS: '250',
-    SLUICE_TEMPLATE_THREADS: '2',
+    SLUICE_TEMPLATE_THREADS: '3',
+    SLUICE_TEMPLATE_MEMORY_MB: '48',
+    SLUICE_TEMPLATE_MAX_OUTPUT_BYTES: '65536',
+    SLUICE_TEMPLATE_MAX_ITEMS: '5000',
     SLUICE_WATCH_MAPPINGS: 'no',
   };
 
@@ -115,7 +118,10 @@ describe('loadConfig parses every SLUICE_* variable', () => {
       catalogDir: '/etc/sluice/catalog',
       templateEnvAllowlist: ['REGION', 'TEAM'],
       templateTimeoutMs: 250,
-      templateThreads: 2,
+      templateThreads: 3,
+      templateMemoryMb: 48,
+      templateMaxOutputBytes: 65536,
+      templateMaxItems: 5000,
       watchMappings: false,
     });
   });
@@ -154,6 +160,9 @@ describe('loadConfig rejects bad values with a ConfigError naming the variable',
     ['SLUICE_TEMPLATE_TIMEOUT_MS', 'Infinity'],
     ['SLUICE_TEMPLATE_THREADS', '17'],
     ['SLUICE_TEMPLATE_THREADS', 'auto'],
+    ['SLUICE_TEMPLATE_MEMORY_MB', '8'],
+    ['SLUICE_TEMPLATE_MAX_OUTPUT_BYTES', '100'],
+    ['SLUICE_TEMPLATE_MAX_ITEMS', '1.5'],
     ['SLUICE_ALLOW_INSECURE_URLS', 'maybe'],
     ['SLUICE_WATCH_MAPPINGS', 'on-tuesdays'],
     ['SLUICE_DATABASE_URL', 'mysql://localhost/sluice'],
@@ -162,6 +171,14 @@ describe('loadConfig rejects bad values with a ConfigError naming the variable',
     ['SLUICE_SSRF_ALLOWLIST', '10.0.0.0/99'],
   ])('%s=%j', (name, value) => {
     expectRejected({ [name]: value }, name);
+  });
+});
+
+describe('SLUICE_TEMPLATE_THREADS', () => {
+  it('defaults to two threads, and reads 0 (inline evaluation, in earlier versions) as the default', () => {
+    expect(loadConfig({}, CWD).templateThreads).toBe(2);
+    expect(loadConfig({ SLUICE_TEMPLATE_THREADS: '0' }, CWD).templateThreads).toBe(2);
+    expect(loadConfig({ SLUICE_TEMPLATE_THREADS: '1' }, CWD).templateThreads).toBe(1);
   });
 });
 

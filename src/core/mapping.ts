@@ -3,31 +3,24 @@
  * evaluate many times under limits, and turn every jsonata failure into a TemplateError
  * that says where (line, column, token) and why.
  *
- * Limits, and why they are enforced this way (jsonata 2.2):
- * - Time: jsonata's own `timeout` option measures wall-clock time from the start of an
- *   evaluation. Evaluations are async and interleave on the event loop, so under load each
- *   one's clock also runs during the others: 1,000 concurrent evaluations of a small
- *   template all failed a 100 ms wall-clock limit although each needs ~40 µs. So time is
- *   charged instead through the `__evaluate_entry` hook (the JSONata exerciser's
- *   `timeboxExpression` technique): at every step the time since the previous step, of any
- *   evaluation, is charged to the evaluation taking this step. The sum over evaluations
- *   is the CPU time actually spent, so a runaway template still exhausts its own budget
- *   while its neighbours keep theirs.
- *   jsonata looks the hook up as `Symbol.for('jsonata.__evaluate_entry')` and binds
- *   evaluation bindings by `Object.keys`, so the hook itself cannot arrive through
- *   bindings. It is assigned once per compiled expression and keeps no state: each
- *   evaluation passes its own budget as a binding, which the hook finds through the
- *   environment chain. Concurrent evaluations of one shared expression never share it.
- * - Depth and sequence size: jsonata's `stack` and `sequence` options, whose counters
- *   already live in each evaluation's own environment. They are fixed when an expression
- *   is compiled, so a compiled template keeps one jsonata expression per set of limits.
- * What no limit can interrupt: one long native call (a regular expression that
- *   backtracks catastrophically, `$pad` to a huge width) runs to its end; the step after it
- *   is then charged and fails.
+ * Limits (jsonata 2.2), enforced here for one evaluation at a time:
+ * - Time: jsonata's own `timeout` option, wall-clock from the start of an evaluation.
+ *   Evaluations run one after another (see `serially`), so that clock is their own.
+ * - Depth and sequence size: jsonata's `stack` and `sequence` options.
+ * - Output size: the final JSON larger than `maxOutputBytes` fails the evaluation, and so
+ *   does a `$pad` wider than that (checked before the string is built). Checking every step's
+ *   result would cost a quarter of a large template's time; other ways of growing a string
+ *   are bounded by the heap of the thread the evaluation runs on.
+ * - Regular expressions run on a linear-time engine (linear-regex.ts); patterns it cannot
+ *   run are refused at compile time.
+ * What these cannot stop (one huge native allocation, a bug in jsonata) is contained by the
+ * evaluation pool (services/evaluation-pool.ts): every template and filter the gateway runs is
+ * evaluated on a worker thread with a capped heap and a wall-clock watchdog.
  */
 import jsonata from 'jsonata';
 import { TemplateError, type ErrorDetail } from '../errors.ts';
 import { TEMPLATE_HELPERS } from './template-helpers.ts';
+import { LinearRegex, findUnsupportedRegex } from './linear-regex.ts';
 
 export interface EvaluationLimits {
   /** CPU time one evaluation may use, in milliseconds. */
@@ -36,12 +29,15 @@ export interface EvaluationLimits {
   maxDepth: number;
   /** Largest sequence (array) an evaluation may build, e.g. with the range operator `[1..n]`. */
   maxSequence: number;
+  /** Longest string an evaluation may build, and largest output as JSON, in bytes (UTF-16 units for strings). */
+  maxOutputBytes: number;
 }
 
 export const DEFAULT_EVALUATION_LIMITS: Readonly<EvaluationLimits> = Object.freeze({
   timeoutMs: 100,
   maxDepth: 500,
   maxSequence: 100_000,
+  maxOutputBytes: 1_000_000,
 });
 
 /** What a template or filter sees besides the event: `$subscription` and `$env(name)`. */
@@ -74,18 +70,56 @@ export class CompiledExpression<K extends ExpressionKind = ExpressionKind> {
 
   /** @internal the jsonata expression compiled with these limits (jsonata's own guardrails). */
   expressionFor(limits: EvaluationLimits): jsonata.Expression {
-    const key = `${limits.timeoutMs}:${limits.maxDepth}:${limits.maxSequence}`;
+    const key = `${limits.timeoutMs}:${limits.maxDepth}:${limits.maxSequence}:${limits.maxOutputBytes}`;
     let expression = this.#byLimits.get(key);
     if (!expression) {
       const timeout = Number.isFinite(limits.timeoutMs) && limits.timeoutMs > 0 ? limits.timeoutMs : 0;
-      expression = jsonata(this.source, { timeout, stack: limits.maxDepth, sequence: limits.maxSequence } as Parameters<typeof jsonata>[1]);
+      expression = jsonata(this.source, { timeout, stack: limits.maxDepth, sequence: limits.maxSequence, RegexEngine: LinearRegex as unknown as RegExpConstructor } as Parameters<typeof jsonata>[1]);
+      if (this.#byLimits.size === 0) assertRegexesSupported(this.source, expression);
       for (const helper of TEMPLATE_HELPERS) {
         expression.registerFunction(helper.name, helper.implementation, helper.signature);
       }
+      expression.registerFunction('pad', boundedPad(limits.maxOutputBytes), '<s-ns?:s>');
       this.#byLimits.set(key, expression);
     }
     return expression;
   }
+}
+
+/** A regex RE2 cannot run is a syntax error at its literal, thrown in jsonata's failure shape. */
+function assertRegexesSupported(source: string, expression: jsonata.Expression): void {
+  const unsupported = findUnsupportedRegex(expression.ast());
+  if (!unsupported) return;
+  throw {
+    code: 'S0999',
+    position: unsupported.position,
+    token: `/${unsupported.pattern}/`,
+    message: `regular expression /${unsupported.pattern}/ is not supported: ${unsupported.reason} (regular expressions run on a linear-time engine with RE2 syntax: no backreferences, no lookahead or lookbehind)`,
+  };
+}
+
+/** Thrown by a size guard; turned into `*_size_exceeded` by evaluationError. */
+class StringTooLong {
+  constructor(readonly length: number) {}
+}
+
+/**
+ * `$pad` with a width check first: jsonata's own builds the string before anything can look at
+ * it, so `$pad("", 60000000)` would allocate 60 MB in one native call. Same semantics
+ * otherwise: widths and lengths in code points, negative width pads on the left.
+ */
+function boundedPad(maxLength: number) {
+  return (str: string | undefined, width: number, char?: string): string | undefined => {
+    if (str === undefined) return undefined;
+    const fill = char === undefined || char.length === 0 ? ' ' : char;
+    const target = Math.abs(Math.trunc(width));
+    if (target > maxLength) throw new StringTooLong(target);
+    const padLength = target - Array.from(str).length;
+    if (padLength <= 0) return str;
+    const unit = Array.from(fill);
+    const padding = unit.length === 1 ? fill.repeat(padLength) : Array.from({ length: padLength }, (_, i) => unit[i % unit.length]).join('');
+    return width > 0 ? str + padding : padding + str;
+  };
 }
 
 export type CompiledTemplate = CompiledExpression<'template'>;
@@ -136,7 +170,22 @@ export async function evaluateTemplate(
       'template_runtime_error',
     );
   }
-  return toPlainJson(result);
+  const plain = toPlainJson(result);
+  const size = jsonSize(plain);
+  if (size > withDefaults(limits).maxOutputBytes) {
+    const max = withDefaults(limits).maxOutputBytes;
+    throw new TemplateError(
+      `Template output is larger than its limit of ${max} bytes.`,
+      [{ message: `the output is ${size} bytes as JSON, over the limit of ${max}`, limit: max }],
+      'template_size_exceeded',
+    );
+  }
+  return plain;
+}
+
+/** Length of the value as JSON (UTF-16 units; close enough to bytes for a limit). */
+function jsonSize(value: unknown): number {
+  return JSON.stringify(value)?.length ?? 0;
 }
 
 /**
@@ -211,6 +260,7 @@ function withDefaults(limits: Partial<EvaluationLimits> = {}): EvaluationLimits 
     timeoutMs: limits.timeoutMs ?? DEFAULT_EVALUATION_LIMITS.timeoutMs,
     maxDepth: limits.maxDepth ?? DEFAULT_EVALUATION_LIMITS.maxDepth,
     maxSequence: limits.maxSequence ?? DEFAULT_EVALUATION_LIMITS.maxSequence,
+    maxOutputBytes: limits.maxOutputBytes ?? DEFAULT_EVALUATION_LIMITS.maxOutputBytes,
   };
 }
 
@@ -328,6 +378,14 @@ function evaluationError(compiled: CompiledExpression, err: unknown, limits: Eva
       `${Kind} evaluation exceeded its depth limit of ${limits.maxDepth}.`,
       [{ message: `evaluation nested deeper than ${limits.maxDepth} steps (a recursion that does not end?)`, limit: limits.maxDepth }],
       `${kind}_depth_exceeded`,
+    );
+  }
+  if (err instanceof StringTooLong || innermost instanceof StringTooLong) {
+    const length = (err instanceof StringTooLong ? err : (innermost as unknown as StringTooLong)).length;
+    return new TemplateError(
+      `${Kind} evaluation built a string longer than its limit of ${limits.maxOutputBytes} characters.`,
+      [{ message: `a string of ${length} characters exceeds the limit of ${limits.maxOutputBytes}`, limit: limits.maxOutputBytes }],
+      `${kind}_size_exceeded`,
     );
   }
   if (innermost.code === 'D2014' || innermost.code === 'D2015') {

@@ -1,5 +1,5 @@
 import { NotFoundError, ValidationError } from '../errors.ts';
-import { compileTemplate, evaluateFilter, evaluateTemplate, type EvaluationLimits } from '../core/mapping.ts';
+import { compileTemplate, type ExpressionKind, type TemplateBindings } from '../core/mapping.ts';
 import type { MappingRegistry } from './mapping-registry.ts';
 import type { Storage } from '../storage/types.ts';
 import type { SubscriptionService } from './subscriptions.ts';
@@ -23,7 +23,8 @@ export class MappingPreviewService {
       mappings: MappingRegistry;
       storage: Storage;
       subscriptions: SubscriptionService;
-      limits: Partial<EvaluationLimits>;
+      /** The gateway's evaluation pool: a preview runs where a runaway template cannot hurt. */
+      evaluate: (request: { kind: ExpressionKind; source: string; event: unknown; bindings: TemplateBindings }) => Promise<unknown>;
     },
   ) {}
 
@@ -31,27 +32,31 @@ export class MappingPreviewService {
     return this.deps.mappings.list();
   }
 
-  async preview(req: PreviewRequest): Promise<{ output: unknown; mapping: string | null; filter?: { source: string; matches: boolean } }> {
-    const { mappings } = this.deps;
+  /**
+   * `withEnv`: whether `$env()` may return the allow-listed variables. Only admin keys see them;
+   * for read keys it returns nothing, so a preview cannot read what only deliveries may send.
+   */
+  async preview(req: PreviewRequest, opts: { withEnv: boolean }): Promise<{ output: unknown; mapping: string | null; filter?: { source: string; matches: boolean } }> {
+    const { mappings, evaluate } = this.deps;
     const event = await this.#event(req);
     let subscription: Record<string, unknown> | undefined;
     if (req.subscription_id) {
       const sub = await this.deps.subscriptions.get(req.subscription_id);
       subscription = { id: sub.id, description: sub.description, connector: sub.connector, options: sub.connector_options };
     }
-    const bindings = mappings.bindings(subscription);
+    const bindings = opts.withEnv ? mappings.bindings(subscription) : { ...mappings.bindings(subscription), env: {} };
     let output: unknown = event;
     let mapping: string | null = null;
     if (req.template !== undefined && req.template !== null) {
-      // Compiled fresh, not cached: the editor sends a new variant on every keystroke.
-      output = await evaluateTemplate(compileTemplate(req.template, { limits: this.deps.limits }), event, bindings, this.deps.limits);
+      // Compiled here first for its syntax errors (with positions), not cached: the editor sends a new variant on every keystroke.
+      output = await evaluate({ kind: 'template', source: compileTemplate(req.template).source, event, bindings });
       mapping = 'inline';
     } else if (req.mapping) {
-      output = await evaluateTemplate(mappings.resolve(req.mapping), event, bindings, this.deps.limits);
+      output = await evaluate({ kind: 'template', source: mappings.resolve(req.mapping).source, event, bindings });
       mapping = req.mapping;
     }
     const result: { output: unknown; mapping: string | null; filter?: { source: string; matches: boolean } } = { output, mapping };
-    if (req.filter) result.filter = { source: req.filter, matches: await evaluateFilter(mappings.filter(req.filter), event, bindings, this.deps.limits) };
+    if (req.filter) result.filter = { source: req.filter, matches: (await evaluate({ kind: 'filter', source: mappings.filter(req.filter).source, event, bindings })) === true };
     return result;
   }
 

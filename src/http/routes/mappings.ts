@@ -24,7 +24,7 @@ export function mappingsRouter(deps: { keys: ApiKeyService; preview: MappingPrev
     if (body.template != null && body.mapping != null) details.push({ path: '$.mapping', message: 'give either template (inline JSONata) or mapping (a template name or inline), not both' });
     if (body.event === undefined && body.event_id === undefined) details.push({ path: '$.event', message: 'is required: an event envelope {event, id, timestamp, data}, or event_id of a stored event' });
     if (details.length) throw new ValidationError('Invalid preview request.', details);
-    res.json(await deps.preview.preview(body as Parameters<MappingPreviewService['preview']>[0]));
+    res.json(await deps.preview.preview(body as Parameters<MappingPreviewService['preview']>[0], { withEnv: req.apiKey?.role === 'admin' }));
   });
 
   return router;

@@ -1,0 +1,20 @@
+/** Messages between the evaluation pool and its threads. */
+import type { ExpressionKind, TemplateBindings } from '../core/mapping.ts';
+import type { ErrorDetail } from '../errors.ts';
+
+export interface ThreadRequest {
+  id: number;
+  kind: ExpressionKind;
+  /** The pool's number for this source; the source itself comes along the first time a thread sees it. */
+  sourceId: number;
+  source?: string;
+  event: unknown;
+  bindings: TemplateBindings;
+}
+
+export type ThreadReply =
+  | { ready: true }
+  | { id: number; output: unknown }
+  | { id: number; error: { code: string; message: string; details: ErrorDetail[] } }
+  /** The thread dropped this source from its cache: send it again with the source. */
+  | { id: number; unknownSource: true };

@@ -1,0 +1,115 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TemplateError } from '../../src/errors.ts';
+import { EvaluationPool } from '../../src/services/evaluation-pool.ts';
+import { fixture } from '../support/gateway.ts';
+
+const template = (source: string, event: unknown = {}, owner = 'sub_a', bindings = {}) => ({ kind: 'template' as const, source, event, bindings, owner });
+const failure = (promise: Promise<unknown>) => promise.then(() => { throw new Error('expected a failure'); }, (err: unknown) => err as TemplateError);
+
+/** A native call jsonata cannot interrupt: $distinct compares every pair, here ~10^9 of them. */
+const NATIVE_RUNAWAY = '$distinct([1..50000])';
+
+describe('EvaluationPool', () => {
+  const pool = new EvaluationPool({ threads: 2, limits: { timeoutMs: 200 }, heapMb: 32, breaker: { threshold: 3, windowMs: 60_000, cooldownMs: 60_000 } });
+  beforeAll(() => pool.ready());
+  afterAll(() => pool.close());
+
+  it('evaluates with the same helpers and bindings as the core module', async () => {
+    const event = fixture('call.ended');
+    const output = await pool.evaluate(template('{"id": id, "sub": $subscription.id, "region": $env("REGION"), "took": $formatDuration(data.call.duration)}', event, 'sub_a', {
+      subscription: { id: 'sub_1' },
+      env: { REGION: 'eu' },
+    }));
+    expect(output).toEqual({ id: event.id, sub: 'sub_1', region: 'eu', took: '3m' });
+    expect(await pool.evaluate({ kind: 'filter', source: 'data.call.duration > 60', event, bindings: {}, owner: 'sub_a' })).toBe(true);
+    expect(await pool.evaluate({ kind: 'filter', source: 'data.call.duration > 6000', event, bindings: {}, owner: 'sub_a' })).toBe(false);
+  });
+
+  it('answers concurrent evaluations each with its own result', async () => {
+    const outputs = await Promise.all(Array.from({ length: 200 }, (_, i) => pool.evaluate(template('{"n": data.n * 2}', { data: { n: i } }, `sub_${i % 7}`))));
+    expect(outputs).toEqual(Array.from({ length: 200 }, (_, i) => ({ n: i * 2 })));
+  });
+
+  it('returns template errors with their code and position', async () => {
+    const runtime = await failure(pool.evaluate(template('(\n  $x := 1;\n  $error("boom")\n)')));
+    expect(runtime).toBeInstanceOf(TemplateError);
+    expect(runtime.code).toBe('template_runtime_error');
+    expect(runtime.details[0]).toMatchObject({ line: 3 });
+    expect((await failure(pool.evaluate(template('data.missing')))).code).toBe('template_undefined_result');
+    expect((await failure(pool.evaluate(template('{"x": $pad("", 60000000)}')))).code).toBe('template_size_exceeded');
+  });
+
+  it('ends a thread stuck in a native call at the watchdog, and keeps serving others meanwhile', async () => {
+    const started = Date.now();
+    const stuck = failure(pool.evaluate(template(NATIVE_RUNAWAY, {}, 'sub_runaway')));
+    // The other thread keeps answering while the first is stuck.
+    const others = await Promise.all(Array.from({ length: 20 }, (_, i) => pool.evaluate(template('data.n + 1', { data: { n: i } }, 'sub_ok'))));
+    expect(others).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    const err = await stuck;
+    expect(err.code).toBe('template_timeout');
+    expect(err.message).toMatch(/time limit of 200 ms/);
+    // Generous bound: only that it was stopped, not run to its end (many seconds).
+    expect(Date.now() - started).toBeLessThan(5_000);
+    const before = pool.stats.restarts;
+    expect(before).toBeGreaterThanOrEqual(1);
+    // The replacement thread works.
+    await pool.ready();
+    expect(await pool.evaluate(template('1 + 1'))).toBe(2);
+  });
+
+  it('contains an evaluation that runs out of memory to its thread', async () => {
+    // Doubling a string past the 32 MB heap: no single call is large enough for the $pad check.
+    const err = await failure(pool.evaluate(template('($f := function($s, $n) { $n = 0 ? $s : $f($s & $s, $n - 1) }; $length($f("0123456789abcdef", 24)))', {}, 'sub_memory')));
+    expect(['template_memory_exceeded', 'template_timeout']).toContain(err.code);
+    await pool.ready();
+    expect(await pool.evaluate(template('"still here"'))).toBe('still here');
+  });
+});
+
+describe('EvaluationPool breaker', () => {
+  it('suspends a template that keeps hitting its time limit, for that owner and source only', async () => {
+    let now = 1_000_000;
+    const pool = new EvaluationPool({ threads: 2, limits: { timeoutMs: 100 }, heapMb: 32, breaker: { threshold: 2, windowMs: 60_000, cooldownMs: 30_000 }, now: () => now });
+    try {
+      await pool.ready();
+      const native = template(NATIVE_RUNAWAY, {}, 'sub_bad');
+      expect((await failure(pool.evaluate(native))).code).toBe('template_timeout');
+      expect((await failure(pool.evaluate(native))).code).toBe('template_timeout');
+      const suspended = await failure(pool.evaluate(native));
+      expect(suspended.code).toBe('template_suspended');
+      expect(suspended.message).toMatch(/suspended until 1970-01-01T00:17:10\.000Z/);
+      // Another owner, or a changed template, is not suspended.
+      expect(await pool.evaluate(template('"fine"', {}, 'sub_good'))).toBe('fine');
+      expect(await pool.evaluate(template('"fixed"', {}, 'sub_bad'))).toBe('fixed');
+      // After the cooling-off period the template is tried again.
+      now += 30_001;
+      expect((await failure(pool.evaluate(native))).code).toBe('template_timeout');
+    } finally {
+      await pool.close();
+    }
+  }, 30_000);
+
+  it('never lets one owner hold every ready thread: others keep being served while it runs away', async () => {
+    const pool = new EvaluationPool({ threads: 2, limits: { timeoutMs: 1_000 }, heapMb: 32 });
+    try {
+      await pool.ready();
+      // Several runaway evaluations of one owner at once, then a stream from another owner.
+      let firstRunawaySettled = false;
+      const runaways = Array.from({ length: 4 }, () => pool.evaluate(template(NATIVE_RUNAWAY, {}, 'sub_flood')).catch((err: unknown) => {
+        firstRunawaySettled = true;
+        return err;
+      }));
+      for (let i = 0; i < 20; i++) {
+        expect(await pool.evaluate(template('data.n', { data: { n: i } }, 'sub_other'))).toBe(i);
+      }
+      // The other owner never waited for a runaway: all of its evaluations were answered before
+      // even the first runaway one was stopped (at 1 s or later).
+      expect(firstRunawaySettled).toBe(false);
+      expect(pool.stats.busy).toBe(1);
+      await pool.close();
+      for (const err of await Promise.all(runaways)) expect(err).toBeInstanceOf(Error);
+    } finally {
+      await pool.close();
+    }
+  }, 30_000);
+});
