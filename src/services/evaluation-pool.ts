@@ -6,7 +6,7 @@
  *
  * - Watchdog: an evaluation still running `timeoutMs + graceMs` after it was handed to a thread
  *   ends that thread; the evaluation fails `*_timeout` and a fresh thread takes its place.
- *   (jsonata's own time limit stops most runaway templates earlier, inside the thread.)
+ *   (jsonata's own time limit stops most runaway templates at the limit, inside the thread.)
  * - Heap cap: a thread that runs out of memory dies alone; the evaluation fails
  *   `*_memory_exceeded`.
  * - Fairness: evaluations wait in one queue per owner (a subscription, the previews) and threads
@@ -29,7 +29,7 @@ export interface EvaluationPoolOptions {
   limits?: Partial<EvaluationLimits>;
   /** Old-generation heap of each thread, in MB. */
   heapMb?: number;
-  /** Extra time the watchdog allows over the time limit before it ends a thread. */
+  /** Extra time the watchdog allows over the time limit before it ends a thread (default: twice the limit, at least 1 s). */
   graceMs?: number;
   breaker?: Partial<BreakerOptions>;
   logger?: Logger;
@@ -97,7 +97,10 @@ export class EvaluationPool {
   constructor(opts: EvaluationPoolOptions) {
     this.#limits = { ...DEFAULT_EVALUATION_LIMITS, ...opts.limits };
     this.#heapMb = opts.heapMb ?? 64;
-    this.#graceMs = opts.graceMs ?? Math.max(50, this.#limits.timeoutMs / 2);
+    // Generous: jsonata stops ordinary runaways at the limit inside the thread; the watchdog is
+    // for the rare native call that never yields, and a second try for a cold first evaluation
+    // (see evaluation-thread.ts) must fit. A stuck thread delays no one else (see #nextTask).
+    this.#graceMs = opts.graceMs ?? Math.max(1_000, this.#limits.timeoutMs * 2);
     this.#breaker = new EvaluationBreaker(opts.breaker);
     this.#logger = opts.logger;
     this.#now = opts.now ?? Date.now;
