@@ -63,6 +63,13 @@ export const CONFIG_VARIABLES = {
 
 export class ConfigError extends Error {}
 
+/** Gateway settings that are credentials (or carry them): never readable by a template. */
+const GATEWAY_SECRETS = new Set(['SLUICE_MASTER_KEY', 'SLUICE_ADMIN_KEY', 'SLUICE_DATABASE_URL', 'SLUICE_CONFIG_FILE']);
+
+function isGatewaySecret(name: string): boolean {
+  return GATEWAY_SECRETS.has(name.toUpperCase());
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 function readConfigFile(file: string): Env {
@@ -128,6 +135,13 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     throw new ConfigError(`SLUICE_SSRF_ALLOWLIST: ${(err as Error).message}`);
   }
 
+  const templateEnvAllowlist = get('SLUICE_TEMPLATE_ENV').split(',').map((s) => s.trim()).filter(Boolean);
+  // $env() output lands in delivered bodies and previews: the gateway's own secrets never may.
+  const ownSecrets = templateEnvAllowlist.filter(isGatewaySecret);
+  if (ownSecrets.length) {
+    throw new ConfigError(`SLUICE_TEMPLATE_ENV must not expose the gateway's own secrets to templates: remove ${ownSecrets.join(', ')}`);
+  }
+
   return Object.freeze({
     host: get('SLUICE_HOST'),
     port: int('SLUICE_PORT', 0, 65535),
@@ -149,7 +163,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     shutdownGraceSeconds: num('SLUICE_SHUTDOWN_GRACE_SECONDS', 0, 300),
     mappingsDir: path.resolve(cwd, get('SLUICE_MAPPINGS_DIR')),
     catalogDir: path.resolve(cwd, get('SLUICE_CATALOG_DIR')),
-    templateEnvAllowlist: get('SLUICE_TEMPLATE_ENV').split(',').map((s) => s.trim()).filter(Boolean),
+    templateEnvAllowlist,
     templateTimeoutMs: int('SLUICE_TEMPLATE_TIMEOUT_MS', 1, 60_000),
     templateThreads: int('SLUICE_TEMPLATE_THREADS', 0, 16),
     watchMappings: bool('SLUICE_WATCH_MAPPINGS'),

@@ -163,6 +163,11 @@ describe('loadConfig rejects bad values with a ConfigError naming the variable',
   ])('%s=%j', (name, value) => {
     expectRejected({ [name]: value }, name);
   });
+
+  it.each(['SLUICE_MASTER_KEY', 'SLUICE_ADMIN_KEY', 'SLUICE_DATABASE_URL', 'sluice_master_key'])('SLUICE_TEMPLATE_ENV naming the gateway secret %s', (secret) => {
+    expectRejected({ SLUICE_TEMPLATE_ENV: `REGION, ${secret}` }, 'SLUICE_TEMPLATE_ENV');
+    expect(() => loadConfig({ SLUICE_TEMPLATE_ENV: `REGION, ${secret}` }, CWD)).toThrow(new RegExp(`gateway's own secrets.*${secret}`));
+  });
 });
 
 describe('SLUICE_CONFIG_FILE', () => {
