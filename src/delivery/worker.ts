@@ -4,6 +4,8 @@ import type { RuntimeSubscription } from '../services/subscriptions.ts';
 import type { ConnectorDefinition } from './connector.ts';
 import { destinationOf, dispatchAttempt, type DispatchDeps, type DispatchResult } from './dispatch.ts';
 import type { Logger } from '../logger.ts';
+// An earlier version stored any positive rate; a value below today's floor is paced at the floor.
+import { RATE_LIMIT_RANGE } from '../services/subscription-input.ts';
 
 export interface WorkerOptions {
   concurrency: number;
@@ -258,7 +260,7 @@ export class DeliveryWorker {
     // rate_limit: wait for this subscription's slot; a long wait goes back to the queue instead.
     // A test send answers an operator waiting on the button, so it is not paced.
     const reservedAt = this.#now();
-    const rateLimit = claimed.event.test ? null : sub.record.rate_limit;
+    const rateLimit = claimed.event.test || !sub.record.rate_limit ? null : Math.max(sub.record.rate_limit, RATE_LIMIT_RANGE.min);
     const wait = this.#pacer.reserve(sub.record.id, delivery.id, rateLimit, reservedAt);
     if (wait > PACING_HOLD_LIMIT_MS) {
       // Delayed, never dropped: back to the queue, due when its slot comes.

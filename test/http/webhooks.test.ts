@@ -287,6 +287,8 @@ describe('validation: 422 with the field path', () => {
     ['a zero timeout', { timeout: 0 }, '$.timeout'],
     ['a string timeout', { timeout: '10' }, '$.timeout'],
     ['a negative rate limit', { rate_limit: -1 }, '$.rate_limit'],
+    ['a vanishingly small rate limit', { rate_limit: 0.0000001 }, '$.rate_limit'],
+    ['a rate limit above 10,000/s', { rate_limit: 10_001 }, '$.rate_limit'],
     ['enabled as a string', { enabled: 'yes' }, '$.enabled'],
     ['an unknown connector', { connector: 'carrier-pigeon' }, '$.connector'],
     ['a url that is not a string', { url: 42 }, '$.url'],
@@ -298,6 +300,17 @@ describe('validation: 422 with the field path', () => {
     const res = await gw.api('POST', '/api/v1/webhooks', { ...base(), ...override });
     expectError(res, 422);
     expect(errorPaths(res)).toContain(path);
+  });
+
+  it('says the rate limit range it accepts, on create and on patch', async () => {
+    const created = await gw.api('POST', '/api/v1/webhooks', { ...base(), rate_limit: 0.0000001 });
+    expectError(created, 422);
+    expect(created.body.error.details).toEqual([{ path: '$.rate_limit', message: 'must be null or a number of deliveries per second from 0.001 to 10000' }]);
+    const sub = await create(base());
+    const patched = await gw.api('PATCH', `/api/v1/webhooks/${sub.id}`, { rate_limit: 1e-300 });
+    expectError(patched, 422);
+    expect(errorPaths(patched)).toEqual(['$.rate_limit']);
+    expect((await gw.api('PATCH', `/api/v1/webhooks/${sub.id}`, { rate_limit: 0.001 })).status).toBe(200);
   });
 
   it('reports several problems at once', async () => {
