@@ -80,7 +80,7 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
   }
   const logger = options.logger ?? createLogger(config.logLevel);
   const now = options.now ?? Date.now;
-  const metrics = createMetrics();
+  const metrics = createMetrics({ inFlight: () => worker.sendingCount });
   const { box, generated, file: keyFile } = loadSecretBox(config.masterKey, config.dataDir);
   if (generated) logger.warn({ file: keyFile }, 'generated a master key for secrets at rest; back this file up (or set SLUICE_MASTER_KEY)');
 
@@ -112,6 +112,7 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
     validateData: (name, data) => (catalog.has(name) ? catalog.validate(name, data) : 'unknown_event'),
     subscriptions: () => subscriptions.runtimeAll(),
     filterMatches: (filter, envelope, sub) => mappings.filterMatches(filter, envelope, templateView(sub)),
+    onEventsAccepted: (count) => metrics.eventsAccepted.inc(count),
     onDeliveriesCreated: ({ pending, preclaimed }) => {
       metrics.deliveriesCreated.inc(pending.length + preclaimed.length);
       if (preclaimed.length) worker.startPreclaimed(preclaimed);

@@ -105,6 +105,7 @@ export class DeliveryWorker {
   #running = false;
   #stopping = false;
   #active = 0;
+  #sending = 0;
   /** Slots promised to deliveries being committed already leased (see reserve). */
   #reserved = 0;
   #timer: NodeJS.Timeout | null = null;
@@ -122,6 +123,11 @@ export class DeliveryWorker {
 
   get activeCount(): number {
     return this.#active;
+  }
+
+  /** Attempts on the wire right now (the in-flight gauge). */
+  get sendingCount(): number {
+    return this.#sending;
   }
 
   async start(): Promise<void> {
@@ -279,9 +285,11 @@ export class DeliveryWorker {
       return 'released';
     }
     let result: DispatchResult;
+    this.#sending++;
     try {
       result = await dispatchAttempt(this.#deps.dispatch, claimed, sub, connector, this.#now());
     } finally {
+      this.#sending--;
       this.#releaseOrigin(origin);
     }
     const completion = this.#decide(claimed, sub, result);
