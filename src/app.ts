@@ -228,7 +228,7 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
       hooksRouter({ keys, hooks: new HookService({ storage, catalog, connectors, subscriptions, render: (mapping, envelope, view) => mappings.render(mapping, envelope, view) }) }),
       deliveriesRouter({ keys, deliveries }),
       connectorsRouter({ keys, connectors: CONNECTORS }),
-      mappingsRouter({ keys, preview: new MappingPreviewService({ mappings, storage, subscriptions, limits: { timeoutMs: config.templateTimeoutMs } }) }),
+      mappingsRouter({ keys, preview: new MappingPreviewService({ mappings, storage, subscriptions, limits: { timeoutMs: config.templateTimeoutMs }, defaultMapping: (name) => connectors.get(name)?.defaultMapping }) }),
     ],
     rootRouters: [dashboardRouter()],
   });

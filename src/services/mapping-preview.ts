@@ -24,6 +24,8 @@ export class MappingPreviewService {
       storage: Storage;
       subscriptions: SubscriptionService;
       limits: Partial<EvaluationLimits>;
+      /** A connector's default template (the one it sends when a subscription sets no mapping). */
+      defaultMapping: (connector: string) => string | undefined;
     },
   ) {}
 
@@ -35,9 +37,13 @@ export class MappingPreviewService {
     const { mappings } = this.deps;
     const event = await this.#event(req);
     let subscription: Record<string, unknown> | undefined;
+    /** Without a template in the request: what this subscription's deliveries are rendered with. */
+    let subscriptionMapping: string | null = null;
     if (req.subscription_id) {
       const sub = await this.deps.subscriptions.get(req.subscription_id);
       subscription = { id: sub.id, description: sub.description, connector: sub.connector, options: sub.connector_options };
+      // As dispatch does: an empty mapping is no mapping, and the connector's default applies.
+      subscriptionMapping = sub.mapping || this.deps.defaultMapping(sub.connector) || null;
     }
     const bindings = mappings.bindings(subscription);
     let output: unknown = event;
@@ -46,9 +52,9 @@ export class MappingPreviewService {
       // Compiled fresh, not cached: the editor sends a new variant on every keystroke.
       output = await evaluateTemplate(compileTemplate(req.template, { limits: this.deps.limits }), event, bindings, this.deps.limits);
       mapping = 'inline';
-    } else if (req.mapping) {
-      output = await evaluateTemplate(mappings.resolve(req.mapping), event, bindings, this.deps.limits);
-      mapping = req.mapping;
+    } else if (req.mapping || subscriptionMapping) {
+      mapping = req.mapping || subscriptionMapping!;
+      output = await evaluateTemplate(mappings.resolve(mapping), event, bindings, this.deps.limits);
     }
     const result: { output: unknown; mapping: string | null; filter?: { source: string; matches: boolean } } = { output, mapping };
     if (req.filter) result.filter = { source: req.filter, matches: await evaluateFilter(mappings.filter(req.filter), event, bindings, this.deps.limits) };
