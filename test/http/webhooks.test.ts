@@ -165,6 +165,48 @@ describe('patch', () => {
     expect(res.body).toMatchObject({ description: 'keep me', auth: null, filter: null, url: created.url, events: created.events });
   });
 
+  it('keeps the stored secrets when a read is sent back: the mask means unchanged', async () => {
+    const hits = receiver.requests.length;
+    const created = await create(valid({ retry: { schedule: ['0s'] }, auth: { type: 'bearer', token: TOKEN } }));
+    const read = (await gw.api('GET', `/api/v1/webhooks/${created.id}`)).body;
+    expect(read.auth).toEqual({ type: 'bearer', token: '********' });
+    const { url, events, description, headers, auth, connector_options, retry, timeout, rate_limit } = read;
+    const res = await gw.api('PATCH', `/api/v1/webhooks/${created.id}`, { url, events, description: 'edited', headers, auth, connector_options, retry, timeout, rate_limit });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect((await gw.sluice.subscriptions.runtime(created.id))?.auth).toEqual({ type: 'bearer', token: TOKEN });
+
+    const sent = await gw.api('POST', '/api/v1/events', { ...fixture('call.ended'), id: `evt_mask_${Date.now().toString(36)}` });
+    expect(sent.status).toBe(202);
+    const request = await waitFor(() => receiver.requests.slice(hits).find((r) => r.headers['webhook-id'] && r.url === '/hook' && r.headers.authorization?.startsWith('Bearer ')), 5_000, 'the delivery');
+    expect(request.headers.authorization).toBe(`Bearer ${TOKEN}`);
+  });
+
+  it('merges a partial auth object of the stored type, and refuses a mask with nothing behind it', async () => {
+    const created = await create(valid({ auth: { type: 'basic', username: 'u', password: PASSWORD } }));
+    const renamed = await gw.api('PATCH', `/api/v1/webhooks/${created.id}`, { auth: { username: 'ops' } });
+    expect(renamed.status, JSON.stringify(renamed.body)).toBe(200);
+    expect((await gw.sluice.subscriptions.runtime(created.id))?.auth).toEqual({ type: 'basic', username: 'ops', password: PASSWORD });
+
+    const otherType = await gw.api('PATCH', `/api/v1/webhooks/${created.id}`, { auth: { type: 'bearer', token: '********' } });
+    expectError(otherType, 422);
+    expect(errorPaths(otherType)).toEqual(['$.auth.token']);
+    expect((await gw.sluice.subscriptions.runtime(created.id))?.auth).toEqual({ type: 'basic', username: 'ops', password: PASSWORD });
+  });
+
+  it('merges connector options: a masked secret stays, null removes an option', async () => {
+    const token = 'xoxb-stored-bot-token-0123456789';
+    const created = await create({ events: ['call.ended'], connector: 'slack', connector_options: { bot_token: token, channel: '#ops' }, retry: { schedule: ['1h'] } });
+    const read = (await gw.api('GET', `/api/v1/webhooks/${created.id}`)).body;
+    expect(read.connector_options).toEqual({ bot_token: '********', channel: '#ops' });
+    const apiBase = `${receiver.url}/slack-api`;
+    const res = await gw.api('PATCH', `/api/v1/webhooks/${created.id}`, { connector_options: { ...read.connector_options, api_base_url: apiBase } });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect((await gw.sluice.subscriptions.runtime(created.id))?.connectorOptions).toEqual({ bot_token: token, channel: '#ops', api_base_url: apiBase });
+    const cleared = await gw.api('PATCH', `/api/v1/webhooks/${created.id}`, { connector_options: { api_base_url: null } });
+    expect(cleared.status, JSON.stringify(cleared.body)).toBe(200);
+    expect((await gw.sluice.subscriptions.runtime(created.id))?.connectorOptions).toEqual({ bot_token: token, channel: '#ops' });
+  });
+
   it('refuses to set the secret through patch', async () => {
     const created = await create(valid());
     const res = await gw.api('PATCH', `/api/v1/webhooks/${created.id}`, { signing_secret: 'whsec_' + 'A'.repeat(43) + '=' });
