@@ -274,13 +274,19 @@ export class SubscriptionService {
     }
     const sameConnector = !('connector' in body) || body.connector === record.connector;
     if (isPlainObject(body.connector_options)) {
+      const given = body.connector_options;
       const options: Record<string, unknown> = sameConnector ? { ...stored.connectorOptions } : {};
-      for (const [name, value] of Object.entries(body.connector_options)) {
+      for (const [name, value] of Object.entries(given)) {
         if (value === null) delete options[name];
         else if (value !== MASK) options[name] = value;
         else if (!sameConnector || !(name in stored.connectorOptions)) errors.push({ path: `$.connector_options.${name}`, message: 'is masked (********) and nothing is stored to keep: send the real value' });
       }
-      out.connector_options = options;
+      // Merging is for leaving things out. When the merge is invalid but what was sent is a
+      // complete set on its own (Slack: a bot token replacing a webhook URL), the sent set wins.
+      const validate = this.#optionValidators.get(String(body.connector ?? record.connector));
+      const alone = Object.fromEntries(Object.entries(given).filter(([, value]) => value !== null));
+      const complete = !Object.values(alone).includes(MASK) && validate?.(alone) === true;
+      out.connector_options = complete && validate?.(options) === false ? alone : options;
     }
     return { body: out, errors };
   }

@@ -205,6 +205,11 @@ describe('patch', () => {
     const cleared = await gw.api('PATCH', `/api/v1/webhooks/${created.id}`, { connector_options: { api_base_url: null } });
     expect(cleared.status, JSON.stringify(cleared.body)).toBe(200);
     expect((await gw.sluice.subscriptions.runtime(created.id))?.connectorOptions).toEqual({ bot_token: token, channel: '#ops' });
+    // A complete set of the other kind replaces the stored one rather than clashing with it.
+    const webhookUrl = `${receiver.url}/services/T0/B0/secret`;
+    const switched = await gw.api('PATCH', `/api/v1/webhooks/${created.id}`, { connector_options: { webhook_url: webhookUrl } });
+    expect(switched.status, JSON.stringify(switched.body)).toBe(200);
+    expect((await gw.sluice.subscriptions.runtime(created.id))?.connectorOptions).toEqual({ webhook_url: webhookUrl });
   });
 
   it('refuses to set the secret through patch', async () => {
