@@ -254,14 +254,9 @@ export class DeliveryWorker {
    */
   async runClaimed(claimed: ClaimedDelivery): Promise<AttemptRecord | 'released'> {
     const { delivery } = claimed;
-    const sub = await this.#deps.subscription(delivery.subscription_id);
-    const connector = sub ? this.#deps.connector(sub.record.connector) : undefined;
-    if (!sub || !connector || !sub.record.enabled) {
-      const reason = !sub ? 'subscription deleted' : !connector ? `unknown connector ${sub.record.connector}` : `subscription disabled${sub.record.disabled_reason ? `: ${sub.record.disabled_reason}` : ''}`;
-      const attempt = this.#blankAttempt(claimed, reason);
-      await this.#complete({ attempt, delivery_id: delivery.id, status: sub ? 'failed' : 'cancelled', next_attempt_at: null, subscription_id: delivery.subscription_id, disable_subscription_reason: null, delete_subscription: false });
-      return attempt;
-    }
+    const found = await this.#sendable(claimed);
+    if (!('sub' in found)) return found.outcome;
+    let { sub, connector } = found;
 
     // rate_limit: wait for this subscription's slot; a long wait goes back to the queue instead.
     // A test send answers an operator waiting on the button, so it is not paced.
@@ -284,6 +279,13 @@ export class DeliveryWorker {
       await this.#deps.storage.releaseLeases([delivery.id], this.#now());
       return 'released';
     }
+    // The waits above take time: a delete or disable meanwhile must stop this attempt.
+    const current = await this.#sendable(claimed);
+    if (!('sub' in current)) {
+      this.#releaseOrigin(origin);
+      return current.outcome;
+    }
+    ({ sub, connector } = current);
     let result: DispatchResult;
     this.#sending++;
     try {
@@ -301,6 +303,28 @@ export class DeliveryWorker {
       this.#deps.hooks?.onSubscriptionDisabled?.({ sub, reason: completion.disable_subscription_reason, deleted: completion.delete_subscription, attempt: completion.attempt });
     }
     return completion.attempt;
+  }
+
+  /**
+   * The delivery's subscription and connector if it may be sent now. Otherwise it is settled:
+   * a disabled subscription's delivery goes back to wait (storage pauses it until the
+   * subscription is enabled again); a deleted one's is cancelled, as is one whose connector
+   * no longer exists.
+   */
+  async #sendable(claimed: ClaimedDelivery): Promise<{ sub: RuntimeSubscription; connector: ConnectorDefinition } | { outcome: AttemptRecord | 'released' }> {
+    const { delivery } = claimed;
+    const sub = await this.#deps.subscription(delivery.subscription_id);
+    const connector = sub ? this.#deps.connector(sub.record.connector) : undefined;
+    if (sub && connector && sub.record.enabled) return { sub, connector };
+    // A test send answers the operator now; it is not kept for later.
+    if (sub && connector && !claimed.event.test) {
+      await this.#deps.storage.releaseLeases([delivery.id], this.#now());
+      return { outcome: 'released' };
+    }
+    const reason = !sub ? 'subscription deleted' : !connector ? `unknown connector ${sub.record.connector}` : `subscription disabled${sub.record.disabled_reason ? `: ${sub.record.disabled_reason}` : ''}`;
+    const attempt = this.#blankAttempt(claimed, reason);
+    await this.#complete({ attempt, delivery_id: delivery.id, status: sub ? 'failed' : 'cancelled', next_attempt_at: null, subscription_id: delivery.subscription_id, disable_subscription_reason: null, delete_subscription: false });
+    return { outcome: attempt };
   }
 
   #decide(claimed: ClaimedDelivery, sub: RuntimeSubscription, result: DispatchResult): AttemptCompletion {

@@ -3,6 +3,7 @@ import type { AttemptRecord, DeliveryRecord, DeliveryStatus, Storage } from '../
 import type { IngestService } from './ingest.ts';
 import type { SubscriptionService } from './subscriptions.ts';
 
+/** The statuses the API shows and filters by; a paused delivery is `pending` with `paused: true`. */
 export const DELIVERY_STATUSES: readonly DeliveryStatus[] = ['pending', 'delivering', 'delivered', 'failed', 'cancelled'];
 
 export interface DeliveryServiceDeps {
@@ -27,10 +28,12 @@ export function presentDelivery(d: DeliveryRecord): Record<string, unknown> {
     subscription_id: d.subscription_id,
     event: d.event,
     webhook_id: d.msg_id,
-    status: d.status,
+    status: d.status === 'paused' ? 'pending' : d.status,
+    // Waiting for its subscription to be enabled again.
+    paused: d.status === 'paused',
     attempt_count: d.attempts,
     chain: d.chain,
-    next_attempt_at: d.status === 'pending' ? iso(d.next_attempt_at) : null,
+    next_attempt_at: d.status === 'pending' || d.status === 'paused' ? iso(d.next_attempt_at) : null,
     last_attempt_at: iso(d.last_attempt_at),
     last_status_code: d.last_status_code,
     last_error: d.last_error,

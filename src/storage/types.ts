@@ -18,7 +18,11 @@ export interface ApiKeyRecord {
   revoked_at: number | null;
 }
 
-export type DeliveryStatus = 'pending' | 'delivering' | 'delivered' | 'failed' | 'cancelled';
+/**
+ * `paused`: pending, but its subscription is disabled; it is not claimed, and goes back to
+ * `pending` when the subscription is enabled again (the API shows it as pending + paused).
+ */
+export type DeliveryStatus = 'pending' | 'paused' | 'delivering' | 'delivered' | 'failed' | 'cancelled';
 
 export interface RetryPolicy {
   schedule?: (number | string)[];
@@ -191,7 +195,11 @@ export interface Storage {
   getSubscription(id: string): Promise<SubscriptionRecord | undefined>;
   /** Every subscription not deleted, oldest first. */
   listSubscriptions(): Promise<SubscriptionRecord[]>;
-  /** Soft-deletes and cancels the subscription's pending deliveries, in one transaction. */
+  /**
+   * Writes the subscription; when `enabled` changes, pauses its pending deliveries (disable) or
+   * resumes its paused ones (enable) in the same transaction.
+   */
+  /** Soft-deletes and cancels the subscription's pending and paused deliveries, in one transaction. */
   deleteSubscription(id: string, now: number): Promise<boolean>;
 
   /**
@@ -206,7 +214,11 @@ export interface Storage {
   claimDue(now: number, limit: number, leaseUntil: number): Promise<ClaimedDelivery[]>;
   /** Leases the given deliveries if they are still pending and due. */
   claimByIds(ids: string[], now: number, leaseUntil: number): Promise<ClaimedDelivery[]>;
-  /** Puts leased deliveries back to pending (shutdown, pacing), due at `dueAt` if given. */
+  /**
+   * Puts leased deliveries back to pending (shutdown, pacing), due at `dueAt` if given; those
+   * of a disabled subscription become paused. The same holds for every write below that leaves
+   * a delivery waiting (reclaim, a retry's completion, replay).
+   */
   releaseLeases(ids: string[], now: number, dueAt?: number): Promise<void>;
   /** Returns deliveries whose lease expired (a crashed worker) to pending; the count. */
   reclaimExpiredLeases(now: number): Promise<number>;

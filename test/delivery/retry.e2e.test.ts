@@ -367,7 +367,9 @@ describe('no success for too long', () => {
       return res.body.enabled === false ? res.body : undefined;
     }, 10_000, 'the subscription to be disabled');
     expect(shown.disabled_reason).toBe('no successful delivery for 0.9 seconds');
-    const delivery = await waitForDelivery(gw, id, (d) => d.status === 'failed');
+    // Disabling pauses: the delivery keeps its place, pending, until the subscription is enabled.
+    const delivery = await waitForDelivery(gw, id, (d) => d.paused === true);
+    expect(delivery.status).toBe('pending');
     // Disabled after about a second of failures, long before the 40 retries ran out.
     expect(delivery.attempts.length).toBeGreaterThanOrEqual(2);
     expect(delivery.attempts.length).toBeLessThan(schedule.length);

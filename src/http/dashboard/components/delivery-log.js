@@ -136,7 +136,7 @@ export function DeliveryLog({ subscription, refreshToken = 0 }) {
                 <td class="mono">${d.event}</td>
                 ${!subscription && html`<td><a class="mono small" href=${`#/webhooks/${d.subscription_id}`}>${d.subscription_id}</a></td>`}
                 <td>
-                  <${StatusBadge} status=${d.status} />
+                  <${StatusBadge} status=${d.paused ? 'paused' : d.status} />
                   ${d.status === 'pending' && d.next_attempt_at && html`<div class="small muted">next <${Time} iso=${d.next_attempt_at} /></div>`}
                 </td>
                 <td><${ResponseCell} d=${d} /></td>
