@@ -112,11 +112,15 @@ export class DeliveryWorker {
   #polling = false;
   #pollAgain = false;
   #notified: string[] = [];
+  /** Deliveries this worker holds (claimed, not yet completed or released): their leases are renewed. */
+  readonly #held = new Set<string>();
+  #lastLeaseSweep = 0;
   #notifyScheduled = false;
 
   constructor(deps: WorkerDeps, options: WorkerOptions) {
     this.#deps = deps;
-    this.#opts = { maxIdleMs: 1_000, ...options };
+    // Polls also renew leases: at least three per lease period.
+    this.#opts = { maxIdleMs: Math.min(1_000, options.leaseMs / 3), ...options };
     this.#now = deps.now ?? Date.now;
     this.#random = deps.random ?? Math.random;
   }
@@ -193,6 +197,7 @@ export class DeliveryWorker {
     }
     this.#polling = true;
     try {
+      await this.#sweepLeases();
       do {
         this.#pollAgain = false;
         const room = this.#opts.concurrency - this.#active - this.#reserved;
@@ -207,6 +212,21 @@ export class DeliveryWorker {
       this.#polling = false;
       this.#scheduleNextPoll();
     }
+  }
+
+  /**
+   * While running, a few times per lease period: renew the leases of what this worker holds
+   * (an attempt may take longer than a lease), then return expired leases to the queue — a
+   * delivery whose completion could not be written is retried within a lease period, not at
+   * the next restart.
+   */
+  async #sweepLeases(): Promise<void> {
+    const now = this.#now();
+    if (now - this.#lastLeaseSweep < this.#opts.leaseMs / 3) return;
+    this.#lastLeaseSweep = now;
+    if (this.#held.size) await this.#deps.storage.renewLeases([...this.#held], now + this.#opts.leaseMs);
+    const reclaimed = await this.#deps.storage.reclaimExpiredLeases(now);
+    if (reclaimed) this.#deps.logger.warn({ reclaimed }, 'reclaimed deliveries whose lease expired; they will be attempted again');
   }
 
   async #scheduleNextPoll(): Promise<void> {
@@ -253,6 +273,15 @@ export class DeliveryWorker {
    * one delivery synchronously and return its attempt.
    */
   async runClaimed(claimed: ClaimedDelivery): Promise<AttemptRecord | 'released'> {
+    this.#held.add(claimed.delivery.id);
+    try {
+      return await this.#run(claimed);
+    } finally {
+      this.#held.delete(claimed.delivery.id);
+    }
+  }
+
+  async #run(claimed: ClaimedDelivery): Promise<AttemptRecord | 'released'> {
     const { delivery } = claimed;
     const found = await this.#sendable(claimed);
     if (!('sub' in found)) return found.outcome;

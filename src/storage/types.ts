@@ -220,7 +220,9 @@ export interface Storage {
    * a delivery waiting (reclaim, a retry's completion, replay).
    */
   releaseLeases(ids: string[], now: number, dueAt?: number): Promise<void>;
-  /** Returns deliveries whose lease expired (a crashed worker) to pending; the count. */
+  /** Extends the leases of deliveries this worker still holds (still `delivering`). */
+  renewLeases(ids: string[], leaseUntil: number): Promise<void>;
+  /** Returns deliveries whose lease expired (a crashed worker, a lost completion) to pending; the count. */
   reclaimExpiredLeases(now: number): Promise<number>;
   completeAttempts(completions: AttemptCompletion[], now: number): Promise<void>;
   /** Earliest next_attempt_at of a pending delivery, for the worker's timer. */

@@ -282,6 +282,13 @@ export class SqliteStorage implements Storage {
     });
   }
 
+  async renewLeases(ids: string[], leaseUntil: number): Promise<void> {
+    const renew = this.#stmt("UPDATE deliveries SET lease_until = ? WHERE id = ? AND status = 'delivering'");
+    this.#relaxed(() => {
+      for (const id of ids) renew.run(leaseUntil, id);
+    });
+  }
+
   async reclaimExpiredLeases(now: number): Promise<number> {
     return this.#stmt(`UPDATE deliveries SET status = ${WAITING_STATUS}, lease_until = NULL, updated_at = ? WHERE status = 'delivering' AND lease_until < ?`).run(now, now).changes;
   }
