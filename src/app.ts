@@ -206,6 +206,7 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
       return { event: name, data: example.data };
     },
     onReplayed: (ids) => worker.notify(ids),
+    replayLimit: config.replayLimit,
     runNow: async (id) => {
       const [claimed] = await storage.claimByIds([id], now(), now() + config.leaseSeconds * 1000);
       if (!claimed) return undefined;

@@ -22,6 +22,7 @@ export interface Config {
   defaultTimeoutSeconds: number;
   leaseSeconds: number;
   shutdownGraceSeconds: number;
+  replayLimit: number;
   mappingsDir: string;
   catalogDir: string;
   templateEnvAllowlist: string[];
@@ -52,6 +53,7 @@ export const CONFIG_VARIABLES = {
   SLUICE_DEFAULT_TIMEOUT_SECONDS: ['10', 'delivery timeout when a subscription sets none'],
   SLUICE_LEASE_SECONDS: ['60', 'how long a claimed delivery stays leased'],
   SLUICE_SHUTDOWN_GRACE_SECONDS: ['10', 'how long SIGTERM waits for in-flight attempts'],
+  SLUICE_REPLAY_LIMIT: ['10000', 'most deliveries one bulk replay call queues'],
   SLUICE_MAPPINGS_DIR: ['./mappings', 'JSONata templates'],
   SLUICE_CATALOG_DIR: ['./catalog/events', 'event catalog (JSON Schemas)'],
   SLUICE_TEMPLATE_ENV: ['', 'comma-separated variables templates may read with $env()'],
@@ -161,6 +163,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     defaultTimeoutSeconds: num('SLUICE_DEFAULT_TIMEOUT_SECONDS', 0.1, 300),
     leaseSeconds: int('SLUICE_LEASE_SECONDS', 1, 3600),
     shutdownGraceSeconds: num('SLUICE_SHUTDOWN_GRACE_SECONDS', 0, 300),
+    replayLimit: int('SLUICE_REPLAY_LIMIT', 1, 1_000_000),
     mappingsDir: path.resolve(cwd, get('SLUICE_MAPPINGS_DIR')),
     catalogDir: path.resolve(cwd, get('SLUICE_CATALOG_DIR')),
     templateEnvAllowlist,

@@ -173,6 +173,10 @@ export interface DeliveryQuery {
 
 export interface ReplayQuery {
   subscription_id: string;
+  /** At most this many ids, in id order. */
+  limit: number;
+  /** Only ids after this one (the previous call's last id). */
+  after?: string;
   status?: DeliveryStatus;
   since?: number;
   until?: number;
@@ -231,7 +235,7 @@ export interface Storage {
   getDelivery(id: string): Promise<DeliveryRecord | undefined>;
   listDeliveries(query: DeliveryQuery): Promise<DeliveryRecord[]>;
   listAttempts(deliveryId: string): Promise<AttemptRecord[]>;
-  /** Starts a new attempt chain for each delivery that is not in flight; returns those replayed. */
+  /** Starts a new attempt chain for each delivery that is not in flight (one transaction); returns those replayed. */
   replayDeliveries(ids: string[], now: number): Promise<string[]>;
   findDeliveriesForReplay(query: ReplayQuery): Promise<string[]>;
   /** Success counts over a window, for health at a glance. */

@@ -366,7 +366,8 @@ export class SqliteStorage implements Storage {
     if (query.event) { where.push('event = ?'); params.push(query.event); }
     if (query.since !== undefined) { where.push('created_at >= ?'); params.push(query.since); }
     if (query.until !== undefined) { where.push('created_at <= ?'); params.push(query.until); }
-    return (this.#stmt(`SELECT id FROM deliveries WHERE ${where.join(' AND ')} ORDER BY id`).all(...params) as Row[]).map((r) => r.id);
+    if (query.after !== undefined) { where.push('id > ?'); params.push(query.after); }
+    return (this.#stmt(`SELECT id FROM deliveries WHERE ${where.join(' AND ')} ORDER BY id LIMIT ?`).all(...params, query.limit) as Row[]).map((r) => r.id);
   }
 
   async deliveryStats(subscriptionId: string, since: number): Promise<{ delivered: number; failed: number; pending: number }> {

@@ -35,8 +35,15 @@ function BulkReplay({ subscriptionId, onDone }) {
     setError(null);
     setResult(null);
     try {
-      const r = await api.post(`/webhooks/${subscriptionId}/replay`, { status: status || undefined, since: since ? new Date(since).toISOString() : undefined });
-      setResult(r.replayed);
+      // One call queues at most SLUICE_REPLAY_LIMIT; follow the cursor through the whole selection.
+      let total = 0;
+      let cursor;
+      do {
+        const r = await api.post(`/webhooks/${subscriptionId}/replay`, { status: status || undefined, since: since ? new Date(since).toISOString() : undefined, cursor });
+        total += r.replayed;
+        cursor = r.next_cursor ?? undefined;
+      } while (cursor);
+      setResult(total);
       onDone();
     } catch (err) {
       setError(err);
