@@ -80,7 +80,7 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
   }
   const logger = options.logger ?? createLogger(config.logLevel);
   const now = options.now ?? Date.now;
-  const metrics = createMetrics();
+  const metrics = createMetrics({ inFlight: () => worker.sendingCount });
   const { box, generated, file: keyFile } = loadSecretBox(config.masterKey, config.dataDir);
   if (generated) logger.warn({ file: keyFile }, 'generated a master key for secrets at rest; back this file up (or set SLUICE_MASTER_KEY)');
 
@@ -120,6 +120,7 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
     filterMatches: async (filter, envelope, sub) => (await evaluations.evaluate({
       kind: 'filter', source: mappings.filter(filter).source, event: envelope, bindings: mappings.bindings(templateView(sub)), owner: sub.record.id,
     })) === true,
+    onEventsAccepted: (count) => metrics.eventsAccepted.inc(count),
     onDeliveriesCreated: ({ pending, preclaimed }) => {
       metrics.deliveriesCreated.inc(pending.length + preclaimed.length);
       if (preclaimed.length) worker.startPreclaimed(preclaimed);
@@ -205,6 +206,7 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
       return { event: name, data: example.data };
     },
     onReplayed: (ids) => worker.notify(ids),
+    replayLimit: config.replayLimit,
     runNow: async (id) => {
       const [claimed] = await storage.claimByIds([id], now(), now() + config.leaseSeconds * 1000);
       if (!claimed) return undefined;
@@ -227,7 +229,7 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
       hooksRouter({ keys, hooks: new HookService({ storage, catalog, connectors, subscriptions, render: (mapping, envelope, view) => renderMapping(mapping, envelope, view, 'hook-samples') }) }),
       deliveriesRouter({ keys, deliveries }),
       connectorsRouter({ keys, connectors: CONNECTORS }),
-      mappingsRouter({ keys, preview: new MappingPreviewService({ mappings, storage, subscriptions, evaluate: (request) => evaluations.evaluate({ ...request, owner: 'preview' }) }) }),
+      mappingsRouter({ keys, preview: new MappingPreviewService({ mappings, storage, subscriptions, evaluate: (request) => evaluations.evaluate({ ...request, owner: 'preview' }), defaultMapping: (name) => connectors.get(name)?.defaultMapping }) }),
     ],
     rootRouters: [dashboardRouter()],
   });

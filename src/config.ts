@@ -22,6 +22,7 @@ export interface Config {
   defaultTimeoutSeconds: number;
   leaseSeconds: number;
   shutdownGraceSeconds: number;
+  replayLimit: number;
   mappingsDir: string;
   catalogDir: string;
   templateEnvAllowlist: string[];
@@ -55,6 +56,7 @@ export const CONFIG_VARIABLES = {
   SLUICE_DEFAULT_TIMEOUT_SECONDS: ['10', 'delivery timeout when a subscription sets none'],
   SLUICE_LEASE_SECONDS: ['60', 'how long a claimed delivery stays leased'],
   SLUICE_SHUTDOWN_GRACE_SECONDS: ['10', 'how long SIGTERM waits for in-flight attempts'],
+  SLUICE_REPLAY_LIMIT: ['10000', 'most deliveries one bulk replay call queues'],
   SLUICE_MAPPINGS_DIR: ['./mappings', 'JSONata templates'],
   SLUICE_CATALOG_DIR: ['./catalog/events', 'event catalog (JSON Schemas)'],
   SLUICE_TEMPLATE_ENV: ['', 'comma-separated variables templates may read with $env()'],
@@ -76,6 +78,14 @@ export class ConfigError extends Error {}
  * what its heap grows to (at most SLUICE_TEMPLATE_MEMORY_MB).
  */
 const DEFAULT_EVALUATION_THREADS = 2;
+
+/** Gateway settings that are credentials (or carry them): never readable by a template. */
+const GATEWAY_SECRETS = new Set(['SLUICE_MASTER_KEY', 'SLUICE_ADMIN_KEY', 'SLUICE_DATABASE_URL', 'SLUICE_CONFIG_FILE']);
+
+function isGatewaySecret(name: string): boolean {
+  return GATEWAY_SECRETS.has(name.toUpperCase());
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 function readConfigFile(file: string): Env {
@@ -141,6 +151,13 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     throw new ConfigError(`SLUICE_SSRF_ALLOWLIST: ${(err as Error).message}`);
   }
 
+  const templateEnvAllowlist = get('SLUICE_TEMPLATE_ENV').split(',').map((s) => s.trim()).filter(Boolean);
+  // $env() output lands in delivered bodies and previews: the gateway's own secrets never may.
+  const ownSecrets = templateEnvAllowlist.filter(isGatewaySecret);
+  if (ownSecrets.length) {
+    throw new ConfigError(`SLUICE_TEMPLATE_ENV must not expose the gateway's own secrets to templates: remove ${ownSecrets.join(', ')}`);
+  }
+
   return Object.freeze({
     host: get('SLUICE_HOST'),
     port: int('SLUICE_PORT', 0, 65535),
@@ -160,9 +177,10 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     defaultTimeoutSeconds: num('SLUICE_DEFAULT_TIMEOUT_SECONDS', 0.1, 300),
     leaseSeconds: int('SLUICE_LEASE_SECONDS', 1, 3600),
     shutdownGraceSeconds: num('SLUICE_SHUTDOWN_GRACE_SECONDS', 0, 300),
+    replayLimit: int('SLUICE_REPLAY_LIMIT', 1, 1_000_000),
     mappingsDir: path.resolve(cwd, get('SLUICE_MAPPINGS_DIR')),
     catalogDir: path.resolve(cwd, get('SLUICE_CATALOG_DIR')),
-    templateEnvAllowlist: get('SLUICE_TEMPLATE_ENV').split(',').map((s) => s.trim()).filter(Boolean),
+    templateEnvAllowlist,
     templateTimeoutMs: int('SLUICE_TEMPLATE_TIMEOUT_MS', 1, 60_000),
     templateThreads: int('SLUICE_TEMPLATE_THREADS', 0, 16) || DEFAULT_EVALUATION_THREADS,
     templateMemoryMb: int('SLUICE_TEMPLATE_MEMORY_MB', 16, 4096),

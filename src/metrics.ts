@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** Prometheus metrics served at /metrics. One registry per gateway instance (tests run several). */
-export function createMetrics() {
+export function createMetrics(sources: { inFlight: () => number }) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'sluice_' });
   return {
@@ -15,7 +15,15 @@ export function createMetrics() {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     }),
-    inFlight: new Gauge({ name: 'sluice_deliveries_in_flight', help: 'Attempts in flight', registers: [registry] }),
+    inFlight: new Gauge({
+      name: 'sluice_deliveries_in_flight',
+      help: 'Attempts in flight',
+      registers: [registry],
+      // Read at scrape time from the worker, so it can never drift from the real count.
+      collect() {
+        this.set(sources.inFlight());
+      },
+    }),
   };
 }
 

@@ -77,6 +77,7 @@ describe('loadConfig parses every SLUICE_* variable', () => {
     SLUICE_DEFAULT_TIMEOUT_SECONDS: '2.5',
     SLUICE_LEASE_SECONDS: '30',
     SLUICE_SHUTDOWN_GRACE_SECONDS: '3',
+    SLUICE_REPLAY_LIMIT: '500',
     SLUICE_MAPPINGS_DIR: 'custom/mappings',
     SLUICE_CATALOG_DIR: '/etc/sluice/catalog',
     SLUICE_TEMPLATE_ENV: ' REGION , TEAM ,,',
@@ -114,6 +115,7 @@ describe('loadConfig parses every SLUICE_* variable', () => {
       defaultTimeoutSeconds: 2.5,
       leaseSeconds: 30,
       shutdownGraceSeconds: 3,
+      replayLimit: 500,
       mappingsDir: path.join(CWD, 'custom/mappings'),
       catalogDir: '/etc/sluice/catalog',
       templateEnvAllowlist: ['REGION', 'TEAM'],
@@ -157,6 +159,7 @@ describe('loadConfig rejects bad values with a ConfigError naming the variable',
     ['SLUICE_DEFAULT_TIMEOUT_SECONDS', '1000'],
     ['SLUICE_LEASE_SECONDS', '0'],
     ['SLUICE_SHUTDOWN_GRACE_SECONDS', 'NaN'],
+    ['SLUICE_REPLAY_LIMIT', '0'],
     ['SLUICE_TEMPLATE_TIMEOUT_MS', 'Infinity'],
     ['SLUICE_TEMPLATE_THREADS', '17'],
     ['SLUICE_TEMPLATE_THREADS', 'auto'],
@@ -171,6 +174,11 @@ describe('loadConfig rejects bad values with a ConfigError naming the variable',
     ['SLUICE_SSRF_ALLOWLIST', '10.0.0.0/99'],
   ])('%s=%j', (name, value) => {
     expectRejected({ [name]: value }, name);
+  });
+
+  it.each(['SLUICE_MASTER_KEY', 'SLUICE_ADMIN_KEY', 'SLUICE_DATABASE_URL', 'sluice_master_key'])('SLUICE_TEMPLATE_ENV naming the gateway secret %s', (secret) => {
+    expectRejected({ SLUICE_TEMPLATE_ENV: `REGION, ${secret}` }, 'SLUICE_TEMPLATE_ENV');
+    expect(() => loadConfig({ SLUICE_TEMPLATE_ENV: `REGION, ${secret}` }, CWD)).toThrow(new RegExp(`gateway's own secrets.*${secret}`));
   });
 });
 

@@ -4,6 +4,8 @@ import type { RuntimeSubscription } from '../services/subscriptions.ts';
 import type { ConnectorDefinition } from './connector.ts';
 import { destinationOf, dispatchAttempt, type DispatchDeps, type DispatchResult } from './dispatch.ts';
 import type { Logger } from '../logger.ts';
+// An earlier version stored any positive rate; a value below today's floor is paced at the floor.
+import { RATE_LIMIT_RANGE } from '../services/subscription-input.ts';
 
 export interface WorkerOptions {
   concurrency: number;
@@ -103,23 +105,33 @@ export class DeliveryWorker {
   #running = false;
   #stopping = false;
   #active = 0;
+  #sending = 0;
   /** Slots promised to deliveries being committed already leased (see reserve). */
   #reserved = 0;
   #timer: NodeJS.Timeout | null = null;
   #polling = false;
   #pollAgain = false;
   #notified: string[] = [];
+  /** Deliveries this worker holds (claimed, not yet completed or released): their leases are renewed. */
+  readonly #held = new Set<string>();
+  #lastLeaseSweep = 0;
   #notifyScheduled = false;
 
   constructor(deps: WorkerDeps, options: WorkerOptions) {
     this.#deps = deps;
-    this.#opts = { maxIdleMs: 1_000, ...options };
+    // Polls also renew leases: at least three per lease period.
+    this.#opts = { maxIdleMs: Math.min(1_000, options.leaseMs / 3), ...options };
     this.#now = deps.now ?? Date.now;
     this.#random = deps.random ?? Math.random;
   }
 
   get activeCount(): number {
     return this.#active;
+  }
+
+  /** Attempts on the wire right now (the in-flight gauge). */
+  get sendingCount(): number {
+    return this.#sending;
   }
 
   async start(): Promise<void> {
@@ -185,6 +197,7 @@ export class DeliveryWorker {
     }
     this.#polling = true;
     try {
+      await this.#sweepLeases();
       do {
         this.#pollAgain = false;
         const room = this.#opts.concurrency - this.#active - this.#reserved;
@@ -199,6 +212,21 @@ export class DeliveryWorker {
       this.#polling = false;
       this.#scheduleNextPoll();
     }
+  }
+
+  /**
+   * While running, a few times per lease period: renew the leases of what this worker holds
+   * (an attempt may take longer than a lease), then return expired leases to the queue — a
+   * delivery whose completion could not be written is retried within a lease period, not at
+   * the next restart.
+   */
+  async #sweepLeases(): Promise<void> {
+    const now = this.#now();
+    if (now - this.#lastLeaseSweep < this.#opts.leaseMs / 3) return;
+    this.#lastLeaseSweep = now;
+    if (this.#held.size) await this.#deps.storage.renewLeases([...this.#held], now + this.#opts.leaseMs);
+    const reclaimed = await this.#deps.storage.reclaimExpiredLeases(now);
+    if (reclaimed) this.#deps.logger.warn({ reclaimed }, 'reclaimed deliveries whose lease expired; they will be attempted again');
   }
 
   async #scheduleNextPoll(): Promise<void> {
@@ -245,20 +273,24 @@ export class DeliveryWorker {
    * one delivery synchronously and return its attempt.
    */
   async runClaimed(claimed: ClaimedDelivery): Promise<AttemptRecord | 'released'> {
-    const { delivery } = claimed;
-    const sub = await this.#deps.subscription(delivery.subscription_id);
-    const connector = sub ? this.#deps.connector(sub.record.connector) : undefined;
-    if (!sub || !connector || !sub.record.enabled) {
-      const reason = !sub ? 'subscription deleted' : !connector ? `unknown connector ${sub.record.connector}` : `subscription disabled${sub.record.disabled_reason ? `: ${sub.record.disabled_reason}` : ''}`;
-      const attempt = this.#blankAttempt(claimed, reason);
-      await this.#complete({ attempt, delivery_id: delivery.id, status: sub ? 'failed' : 'cancelled', next_attempt_at: null, subscription_id: delivery.subscription_id, disable_subscription_reason: null, delete_subscription: false });
-      return attempt;
+    this.#held.add(claimed.delivery.id);
+    try {
+      return await this.#run(claimed);
+    } finally {
+      this.#held.delete(claimed.delivery.id);
     }
+  }
+
+  async #run(claimed: ClaimedDelivery): Promise<AttemptRecord | 'released'> {
+    const { delivery } = claimed;
+    const found = await this.#sendable(claimed);
+    if (!('sub' in found)) return found.outcome;
+    let { sub, connector } = found;
 
     // rate_limit: wait for this subscription's slot; a long wait goes back to the queue instead.
     // A test send answers an operator waiting on the button, so it is not paced.
     const reservedAt = this.#now();
-    const rateLimit = claimed.event.test ? null : sub.record.rate_limit;
+    const rateLimit = claimed.event.test || !sub.record.rate_limit ? null : Math.max(sub.record.rate_limit, RATE_LIMIT_RANGE.min);
     const wait = this.#pacer.reserve(sub.record.id, delivery.id, rateLimit, reservedAt);
     if (wait > PACING_HOLD_LIMIT_MS) {
       // Delayed, never dropped: back to the queue, due when its slot comes.
@@ -276,10 +308,19 @@ export class DeliveryWorker {
       await this.#deps.storage.releaseLeases([delivery.id], this.#now());
       return 'released';
     }
+    // The waits above take time: a delete or disable meanwhile must stop this attempt.
+    const current = await this.#sendable(claimed);
+    if (!('sub' in current)) {
+      this.#releaseOrigin(origin);
+      return current.outcome;
+    }
+    ({ sub, connector } = current);
     let result: DispatchResult;
+    this.#sending++;
     try {
       result = await dispatchAttempt(this.#deps.dispatch, claimed, sub, connector, this.#now());
     } finally {
+      this.#sending--;
       this.#releaseOrigin(origin);
     }
     const completion = this.#decide(claimed, sub, result);
@@ -291,6 +332,28 @@ export class DeliveryWorker {
       this.#deps.hooks?.onSubscriptionDisabled?.({ sub, reason: completion.disable_subscription_reason, deleted: completion.delete_subscription, attempt: completion.attempt });
     }
     return completion.attempt;
+  }
+
+  /**
+   * The delivery's subscription and connector if it may be sent now. Otherwise it is settled:
+   * a disabled subscription's delivery goes back to wait (storage pauses it until the
+   * subscription is enabled again); a deleted one's is cancelled, as is one whose connector
+   * no longer exists.
+   */
+  async #sendable(claimed: ClaimedDelivery): Promise<{ sub: RuntimeSubscription; connector: ConnectorDefinition } | { outcome: AttemptRecord | 'released' }> {
+    const { delivery } = claimed;
+    const sub = await this.#deps.subscription(delivery.subscription_id);
+    const connector = sub ? this.#deps.connector(sub.record.connector) : undefined;
+    if (sub && connector && sub.record.enabled) return { sub, connector };
+    // A test send answers the operator now; it is not kept for later.
+    if (sub && connector && !claimed.event.test) {
+      await this.#deps.storage.releaseLeases([delivery.id], this.#now());
+      return { outcome: 'released' };
+    }
+    const reason = !sub ? 'subscription deleted' : !connector ? `unknown connector ${sub.record.connector}` : `subscription disabled${sub.record.disabled_reason ? `: ${sub.record.disabled_reason}` : ''}`;
+    const attempt = this.#blankAttempt(claimed, reason);
+    await this.#complete({ attempt, delivery_id: delivery.id, status: sub ? 'failed' : 'cancelled', next_attempt_at: null, subscription_id: delivery.subscription_id, disable_subscription_reason: null, delete_subscription: false });
+    return { outcome: attempt };
   }
 
   #decide(claimed: ClaimedDelivery, sub: RuntimeSubscription, result: DispatchResult): AttemptCompletion {

@@ -3,6 +3,7 @@ import type { AttemptRecord, DeliveryRecord, DeliveryStatus, Storage } from '../
 import type { IngestService } from './ingest.ts';
 import type { SubscriptionService } from './subscriptions.ts';
 
+/** The statuses the API shows and filters by; a paused delivery is `pending` with `paused: true`. */
 export const DELIVERY_STATUSES: readonly DeliveryStatus[] = ['pending', 'delivering', 'delivered', 'failed', 'cancelled'];
 
 export interface DeliveryServiceDeps {
@@ -15,8 +16,13 @@ export interface DeliveryServiceDeps {
   onReplayed: (deliveryIds: string[]) => void;
   /** Run one stored delivery at once and return its attempt (test sends). */
   runNow: (deliveryId: string) => Promise<AttemptRecord | undefined>;
+  /** Most deliveries one bulk replay call queues (SLUICE_REPLAY_LIMIT). */
+  replayLimit: number;
   now?: () => number;
 }
+
+/** Replayed per transaction: between two, ingest and the API get the event loop and the database. */
+const REPLAY_CHUNK = 500;
 
 const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
 
@@ -27,10 +33,12 @@ export function presentDelivery(d: DeliveryRecord): Record<string, unknown> {
     subscription_id: d.subscription_id,
     event: d.event,
     webhook_id: d.msg_id,
-    status: d.status,
+    status: d.status === 'paused' ? 'pending' : d.status,
+    // Waiting for its subscription to be enabled again.
+    paused: d.status === 'paused',
     attempt_count: d.attempts,
     chain: d.chain,
-    next_attempt_at: d.status === 'pending' ? iso(d.next_attempt_at) : null,
+    next_attempt_at: d.status === 'pending' || d.status === 'paused' ? iso(d.next_attempt_at) : null,
     last_attempt_at: iso(d.last_attempt_at),
     last_status_code: d.last_status_code,
     last_error: d.last_error,
@@ -123,22 +131,38 @@ export class DeliveryService {
     return presentDelivery((await this.#deps.storage.getDelivery(id))!);
   }
 
-  async replayBulk(subscriptionId: string, body: unknown): Promise<{ replayed: number; delivery_ids: string[] }> {
+  /**
+   * Replays the subscription's deliveries matching the filters, at most `replayLimit` per call,
+   * in id order. `next_cursor` (the last id looked at) continues the same selection when more
+   * may match; null when this call reached the end.
+   */
+  async replayBulk(subscriptionId: string, body: unknown): Promise<{ replayed: number; delivery_ids: string[]; next_cursor: string | null }> {
     await this.#deps.subscriptions.get(subscriptionId);
     const input = (body ?? {}) as Record<string, unknown>;
     if (typeof input !== 'object' || Array.isArray(input)) throw new ValidationError('Invalid replay request.', [{ path: '$', message: 'must be a JSON object' }]);
-    const unknown = Object.keys(input).filter((k) => !['status', 'since', 'until', 'event'].includes(k));
-    if (unknown.length) throw new ValidationError('Invalid replay request.', unknown.map((k) => ({ path: `$.${k}`, message: 'is not a known field (status, since, until, event)' })));
+    const unknown = Object.keys(input).filter((k) => !['status', 'since', 'until', 'event', 'cursor'].includes(k));
+    if (unknown.length) throw new ValidationError('Invalid replay request.', unknown.map((k) => ({ path: `$.${k}`, message: 'is not a known field (status, since, until, event, cursor)' })));
+    if (input.cursor !== undefined && (typeof input.cursor !== 'string' || !/^dlv_[0-9A-Za-z]+$/.test(input.cursor))) {
+      throw new ValidationError('Invalid replay request.', [{ path: '$.cursor', message: 'must be the next_cursor of a previous replay answer' }]);
+    }
+    const limit = this.#deps.replayLimit;
     const ids = await this.#deps.storage.findDeliveriesForReplay({
       subscription_id: subscriptionId,
       status: parseStatus(input.status, '$.status'),
       since: parseTime(input.since, '$.since'),
       until: parseTime(input.until, '$.until'),
       event: input.event ? String(input.event) : undefined,
+      after: input.cursor as string | undefined,
+      limit,
     });
-    const replayed = await this.#deps.storage.replayDeliveries(ids, this.#now());
-    if (replayed.length) this.#deps.onReplayed(replayed);
-    return { replayed: replayed.length, delivery_ids: replayed };
+    const replayed: string[] = [];
+    for (let i = 0; i < ids.length; i += REPLAY_CHUNK) {
+      if (i > 0) await new Promise((resolve) => setImmediate(resolve));
+      const chunk = await this.#deps.storage.replayDeliveries(ids.slice(i, i + REPLAY_CHUNK), this.#now());
+      if (chunk.length) this.#deps.onReplayed(chunk);
+      replayed.push(...chunk);
+    }
+    return { replayed: replayed.length, delivery_ids: replayed, next_cursor: ids.length === limit ? ids[ids.length - 1] : null };
   }
 
   /** Sends a catalog example of a subscribed type, marked `"test": true`, and waits for the attempt. */

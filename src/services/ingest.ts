@@ -24,6 +24,8 @@ export interface IngestDeps {
    * and `preclaimed` ones that were stored already leased to it and start at once.
    */
   onDeliveriesCreated: (created: { pending: string[]; preclaimed: ClaimedDelivery[] }) => void;
+  /** Told how many posted events were newly stored (duplicates not counted). */
+  onEventsAccepted?: (count: number) => void;
   /**
    * Lets deliveries due now be stored already leased to the worker (when it has room), which
    * saves a claim transaction and a read per delivery on the hot path.
@@ -108,7 +110,10 @@ export class IngestService {
       errors.push(...parsed.errors);
     });
     if (errors.length) throw new ValidationError(bodies.length > 1 ? 'Some events are invalid; none were accepted.' : 'The event is invalid.', errors, 'invalid_event');
-    return this.store(envelopes, options);
+    const accepted = await this.store(envelopes, options);
+    const fresh = accepted.filter((a) => !a.duplicate).length;
+    if (fresh) this.#deps.onEventsAccepted?.(fresh);
+    return accepted;
   }
 
   /** Fans out and stores already-validated envelopes (also used for the gateway's own events). */

@@ -25,6 +25,8 @@ export class MappingPreviewService {
       subscriptions: SubscriptionService;
       /** The gateway's evaluation pool: a preview runs where a runaway template cannot hurt. */
       evaluate: (request: { kind: ExpressionKind; source: string; event: unknown; bindings: TemplateBindings }) => Promise<unknown>;
+      /** A connector's default template (the one it sends when a subscription sets no mapping). */
+      defaultMapping: (connector: string) => string | undefined;
     },
   ) {}
 
@@ -40,9 +42,13 @@ export class MappingPreviewService {
     const { mappings, evaluate } = this.deps;
     const event = await this.#event(req);
     let subscription: Record<string, unknown> | undefined;
+    /** Without a template in the request: what this subscription's deliveries are rendered with. */
+    let subscriptionMapping: string | null = null;
     if (req.subscription_id) {
       const sub = await this.deps.subscriptions.get(req.subscription_id);
       subscription = { id: sub.id, description: sub.description, connector: sub.connector, options: sub.connector_options };
+      // As dispatch does: an empty mapping is no mapping, and the connector's default applies.
+      subscriptionMapping = sub.mapping || this.deps.defaultMapping(sub.connector) || null;
     }
     const bindings = opts.withEnv ? mappings.bindings(subscription) : { ...mappings.bindings(subscription), env: {} };
     let output: unknown = event;
@@ -51,9 +57,9 @@ export class MappingPreviewService {
       // Compiled here first for its syntax errors (with positions), not cached: the editor sends a new variant on every keystroke.
       output = await evaluate({ kind: 'template', source: compileTemplate(req.template).source, event, bindings });
       mapping = 'inline';
-    } else if (req.mapping) {
-      output = await evaluate({ kind: 'template', source: mappings.resolve(req.mapping).source, event, bindings });
-      mapping = req.mapping;
+    } else if (req.mapping || subscriptionMapping) {
+      mapping = req.mapping || subscriptionMapping!;
+      output = await evaluate({ kind: 'template', source: mappings.resolve(mapping).source, event, bindings });
     }
     const result: { output: unknown; mapping: string | null; filter?: { source: string; matches: boolean } } = { output, mapping };
     if (req.filter) result.filter = { source: req.filter, matches: (await evaluate({ kind: 'filter', source: mappings.filter(req.filter).source, event, bindings })) === true };

@@ -6,6 +6,12 @@ import type { ErrorDetail } from '../errors.ts';
  * templates, connector options) follow in the subscription service; this catches unknown
  * fields and wrong types with their JSON paths.
  */
+/**
+ * Deliveries per second a subscription may be paced to. Below the floor one delivery would wait
+ * for days and the pacer's slots run past what a date can hold.
+ */
+export const RATE_LIMIT_RANGE = { min: 0.001, max: 10_000 } as const;
+
 const authSchema = {
   type: 'object',
   required: ['type'],
@@ -34,12 +40,19 @@ const fields = {
     ],
   },
   timeout: { type: ['number', 'null'], exclusiveMinimum: 0, maximum: 300 },
-  rate_limit: { type: ['number', 'null'], exclusiveMinimum: 0, maximum: 10_000 },
+  rate_limit: {
+    type: ['number', 'null'],
+    minimum: RATE_LIMIT_RANGE.min,
+    maximum: RATE_LIMIT_RANGE.max,
+    errorMessage: `must be null or a number of deliveries per second from ${RATE_LIMIT_RANGE.min} to ${RATE_LIMIT_RANGE.max}`,
+  },
 };
 
 const ajv = new Ajv({ allErrors: true, strict: false });
-const validateCreate = ajv.compile({ type: 'object', additionalProperties: false, required: ['events'], properties: fields });
-const validatePatch = ajv.compile({ type: 'object', additionalProperties: false, minProperties: 1, properties: fields });
+const createSchema = { type: 'object', additionalProperties: false, required: ['events'], properties: fields };
+const patchSchema = { type: 'object', additionalProperties: false, minProperties: 1, properties: fields };
+const validateCreate = ajv.compile(createSchema);
+const validatePatch = ajv.compile(patchSchema);
 /** One validator per auth type, so an auth object's errors come from its own type only. */
 const AUTH_VALIDATORS = new Map(authSchema.oneOf.map((branch) => [branch.properties.type.const, ajv.compile(branch)]));
 
@@ -104,9 +117,9 @@ function explanationFor(schema: object, schemaPath: string): { at: string; messa
 
 export function checkSubscriptionShape(body: unknown, mode: 'create' | 'patch'): ErrorDetail[] {
   if (!body || typeof body !== 'object' || Array.isArray(body)) return [{ path: '$', message: 'must be a JSON object' }];
-  const validate = mode === 'create' ? validateCreate : validatePatch;
+  const [validate, schema] = mode === 'create' ? [validateCreate, createSchema] : [validatePatch, patchSchema];
   if (validate(body)) return [];
-  const details = ajvErrorsToDetails(validate.errors);
+  const details = ajvErrorsToDetails(validate.errors, '$', schema);
   if (!('auth' in body)) return details;
   // ajv reports every oneOf branch (and the null alternative); say only what applies to this auth.
   const auth = (body as { auth?: unknown }).auth;

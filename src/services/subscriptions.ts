@@ -216,10 +216,13 @@ export class SubscriptionService {
   }
 
   async update(id: string, body: unknown): Promise<SubscriptionRecord> {
-    const shapeErrors = checkSubscriptionShape(body, 'patch');
-    if (shapeErrors.length) throw new ValidationError('The subscription change is invalid.', shapeErrors);
-    const input = body as Record<string, any>;
     const record = { ...(await this.get(id)) };
+    // What a GET shows (masked secrets, partial objects) means "keep what is stored".
+    const merged = this.#mergeStoredSecrets(record, body);
+    if (merged.errors.length) throw new ValidationError('The subscription change is invalid.', merged.errors);
+    const shapeErrors = checkSubscriptionShape(merged.body, 'patch');
+    if (shapeErrors.length) throw new ValidationError('The subscription change is invalid.', shapeErrors);
+    const input = merged.body as Record<string, any>;
     if ('url' in input) record.url = input.url;
     if ('events' in input) record.events = input.events;
     if ('description' in input) record.description = input.description;
@@ -244,6 +247,48 @@ export class SubscriptionService {
     await this.#deps.storage.updateSubscription(record);
     this.invalidate();
     return record;
+  }
+
+  /**
+   * A PATCH body with `auth` and `connector_options` resolved against the stored ones: a masked
+   * value (`********`, as every read shows a secret) keeps the stored value; an `auth` object
+   * without `type`, or of the stored type, keeps the fields it leaves out; `connector_options`
+   * keeps the options it leaves out, and `null` removes one. A mask with nothing stored behind
+   * it (another auth type, a new option, another connector) is refused: it would be sent as is.
+   */
+  #mergeStoredSecrets(record: SubscriptionRecord, body: unknown): { body: unknown; errors: ErrorDetail[] } {
+    if (!isPlainObject(body)) return { body, errors: [] };
+    const out: Record<string, unknown> = { ...body };
+    const errors: ErrorDetail[] = [];
+    const stored = this.#toRuntime(record);
+    if (isPlainObject(body.auth)) {
+      const given = body.auth;
+      const sameType = stored.auth !== null && (given.type === undefined || given.type === stored.auth.type);
+      const auth: Record<string, unknown> = sameType ? { ...stored.auth, ...given } : { ...given };
+      for (const [field, value] of Object.entries(given)) {
+        if (value !== MASK) continue;
+        if (sameType && field in stored.auth!) auth[field] = (stored.auth as Record<string, unknown>)[field];
+        else errors.push({ path: `$.auth.${field}`, message: 'is masked (********) and nothing is stored to keep: send the real value' });
+      }
+      out.auth = auth;
+    }
+    const sameConnector = !('connector' in body) || body.connector === record.connector;
+    if (isPlainObject(body.connector_options)) {
+      const given = body.connector_options;
+      const options: Record<string, unknown> = sameConnector ? { ...stored.connectorOptions } : {};
+      for (const [name, value] of Object.entries(given)) {
+        if (value === null) delete options[name];
+        else if (value !== MASK) options[name] = value;
+        else if (!sameConnector || !(name in stored.connectorOptions)) errors.push({ path: `$.connector_options.${name}`, message: 'is masked (********) and nothing is stored to keep: send the real value' });
+      }
+      // Merging is for leaving things out. When the merge is invalid but what was sent is a
+      // complete set on its own (Slack: a bot token replacing a webhook URL), the sent set wins.
+      const validate = this.#optionValidators.get(String(body.connector ?? record.connector));
+      const alone = Object.fromEntries(Object.entries(given).filter(([, value]) => value !== null));
+      const complete = !Object.values(alone).includes(MASK) && validate?.(alone) === true;
+      out.connector_options = complete && validate?.(options) === false ? alone : options;
+    }
+    return { body: out, errors };
   }
 
   async remove(id: string): Promise<void> {
@@ -322,6 +367,10 @@ export class SubscriptionService {
       else throw err;
     }
   }
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function maskAuth(auth: AuthConfig | null): Record<string, unknown> | null {

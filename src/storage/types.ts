@@ -18,7 +18,11 @@ export interface ApiKeyRecord {
   revoked_at: number | null;
 }
 
-export type DeliveryStatus = 'pending' | 'delivering' | 'delivered' | 'failed' | 'cancelled';
+/**
+ * `paused`: pending, but its subscription is disabled; it is not claimed, and goes back to
+ * `pending` when the subscription is enabled again (the API shows it as pending + paused).
+ */
+export type DeliveryStatus = 'pending' | 'paused' | 'delivering' | 'delivered' | 'failed' | 'cancelled';
 
 export interface RetryPolicy {
   schedule?: (number | string)[];
@@ -169,6 +173,10 @@ export interface DeliveryQuery {
 
 export interface ReplayQuery {
   subscription_id: string;
+  /** At most this many ids, in id order. */
+  limit: number;
+  /** Only ids after this one (the previous call's last id). */
+  after?: string;
   status?: DeliveryStatus;
   since?: number;
   until?: number;
@@ -191,7 +199,11 @@ export interface Storage {
   getSubscription(id: string): Promise<SubscriptionRecord | undefined>;
   /** Every subscription not deleted, oldest first. */
   listSubscriptions(): Promise<SubscriptionRecord[]>;
-  /** Soft-deletes and cancels the subscription's pending deliveries, in one transaction. */
+  /**
+   * Writes the subscription; when `enabled` changes, pauses its pending deliveries (disable) or
+   * resumes its paused ones (enable) in the same transaction.
+   */
+  /** Soft-deletes and cancels the subscription's pending and paused deliveries, in one transaction. */
   deleteSubscription(id: string, now: number): Promise<boolean>;
 
   /**
@@ -206,9 +218,15 @@ export interface Storage {
   claimDue(now: number, limit: number, leaseUntil: number): Promise<ClaimedDelivery[]>;
   /** Leases the given deliveries if they are still pending and due. */
   claimByIds(ids: string[], now: number, leaseUntil: number): Promise<ClaimedDelivery[]>;
-  /** Puts leased deliveries back to pending (shutdown, pacing), due at `dueAt` if given. */
+  /**
+   * Puts leased deliveries back to pending (shutdown, pacing), due at `dueAt` if given; those
+   * of a disabled subscription become paused. The same holds for every write below that leaves
+   * a delivery waiting (reclaim, a retry's completion, replay).
+   */
   releaseLeases(ids: string[], now: number, dueAt?: number): Promise<void>;
-  /** Returns deliveries whose lease expired (a crashed worker) to pending; the count. */
+  /** Extends the leases of deliveries this worker still holds (still `delivering`). */
+  renewLeases(ids: string[], leaseUntil: number): Promise<void>;
+  /** Returns deliveries whose lease expired (a crashed worker, a lost completion) to pending; the count. */
   reclaimExpiredLeases(now: number): Promise<number>;
   completeAttempts(completions: AttemptCompletion[], now: number): Promise<void>;
   /** Earliest next_attempt_at of a pending delivery, for the worker's timer. */
@@ -217,7 +235,7 @@ export interface Storage {
   getDelivery(id: string): Promise<DeliveryRecord | undefined>;
   listDeliveries(query: DeliveryQuery): Promise<DeliveryRecord[]>;
   listAttempts(deliveryId: string): Promise<AttemptRecord[]>;
-  /** Starts a new attempt chain for each delivery that is not in flight; returns those replayed. */
+  /** Starts a new attempt chain for each delivery that is not in flight (one transaction); returns those replayed. */
   replayDeliveries(ids: string[], now: number): Promise<string[]>;
   findDeliveriesForReplay(query: ReplayQuery): Promise<string[]>;
   /** Success counts over a window, for health at a glance. */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { waitFor } from '../support/gateway.ts';
+import { expectError } from '../support/error-shape.ts';
 import {
   closedPort,
   createSubscription,
@@ -273,6 +274,28 @@ describe('replay', () => {
     expect(receiver.requests).toHaveLength(3);
   });
 
+  it('bulk replay queues at most SLUICE_REPLAY_LIMIT per call and gives a cursor to continue', async () => {
+    const gw = await gatewayForTest({ SLUICE_REPLAY_LIMIT: '3' });
+    const receiver = await receiverForTest(() => ({ status: 400 }));
+    const sub = await createSubscription(gw, { url: `${receiver.url}/hook`, events: ['call.ended'], retry: FAST });
+    const failedIds: string[] = [];
+    for (let i = 0; i < 7; i++) failedIds.push(deliveryFor(await postEvent(gw), sub.id));
+    for (const id of failedIds) expect((await waitForDelivery(gw, id)).status).toBe('failed');
+
+    const pages: string[][] = [];
+    let cursor: string | undefined;
+    do {
+      const res = await gw.api('POST', `/api/v1/webhooks/${sub.id}/replay`, { status: 'failed', ...(cursor ? { cursor } : {}) });
+      expect(res.status, JSON.stringify(res.body)).toBe(202);
+      expect(res.body.replayed).toBe(res.body.delivery_ids.length);
+      pages.push(res.body.delivery_ids);
+      cursor = res.body.next_cursor ?? undefined;
+    } while (cursor && pages.length < 10);
+    expect(pages.map((p) => p.length)).toEqual([3, 3, 1]);
+    expect(pages.flat().sort()).toEqual([...failedIds].sort());
+    expectError(await gw.api('POST', `/api/v1/webhooks/${sub.id}/replay`, { cursor: 'not a cursor' }), 422);
+  });
+
   it('bulk replay with {status: "failed"} replays only the failed deliveries', async () => {
     const gw = await gatewayForTest();
     let healthy = false;
@@ -367,7 +390,9 @@ describe('no success for too long', () => {
       return res.body.enabled === false ? res.body : undefined;
     }, 10_000, 'the subscription to be disabled');
     expect(shown.disabled_reason).toBe('no successful delivery for 0.9 seconds');
-    const delivery = await waitForDelivery(gw, id, (d) => d.status === 'failed');
+    // Disabling pauses: the delivery keeps its place, pending, until the subscription is enabled.
+    const delivery = await waitForDelivery(gw, id, (d) => d.paused === true);
+    expect(delivery.status).toBe('pending');
     // Disabled after about a second of failures, long before the 40 retries ran out.
     expect(delivery.attempts.length).toBeGreaterThanOrEqual(2);
     expect(delivery.attempts.length).toBeLessThan(schedule.length);

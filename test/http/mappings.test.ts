@@ -144,6 +144,31 @@ describe('POST /api/v1/mappings/preview', () => {
     expect(res.body.output).toEqual({ sub: created.body.id, about: 'CRM sync' });
   });
 
+  it("previews what a subscription sends: its connector's default template when it sets no mapping", async () => {
+    const created = await gw.api('POST', '/api/v1/webhooks', {
+      events: ['call.ended'],
+      connector: 'slack',
+      connector_options: { webhook_url: 'http://127.0.0.1:9/services/T0/B0/x' },
+      retry: { schedule: ['1h'] },
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const event = fixture('call.ended');
+    const res = await preview({ event, subscription_id: created.body.id });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const direct = await preview({ event, mapping: 'slack/default', subscription_id: created.body.id });
+    expect(res.body).toEqual({ mapping: 'slack/default', output: direct.body.output });
+    expect(res.body.output).toHaveProperty('blocks');
+  });
+
+  it("previews a subscription's own mapping when the request names none", async () => {
+    const created = await gw.api('POST', '/api/v1/webhooks', { url: 'http://127.0.0.1:9/hook', events: ['call.ended'], mapping: 'call-summary', retry: { schedule: ['1h'] } });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const res = await preview({ event: fixture('call.ended'), subscription_id: created.body.id });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(res.body.mapping).toBe('call-summary');
+    expect(res.body.output.call_id).toBe(fixture('call.ended').data.call.id);
+  });
+
   describe('with a filter', () => {
     it('says the filter matches', async () => {
       const res = await preview({ mapping: 'call-summary', event: fixture('call.ended'), filter: 'data.call.status = "completed"' });

@@ -165,6 +165,53 @@ describe('patch', () => {
     expect(res.body).toMatchObject({ description: 'keep me', auth: null, filter: null, url: created.url, events: created.events });
   });
 
+  it('keeps the stored secrets when a read is sent back: the mask means unchanged', async () => {
+    const hits = receiver.requests.length;
+    const created = await create(valid({ retry: { schedule: ['0s'] }, auth: { type: 'bearer', token: TOKEN } }));
+    const read = (await gw.api('GET', `/api/v1/webhooks/${created.id}`)).body;
+    expect(read.auth).toEqual({ type: 'bearer', token: '********' });
+    const { url, events, description, headers, auth, connector_options, retry, timeout, rate_limit } = read;
+    const res = await gw.api('PATCH', `/api/v1/webhooks/${created.id}`, { url, events, description: 'edited', headers, auth, connector_options, retry, timeout, rate_limit });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect((await gw.sluice.subscriptions.runtime(created.id))?.auth).toEqual({ type: 'bearer', token: TOKEN });
+
+    const sent = await gw.api('POST', '/api/v1/events', { ...fixture('call.ended'), id: `evt_mask_${Date.now().toString(36)}` });
+    expect(sent.status).toBe(202);
+    const request = await waitFor(() => receiver.requests.slice(hits).find((r) => r.headers['webhook-id'] && r.url === '/hook' && r.headers.authorization?.startsWith('Bearer ')), 5_000, 'the delivery');
+    expect(request.headers.authorization).toBe(`Bearer ${TOKEN}`);
+  });
+
+  it('merges a partial auth object of the stored type, and refuses a mask with nothing behind it', async () => {
+    const created = await create(valid({ auth: { type: 'basic', username: 'u', password: PASSWORD } }));
+    const renamed = await gw.api('PATCH', `/api/v1/webhooks/${created.id}`, { auth: { username: 'ops' } });
+    expect(renamed.status, JSON.stringify(renamed.body)).toBe(200);
+    expect((await gw.sluice.subscriptions.runtime(created.id))?.auth).toEqual({ type: 'basic', username: 'ops', password: PASSWORD });
+
+    const otherType = await gw.api('PATCH', `/api/v1/webhooks/${created.id}`, { auth: { type: 'bearer', token: '********' } });
+    expectError(otherType, 422);
+    expect(errorPaths(otherType)).toEqual(['$.auth.token']);
+    expect((await gw.sluice.subscriptions.runtime(created.id))?.auth).toEqual({ type: 'basic', username: 'ops', password: PASSWORD });
+  });
+
+  it('merges connector options: a masked secret stays, null removes an option', async () => {
+    const token = 'xoxb-stored-bot-token-0123456789';
+    const created = await create({ events: ['call.ended'], connector: 'slack', connector_options: { bot_token: token, channel: '#ops' }, retry: { schedule: ['1h'] } });
+    const read = (await gw.api('GET', `/api/v1/webhooks/${created.id}`)).body;
+    expect(read.connector_options).toEqual({ bot_token: '********', channel: '#ops' });
+    const apiBase = `${receiver.url}/slack-api`;
+    const res = await gw.api('PATCH', `/api/v1/webhooks/${created.id}`, { connector_options: { ...read.connector_options, api_base_url: apiBase } });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect((await gw.sluice.subscriptions.runtime(created.id))?.connectorOptions).toEqual({ bot_token: token, channel: '#ops', api_base_url: apiBase });
+    const cleared = await gw.api('PATCH', `/api/v1/webhooks/${created.id}`, { connector_options: { api_base_url: null } });
+    expect(cleared.status, JSON.stringify(cleared.body)).toBe(200);
+    expect((await gw.sluice.subscriptions.runtime(created.id))?.connectorOptions).toEqual({ bot_token: token, channel: '#ops' });
+    // A complete set of the other kind replaces the stored one rather than clashing with it.
+    const webhookUrl = `${receiver.url}/services/T0/B0/secret`;
+    const switched = await gw.api('PATCH', `/api/v1/webhooks/${created.id}`, { connector_options: { webhook_url: webhookUrl } });
+    expect(switched.status, JSON.stringify(switched.body)).toBe(200);
+    expect((await gw.sluice.subscriptions.runtime(created.id))?.connectorOptions).toEqual({ webhook_url: webhookUrl });
+  });
+
   it('refuses to set the secret through patch', async () => {
     const created = await create(valid());
     const res = await gw.api('PATCH', `/api/v1/webhooks/${created.id}`, { signing_secret: 'whsec_' + 'A'.repeat(43) + '=' });
@@ -287,6 +334,8 @@ describe('validation: 422 with the field path', () => {
     ['a zero timeout', { timeout: 0 }, '$.timeout'],
     ['a string timeout', { timeout: '10' }, '$.timeout'],
     ['a negative rate limit', { rate_limit: -1 }, '$.rate_limit'],
+    ['a vanishingly small rate limit', { rate_limit: 0.0000001 }, '$.rate_limit'],
+    ['a rate limit above 10,000/s', { rate_limit: 10_001 }, '$.rate_limit'],
     ['enabled as a string', { enabled: 'yes' }, '$.enabled'],
     ['an unknown connector', { connector: 'carrier-pigeon' }, '$.connector'],
     ['a url that is not a string', { url: 42 }, '$.url'],
@@ -298,6 +347,17 @@ describe('validation: 422 with the field path', () => {
     const res = await gw.api('POST', '/api/v1/webhooks', { ...base(), ...override });
     expectError(res, 422);
     expect(errorPaths(res)).toContain(path);
+  });
+
+  it('says the rate limit range it accepts, on create and on patch', async () => {
+    const created = await gw.api('POST', '/api/v1/webhooks', { ...base(), rate_limit: 0.0000001 });
+    expectError(created, 422);
+    expect(created.body.error.details).toEqual([{ path: '$.rate_limit', message: 'must be null or a number of deliveries per second from 0.001 to 10000' }]);
+    const sub = await create(base());
+    const patched = await gw.api('PATCH', `/api/v1/webhooks/${sub.id}`, { rate_limit: 1e-300 });
+    expectError(patched, 422);
+    expect(errorPaths(patched)).toEqual(['$.rate_limit']);
+    expect((await gw.api('PATCH', `/api/v1/webhooks/${sub.id}`, { rate_limit: 0.001 })).status).toBe(200);
   });
 
   it('reports several problems at once', async () => {

@@ -9,7 +9,8 @@ export interface ReceivedRequest {
   at: number;
 }
 
-export type Responder = (req: ReceivedRequest, index: number) => { status?: number; headers?: Record<string, string>; body?: string; delayMs?: number } | void;
+/** What to answer; `until` holds the answer until it settles (a destination that hangs on cue). */
+export type Responder = (req: ReceivedRequest, index: number) => { status?: number; headers?: Record<string, string>; body?: string; delayMs?: number; until?: Promise<unknown> } | void;
 
 /** A real HTTP receiver on a random loopback port that records every request. */
 export async function startReceiver(respond: Responder = () => undefined) {
@@ -27,7 +28,8 @@ export async function startReceiver(respond: Responder = () => undefined) {
         res.writeHead(answer.status ?? 200, { 'content-type': 'text/plain', ...answer.headers });
         res.end(answer.body ?? 'ok');
       };
-      if (answer.delayMs) setTimeout(send, answer.delayMs);
+      if (answer.until) void answer.until.finally(() => (res.destroyed ? undefined : send()));
+      else if (answer.delayMs) setTimeout(send, answer.delayMs);
       else send();
     });
   });

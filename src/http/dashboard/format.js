@@ -26,6 +26,8 @@ export const STATUS = {
   delivered: { icon: '✓', label: 'Delivered' },
   failed: { icon: '✕', label: 'Failed' },
   pending: { icon: '◷', label: 'Pending' },
+  // A pending delivery whose subscription is disabled (the API says `paused: true`).
+  paused: { icon: '⏸', label: 'Paused' },
   delivering: { icon: '↻', label: 'Delivering' },
   cancelled: { icon: '⊘', label: 'Cancelled' },
 };

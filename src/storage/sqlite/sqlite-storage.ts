@@ -10,6 +10,9 @@ import { idFloor } from '../../core/ids.ts';
 
 type Row = Record<string, any>;
 
+/** The status a delivery waiting for an attempt takes: paused while its subscription is disabled. */
+const WAITING_STATUS = "CASE WHEN EXISTS (SELECT 1 FROM subscriptions s WHERE s.id = deliveries.subscription_id AND s.enabled = 0) THEN 'paused' ELSE 'pending' END";
+
 const json = (value: unknown): string | null => (value === null || value === undefined ? null : JSON.stringify(value));
 const parse = <T>(value: string | null): T | null => (value === null ? null : (JSON.parse(value) as T));
 
@@ -35,6 +38,13 @@ function toAttempt(row: Row): AttemptRecord {
     response_headers: parse(row.response_headers),
     steps: parse(row.steps),
   };
+}
+
+/** A status filter: `pending` covers paused deliveries too (they are pending, on hold). */
+function statusCondition(status: string, params: unknown[]): string {
+  if (status === 'pending') return "status IN ('pending','paused')";
+  params.push(status);
+  return 'status = ?';
 }
 
 type FailureClock = 'keep' | 'reset' | 'restart' | 'continue';
@@ -164,7 +174,17 @@ export class SqliteStorage implements Storage {
   async updateSubscription(sub: SubscriptionRecord): Promise<void> {
     const params = this.#subscriptionParams(sub);
     const columns = Object.keys(params).filter((c) => c !== 'id');
-    this.#stmt(`UPDATE subscriptions SET ${columns.map((c) => `${c} = @${c}`).join(', ')} WHERE id = @id`).run(params);
+    this.db.transaction(() => {
+      const before = this.#stmt('SELECT enabled FROM subscriptions WHERE id = ?').get(sub.id) as Row | undefined;
+      this.#stmt(`UPDATE subscriptions SET ${columns.map((c) => `${c} = @${c}`).join(', ')} WHERE id = @id`).run(params);
+      if (before && before.enabled !== params.enabled) this.#pauseOrResume(sub.id, params.enabled === 1, sub.updated_at);
+    })();
+  }
+
+  /** Disable pauses a subscription's pending deliveries; enable makes its paused ones pending again. */
+  #pauseOrResume(subscriptionId: string, enabled: boolean, now: number): void {
+    const [from, to] = enabled ? ['paused', 'pending'] : ['pending', 'paused'];
+    this.#stmt('UPDATE deliveries SET status = ?, updated_at = ? WHERE subscription_id = ? AND status = ?').run(to, now, subscriptionId, from);
   }
 
   async getSubscription(id: string): Promise<SubscriptionRecord | undefined> {
@@ -180,7 +200,7 @@ export class SqliteStorage implements Storage {
     return this.db.transaction(() => {
       const changed = this.#stmt('UPDATE subscriptions SET deleted_at = ?, enabled = 0, updated_at = ? WHERE id = ? AND deleted_at IS NULL').run(now, now, id).changes;
       if (!changed) return false;
-      this.#stmt("UPDATE deliveries SET status = 'cancelled', lease_until = NULL, updated_at = ?, last_error = 'subscription deleted' WHERE subscription_id = ? AND status IN ('pending','delivering')").run(now, id);
+      this.#stmt("UPDATE deliveries SET status = 'cancelled', lease_until = NULL, updated_at = ?, last_error = 'subscription deleted' WHERE subscription_id = ? AND status IN ('pending','paused','delivering')").run(now, id);
       return true;
     })();
   }
@@ -256,21 +276,28 @@ export class SqliteStorage implements Storage {
   }
 
   async releaseLeases(ids: string[], now: number, dueAt?: number): Promise<void> {
-    const release = this.#stmt("UPDATE deliveries SET status = 'pending', lease_until = NULL, updated_at = ?, next_attempt_at = COALESCE(?, next_attempt_at) WHERE id = ? AND status = 'delivering'");
+    const release = this.#stmt(`UPDATE deliveries SET status = ${WAITING_STATUS}, lease_until = NULL, updated_at = ?, next_attempt_at = COALESCE(?, next_attempt_at) WHERE id = ? AND status = 'delivering'`);
     this.#relaxed(() => {
       for (const id of ids) release.run(now, dueAt ?? null, id);
     });
   }
 
+  async renewLeases(ids: string[], leaseUntil: number): Promise<void> {
+    const renew = this.#stmt("UPDATE deliveries SET lease_until = ? WHERE id = ? AND status = 'delivering'");
+    this.#relaxed(() => {
+      for (const id of ids) renew.run(leaseUntil, id);
+    });
+  }
+
   async reclaimExpiredLeases(now: number): Promise<number> {
-    return this.#stmt("UPDATE deliveries SET status = 'pending', lease_until = NULL, updated_at = ? WHERE status = 'delivering' AND lease_until < ?").run(now, now).changes;
+    return this.#stmt(`UPDATE deliveries SET status = ${WAITING_STATUS}, lease_until = NULL, updated_at = ? WHERE status = 'delivering' AND lease_until < ?`).run(now, now).changes;
   }
 
   async completeAttempts(completions: AttemptCompletion[], now: number): Promise<void> {
     const insertAttempt = this.#stmt(`INSERT INTO attempts (id, delivery_id, chain, number, started_at, outcome, method, url, request_headers, request_body, response_status, response_headers, response_body, latency_ms, error, steps)
       VALUES (@id, @delivery_id, @chain, @number, @started_at, @outcome, @method, @url, @request_headers, @request_body, @response_status, @response_headers, @response_body, @latency_ms, @error, @steps)`);
     // Only a delivery still leased by us is updated: a deleted subscription cancels it meanwhile.
-    const updateDelivery = this.#stmt(`UPDATE deliveries SET status = @status, attempts = attempts + 1, next_attempt_at = COALESCE(@next_attempt_at, next_attempt_at), lease_until = NULL,
+    const updateDelivery = this.#stmt(`UPDATE deliveries SET status = CASE WHEN @status = 'pending' THEN ${WAITING_STATUS} ELSE @status END, attempts = attempts + 1, next_attempt_at = COALESCE(@next_attempt_at, next_attempt_at), lease_until = NULL,
       updated_at = @now, last_attempt_at = @started_at, last_status_code = @status_code, last_error = @error, last_latency_ms = @latency WHERE id = @id AND status = 'delivering' AND chain = @chain`);
     const touchSubscription = this.#stmt(`UPDATE subscriptions SET last_delivery_at = @now, last_delivery_status = @status,
       last_success_at = CASE WHEN @success = 1 THEN @now ELSE last_success_at END,
@@ -278,7 +305,7 @@ export class SqliteStorage implements Storage {
       WHERE id = @id`);
     const disable = this.#stmt('UPDATE subscriptions SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ? AND enabled = 1 AND deleted_at IS NULL');
     const remove = this.#stmt('UPDATE subscriptions SET deleted_at = ?, enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL');
-    const cancelPending = this.#stmt("UPDATE deliveries SET status = 'cancelled', lease_until = NULL, updated_at = ?, last_error = ? WHERE subscription_id = ? AND status IN ('pending','delivering') AND id != ?");
+    const cancelPending = this.#stmt("UPDATE deliveries SET status = 'cancelled', lease_until = NULL, updated_at = ?, last_error = ? WHERE subscription_id = ? AND status IN ('pending','paused','delivering') AND id != ?");
     this.#relaxed(() => {
       for (const c of completions) {
         const a = c.attempt;
@@ -293,7 +320,8 @@ export class SqliteStorage implements Storage {
           remove.run(now, c.disable_subscription_reason, now, c.subscription_id);
           cancelPending.run(now, c.disable_subscription_reason, c.subscription_id, c.delivery_id);
         } else if (c.disable_subscription_reason) {
-          disable.run(c.disable_subscription_reason, now, c.subscription_id);
+          // Disabled, not deleted: what waits for it is paused, not dropped.
+          if (disable.run(c.disable_subscription_reason, now, c.subscription_id).changes) this.#pauseOrResume(c.subscription_id, false, now);
         }
       }
       // One health update per subscription per batch, not one per attempt.
@@ -315,7 +343,7 @@ export class SqliteStorage implements Storage {
     const where: string[] = [];
     const params: unknown[] = [];
     if (query.subscription_id) { where.push('subscription_id = ?'); params.push(query.subscription_id); }
-    if (query.status) { where.push('status = ?'); params.push(query.status); }
+    if (query.status) where.push(statusCondition(query.status, params));
     if (query.event) { where.push('event = ?'); params.push(query.event); }
     if (query.cursor) { where.push('id < ?'); params.push(query.cursor); }
     const sql = `SELECT * FROM deliveries ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ?`;
@@ -327,25 +355,26 @@ export class SqliteStorage implements Storage {
   }
 
   async replayDeliveries(ids: string[], now: number): Promise<string[]> {
-    const replay = this.#stmt("UPDATE deliveries SET status = 'pending', attempts = 0, chain = chain + 1, next_attempt_at = ?, lease_until = NULL, updated_at = ? WHERE id = ? AND status IN ('delivered','failed','cancelled','pending')");
+    const replay = this.#stmt(`UPDATE deliveries SET status = ${WAITING_STATUS}, attempts = 0, chain = chain + 1, next_attempt_at = ?, lease_until = NULL, updated_at = ? WHERE id = ? AND status IN ('delivered','failed','cancelled','pending','paused')`);
     return this.db.transaction(() => ids.filter((id) => replay.run(now, now, id).changes > 0))();
   }
 
   async findDeliveriesForReplay(query: ReplayQuery): Promise<string[]> {
     const where = ['subscription_id = ?'];
     const params: unknown[] = [query.subscription_id];
-    if (query.status) { where.push('status = ?'); params.push(query.status); }
+    if (query.status) where.push(statusCondition(query.status, params));
     if (query.event) { where.push('event = ?'); params.push(query.event); }
     if (query.since !== undefined) { where.push('created_at >= ?'); params.push(query.since); }
     if (query.until !== undefined) { where.push('created_at <= ?'); params.push(query.until); }
-    return (this.#stmt(`SELECT id FROM deliveries WHERE ${where.join(' AND ')} ORDER BY id`).all(...params) as Row[]).map((r) => r.id);
+    if (query.after !== undefined) { where.push('id > ?'); params.push(query.after); }
+    return (this.#stmt(`SELECT id FROM deliveries WHERE ${where.join(' AND ')} ORDER BY id LIMIT ?`).all(...params, query.limit) as Row[]).map((r) => r.id);
   }
 
   async deliveryStats(subscriptionId: string, since: number): Promise<{ delivered: number; failed: number; pending: number }> {
     const row = this.#stmt(`SELECT
         SUM(CASE WHEN status = 'delivered' THEN 1 ELSE 0 END) AS delivered,
         SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS failed,
-        SUM(CASE WHEN status IN ('pending','delivering') THEN 1 ELSE 0 END) AS pending
+        SUM(CASE WHEN status IN ('pending','paused','delivering') THEN 1 ELSE 0 END) AS pending
       FROM deliveries WHERE subscription_id = ? AND id >= ?`).get(subscriptionId, idFloor('dlv', since)) as Row;
     return { delivered: row.delivered ?? 0, failed: row.failed ?? 0, pending: row.pending ?? 0 };
   }

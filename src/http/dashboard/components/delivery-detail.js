@@ -105,7 +105,7 @@ export function DeliveryDetail({ id }) {
       <div>
         <h1 id="delivery-title"><span class="mono">${d.event}</span> delivery</h1>
         <p class="head-meta">
-          <${StatusBadge} status=${d.status} />
+          <${StatusBadge} status=${d.paused ? 'paused' : d.status} />
           <span class="sep" aria-hidden="true">·</span> ${attemptCount(d)} ${attemptCount(d) === 1 ? 'attempt' : 'attempts'}${d.chain > 1 ? ` in chain ${d.chain}` : ''}
           ${d.last_status_code && html`<span class="sep" aria-hidden="true">·</span> last response <span class="mono">HTTP ${d.last_status_code}</span>`}
           ${d.next_attempt_at && html`<span class="sep" aria-hidden="true">·</span> next attempt <${Time} iso=${d.next_attempt_at} />`}

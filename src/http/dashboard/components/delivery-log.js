@@ -35,8 +35,15 @@ function BulkReplay({ subscriptionId, onDone }) {
     setError(null);
     setResult(null);
     try {
-      const r = await api.post(`/webhooks/${subscriptionId}/replay`, { status: status || undefined, since: since ? new Date(since).toISOString() : undefined });
-      setResult(r.replayed);
+      // One call queues at most SLUICE_REPLAY_LIMIT; follow the cursor through the whole selection.
+      let total = 0;
+      let cursor;
+      do {
+        const r = await api.post(`/webhooks/${subscriptionId}/replay`, { status: status || undefined, since: since ? new Date(since).toISOString() : undefined, cursor });
+        total += r.replayed;
+        cursor = r.next_cursor ?? undefined;
+      } while (cursor);
+      setResult(total);
       onDone();
     } catch (err) {
       setError(err);
@@ -136,7 +143,7 @@ export function DeliveryLog({ subscription, refreshToken = 0 }) {
                 <td class="mono">${d.event}</td>
                 ${!subscription && html`<td><a class="mono small" href=${`#/webhooks/${d.subscription_id}`}>${d.subscription_id}</a></td>`}
                 <td>
-                  <${StatusBadge} status=${d.status} />
+                  <${StatusBadge} status=${d.paused ? 'paused' : d.status} />
                   ${d.status === 'pending' && d.next_attempt_at && html`<div class="small muted">next <${Time} iso=${d.next_attempt_at} /></div>`}
                 </td>
                 <td><${ResponseCell} d=${d} /></td>

@@ -68,6 +68,8 @@ function formFromSubscription(sub, mappings) {
     mappingInline: named ? '' : (sub.mapping ?? ''),
     // Secret options come back masked: they stay empty until re-entered.
     options: Object.fromEntries(Object.entries(sub.connector_options ?? {}).filter(([, v]) => v !== MASK)),
+    initialConnector: sub.connector,
+    initialOptions: Object.entries(sub.connector_options ?? {}).filter(([, v]) => v !== MASK).map(([name]) => name),
     retryMode: sub.retry?.schedule ? 'schedule' : sub.retry?.max_attempts ? 'max' : 'default',
     maxAttempts: sub.retry?.max_attempts ? String(sub.retry.max_attempts) : '',
     schedule: sub.retry?.schedule ? sub.retry.schedule.join(', ') : '',
@@ -108,7 +110,11 @@ function toBody(form, connector, editing) {
       : form.authType === 'header' ? { type: 'header', name: a.name, value: a.value }
       : null;
   }
-  if (!editing || form.optionsTouched) body.connector_options = form.options;
+  if (!editing || form.optionsTouched) {
+    // A patch merges options: one the form no longer has is cleared with null.
+    const cleared = editing && form.connector === form.initialConnector ? form.initialOptions.filter((name) => !(name in form.options)) : [];
+    body.connector_options = { ...form.options, ...Object.fromEntries(cleared.map((name) => [name, null])) };
+  }
   // A new subscription leaves unset fields out, so the gateway's and the connector's defaults apply.
   if (!editing) for (const key of Object.keys(body)) if (body[key] === null) delete body[key];
   return body;
