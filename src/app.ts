@@ -26,6 +26,7 @@ import { TemplatePool } from './services/template-pool.ts';
 import type { RuntimeSubscription } from './services/subscriptions.ts';
 import { createHttpApp } from './http/http-app.ts';
 import { keysRouter } from './http/routes/keys.ts';
+import { authenticate } from './http/auth.ts';
 import { eventsRouter } from './http/routes/events.ts';
 import { webhooksRouter } from './http/routes/webhooks.ts';
 import { hooksRouter } from './http/routes/hooks.ts';
@@ -220,6 +221,7 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
     maxBodyBytes: config.maxBodyBytes,
     isReady: () => ready,
     metrics: metrics.registry,
+    authenticate: authenticate(keys),
     apiRouters: [
       keysRouter(keys),
       eventsRouter({ keys, ingest, eventTypes: () => catalog.list(), maxBatchEvents: config.maxBatchEvents }),

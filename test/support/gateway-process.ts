@@ -1,0 +1,92 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import { ADMIN_KEY, REPO_ROOT, waitFor } from './gateway.ts';
+
+/**
+ * The real gateway as a child process (`node --import tsx src/main.ts`), the way an operator
+ * runs it: for crash tests and for attacks against a running gateway.
+ */
+export interface GatewayProcess {
+  child: ChildProcess;
+  url: string;
+  port: number;
+  output: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+const children = new Set<ChildProcess>();
+
+/** Kills every gateway a test left running (call from afterEach/afterAll). */
+export function killGateways(): void {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  children.clear();
+}
+
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** Starts the process without waiting: for starts that are expected to fail. */
+export function launchGateway(dataDir: string, env: Record<string, string> = {}, port = 0): GatewayProcess {
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('SLUICE_')));
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: REPO_ROOT,
+    env: {
+      ...inherited,
+      SLUICE_PORT: String(port),
+      SLUICE_HOST: '127.0.0.1',
+      SLUICE_DATA_DIR: dataDir,
+      SLUICE_ADMIN_KEY: ADMIN_KEY,
+      SLUICE_ALLOW_INSECURE_URLS: 'true',
+      SLUICE_LOG_LEVEL: 'warn',
+      SLUICE_WATCH_MAPPINGS: 'false',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  let output = '';
+  child.stdout!.on('data', (c) => (output += c));
+  child.stderr!.on('data', (c) => (output += c));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  return { child, url: `http://127.0.0.1:${port}`, port, output: () => output, exited };
+}
+
+/** Starts the gateway on a fresh port; resolves once /readyz answers 200. */
+export async function spawnGateway(dataDir: string, env: Record<string, string> = {}): Promise<GatewayProcess> {
+  const gw = launchGateway(dataDir, env, await freePort());
+  await waitFor(
+    async () => {
+      if (gw.child.exitCode !== null) throw new Error(`gateway exited with ${gw.child.exitCode} before it was ready:\n${gw.output()}`);
+      try {
+        return (await fetch(`${gw.url}/readyz`)).status === 200;
+      } catch {
+        return false;
+      }
+    },
+    15_000,
+    'the gateway to be ready',
+  );
+  return gw;
+}
+
+/** Calls the API of a gateway process (admin key by default); returns status and parsed JSON. */
+export async function callApi(gw: { url: string }, method: string, route: string, body?: unknown, key: string | null = ADMIN_KEY, headers: Record<string, string> = {}): Promise<{ status: number; body: any; headers: Headers }> {
+  const res = await fetch(gw.url + route, {
+    method,
+    headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // not JSON: keep the text
+  }
+  return { status: res.status, body: parsed, headers: res.headers };
+}
