@@ -123,6 +123,27 @@ export function checkSubscriptionShape(body: unknown, mode: 'create' | 'patch'):
 const RESERVED_HEADERS = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer', 'expect', 'proxy-authorization', 'content-type']);
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
+/**
+ * RFC 9110 field-value: visible ASCII, spaces and tabs inside, no leading or trailing space.
+ * (obs-text bytes 0x80-0xFF are obsolete and undici refuses anything beyond them, such as an
+ * emoji, only at send time: every delivery would fail and retry for a day.)
+ */
+const FIELD_VALUE = /^(?:[\x21-\x7e](?:[\t\x20-\x7e]*[\x21-\x7e])?)?$/;
+
+/** What is wrong with a header value, or undefined when HTTP allows it. */
+export function headerValueProblem(value: string): string | undefined {
+  if (FIELD_VALUE.test(value)) return undefined;
+  if (/[\r\n\0]/.test(value)) return 'must not contain CR, LF or NUL';
+  if (/^[\t ]|[\t ]$/.test(value)) return 'must not start or end with a space or tab';
+  const bad = [...value].find((c) => !/[\t\x20-\x7e]/.test(c))!;
+  return `may hold only visible ASCII characters, spaces and tabs (RFC 9110 field-value); ${JSON.stringify(bad)} is not allowed`;
+}
+
+/** Header names whose values are credentials: sealed at rest and masked like `auth`. */
+export function isCredentialHeader(name: string): boolean {
+  return /^(authorization|cookie|x-api-key|api-key|apikey|x-auth|x-access-key)$|-(token|secret|password|api-key|auth-key|access-key)$/i.test(name);
+}
+
 export function checkHeaders(headers: Record<string, string>, path = '$.headers'): ErrorDetail[] {
   const details: ErrorDetail[] = [];
   for (const [name, value] of Object.entries(headers)) {
@@ -131,7 +152,8 @@ export function checkHeaders(headers: Record<string, string>, path = '$.headers'
     if (!TOKEN.test(name)) details.push({ path: at, message: 'is not a valid header name' });
     else if (RESERVED_HEADERS.has(lower)) details.push({ path: at, message: `${name} is set by Sluice and cannot be overridden` });
     else if (lower.startsWith('webhook-') || lower.startsWith('x-webhook-')) details.push({ path: at, message: `${name} would forge Sluice's signature headers` });
-    if (/[\r\n\0]/.test(value)) details.push({ path: at, message: 'must not contain CR, LF or NUL' });
+    const problem = headerValueProblem(value);
+    if (problem) details.push({ path: at, message: problem });
   }
   return details;
 }

@@ -32,7 +32,10 @@ export interface SubscriptionRecord {
   description: string | null;
   enabled: boolean;
   disabled_reason: string | null;
+  /** Custom headers in clear (credential-like ones live in headers_sealed). */
   headers: Record<string, string>;
+  /** Sealed JSON of the credential-like custom headers (`Authorization`, `X-Api-Key`, `*-Token`…), or null. */
+  headers_sealed?: string | null;
   /** Sealed JSON of the auth object, or null. */
   auth_sealed: string | null;
   filter: string | null;

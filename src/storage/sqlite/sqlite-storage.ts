@@ -150,6 +150,7 @@ export class SqliteStorage implements Storage {
       events: JSON.stringify(sub.events),
       enabled: sub.enabled ? 1 : 0,
       headers: JSON.stringify(sub.headers),
+      headers_sealed: sub.headers_sealed ?? null,
       connector_options: JSON.stringify(sub.connector_options),
       retry: json(sub.retry),
     };
