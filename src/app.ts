@@ -253,7 +253,11 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
       await mappings.load();
       if (config.watchMappings) mappings.watch();
       if (config.adminKey) {
-        if (await keys.ensureAdminKey(config.adminKey)) logger.info('admin key from SLUICE_ADMIN_KEY registered');
+        const bootstrap = await keys.ensureAdminKey(config.adminKey);
+        if (bootstrap.outcome === 'added') logger.info('admin key from SLUICE_ADMIN_KEY registered');
+        if (bootstrap.outcome === 'revoked') {
+          logger.error({ key_id: bootstrap.record.id, revoked_at: new Date(bootstrap.record.revoked_at!).toISOString() }, 'SLUICE_ADMIN_KEY was revoked and is refused: it is not registered again; remove it from the environment or set a new key');
+        }
       } else if ((await storage.countActiveAdminKeys()) === 0) {
         const { key } = await keys.createUnchecked('admin', 'generated on first start');
         (options.announce ?? ((line) => process.stdout.write(line + '\n')))(

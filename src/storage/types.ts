@@ -184,7 +184,8 @@ export interface Storage {
   close(): Promise<void>;
 
   insertApiKey(key: ApiKeyRecord): Promise<void>;
-  findApiKeyByPrefix(prefix: string): Promise<ApiKeyRecord[]>;
+  /** The key with this SHA-256 hash, revoked or not. */
+  findApiKeyByHash(hash: string): Promise<ApiKeyRecord | undefined>;
   listApiKeys(): Promise<ApiKeyRecord[]>;
   revokeApiKey(id: string, now: number): Promise<boolean>;
   countActiveAdminKeys(): Promise<number>;

@@ -127,8 +127,8 @@ export class SqliteStorage implements Storage {
     this.#stmt('INSERT INTO api_keys (id, name, role, prefix, hash, created_at, revoked_at) VALUES (@id, @name, @role, @prefix, @hash, @created_at, @revoked_at)').run(key);
   }
 
-  async findApiKeyByPrefix(prefix: string): Promise<ApiKeyRecord[]> {
-    return this.#stmt('SELECT * FROM api_keys WHERE prefix = ? AND revoked_at IS NULL').all(prefix) as ApiKeyRecord[];
+  async findApiKeyByHash(hash: string): Promise<ApiKeyRecord | undefined> {
+    return this.#stmt('SELECT * FROM api_keys WHERE hash = ?').get(hash) as ApiKeyRecord | undefined;
   }
 
   async listApiKeys(): Promise<ApiKeyRecord[]> {
