@@ -133,6 +133,12 @@ export interface AttemptRecord {
 export interface IngestItem {
   event: EventRecord;
   deliveries: DeliveryRecord[];
+  /**
+   * SHA-256 of what the client posted for this event. A repeat of the same id or idempotency
+   * key with another hash is a conflict (409), not a duplicate; events stored before hashes
+   * were kept have none and match any repeat.
+   */
+  request_hash?: string | null;
 }
 
 export interface IngestResult {
