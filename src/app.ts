@@ -83,7 +83,6 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
   const now = options.now ?? Date.now;
   const metrics = createMetrics();
   const { box, generated, file: keyFile } = loadSecretBox(config.masterKey, config.dataDir);
-  if (generated) logger.warn({ file: keyFile }, 'generated a master key for secrets at rest; back this file up (or set SLUICE_MASTER_KEY)');
 
   const storage: Storage = new SqliteStorage(path.join(config.dataDir, 'sluice.db'));
   const catalog = loadEventCatalog(config.catalogDir);
@@ -221,6 +220,7 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
     maxBodyBytes: config.maxBodyBytes,
     isReady: () => ready,
     metrics: metrics.registry,
+    metricsToken: config.metricsToken,
     authenticate: authenticate(keys),
     apiRouters: [
       keysRouter(keys),
@@ -233,8 +233,14 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
     ],
     rootRouters: [dashboardRouter()],
   });
-  const server = http.createServer(app);
+  // Slow clients: a trickled request is cut off after these limits instead of Node's minutes,
+  // checked every second; idle keep-alive stays above the 60 s idle timeout of common load
+  // balancers (closing first makes them answer 502); past the connection cap new sockets are dropped.
+  const server = http.createServer({ connectionsCheckingInterval: 1_000 }, app);
+  server.headersTimeout = config.headersTimeoutSeconds * 1000;
+  server.requestTimeout = config.requestTimeoutSeconds * 1000;
   server.keepAliveTimeout = 65_000;
+  server.maxConnections = config.maxConnections;
 
   const sluice: Sluice = {
     config,
@@ -252,6 +258,20 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
       await assertMasterKeyOpensSecrets(storage, box);
       await mappings.load();
       if (config.watchMappings) mappings.watch();
+      // Bind before creating a first-start admin key: a port in use must not burn the one-time key.
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', (err: NodeJS.ErrnoException) => {
+          if (err.code === 'EADDRINUSE') reject(new ConfigError(`${config.host}:${config.port} is already in use; stop what listens there or set SLUICE_PORT to another port`));
+          else if (err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL') reject(new ConfigError(`cannot listen on ${config.host}:${config.port} (${err.code}); check SLUICE_HOST and SLUICE_PORT`));
+          else reject(err);
+        });
+        server.listen(config.port, config.host, () => resolve());
+      });
+      const address = server.address() as AddressInfo;
+      const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+      sluice.url = `http://${host}:${address.port}`;
+      if (generated) logger.warn({ file: keyFile }, 'generated a master key for secrets at rest; back this file up (or set SLUICE_MASTER_KEY)');
+      if (config.allowInsecureUrls) logger.warn('SLUICE_ALLOW_INSECURE_URLS is on: http:// and private and loopback destinations are allowed (link-local and cloud metadata stay refused); for local development only');
       if (config.adminKey) {
         const bootstrap = await keys.ensureAdminKey(config.adminKey);
         if (bootstrap.outcome === 'added') logger.info('admin key from SLUICE_ADMIN_KEY registered');
@@ -264,13 +284,6 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
           `\nSluice generated an admin API key. It is shown only this once; store it now:\n\n    ${key}\n`,
         );
       }
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(config.port, config.host, () => resolve());
-      });
-      const address = server.address() as AddressInfo;
-      const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-      sluice.url = `http://${host}:${address.port}`;
       await worker.start();
       ready = true;
       logger.info({ url: sluice.url, engine: storage.engine }, 'sluice listening');

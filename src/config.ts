@@ -28,6 +28,10 @@ export interface Config {
   templateTimeoutMs: number;
   templateThreads: number;
   watchMappings: boolean;
+  metricsToken: string | undefined;
+  headersTimeoutSeconds: number;
+  requestTimeoutSeconds: number;
+  maxConnections: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -58,6 +62,10 @@ export const CONFIG_VARIABLES = {
   SLUICE_TEMPLATE_TIMEOUT_MS: ['100', 'time limit for one template evaluation'],
   SLUICE_TEMPLATE_THREADS: ['0', 'worker threads rendering delivery templates (0: on the main thread)'],
   SLUICE_WATCH_MAPPINGS: ['true', 'reload mappings/ when files change'],
+  SLUICE_METRICS_TOKEN: ['', 'when set, GET /metrics needs Authorization: Bearer <token>'],
+  SLUICE_HEADERS_TIMEOUT_SECONDS: ['10', 'a client must send its request headers within this time'],
+  SLUICE_REQUEST_TIMEOUT_SECONDS: ['30', 'a client must send its whole request within this time'],
+  SLUICE_MAX_CONNECTIONS: ['1000', 'open client connections at once; more are refused'],
   SLUICE_CONFIG_FILE: ['', 'optional JSON file of SLUICE_* settings; the environment wins'],
 } as const;
 
@@ -128,6 +136,10 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     throw new ConfigError(`SLUICE_SSRF_ALLOWLIST: ${(err as Error).message}`);
   }
 
+  const headersTimeoutSeconds = num('SLUICE_HEADERS_TIMEOUT_SECONDS', 0.1, 600);
+  const requestTimeoutSeconds = num('SLUICE_REQUEST_TIMEOUT_SECONDS', 0.1, 3600);
+  if (headersTimeoutSeconds > requestTimeoutSeconds) throw new ConfigError('SLUICE_HEADERS_TIMEOUT_SECONDS must not exceed SLUICE_REQUEST_TIMEOUT_SECONDS');
+
   return Object.freeze({
     host: get('SLUICE_HOST'),
     port: int('SLUICE_PORT', 0, 65535),
@@ -153,5 +165,9 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     templateTimeoutMs: int('SLUICE_TEMPLATE_TIMEOUT_MS', 1, 60_000),
     templateThreads: int('SLUICE_TEMPLATE_THREADS', 0, 16),
     watchMappings: bool('SLUICE_WATCH_MAPPINGS'),
+    metricsToken: optional('SLUICE_METRICS_TOKEN'),
+    headersTimeoutSeconds,
+    requestTimeoutSeconds,
+    maxConnections: int('SLUICE_MAX_CONNECTIONS', 1, 1_000_000),
   });
 }

@@ -2,7 +2,8 @@ import express, { type Express, type NextFunction, type Request, type RequestHan
 import type { Registry } from 'prom-client';
 import type { Logger } from '../logger.ts';
 import { errorHandler, notFoundHandler } from './error-handler.ts';
-import { AppError } from '../errors.ts';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { AppError, UnauthorizedError } from '../errors.ts';
 import { jsonBody } from './json-body.ts';
 
 export interface HttpAppDeps {
@@ -10,6 +11,8 @@ export interface HttpAppDeps {
   maxBodyBytes: number;
   isReady: () => boolean;
   metrics: Registry;
+  /** SLUICE_METRICS_TOKEN: when set, /metrics needs it as a bearer token. */
+  metricsToken?: string;
   /** Runs before any /api/v1 body is read: refuses requests without a valid API key. */
   authenticate: RequestHandler;
   /** Routers mounted under /api/v1. */
@@ -23,6 +26,13 @@ export interface HttpAppDeps {
  * levels deep would overflow the stack there. Real payloads stay far below this.
  */
 export const MAX_JSON_DEPTH = 100;
+
+/** Constant-time comparison of a bearer token (hashed first, so lengths do not leak either). */
+function bearerMatches(header: string | undefined, token: string): boolean {
+  const given = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '')?.[1] ?? '';
+  const digest = (value: string) => createHash('sha256').update(value).digest();
+  return timingSafeEqual(digest(given), digest(token));
+}
 
 /** 405 with `Allow` when the path exists under another method; the caller falls through to 404 otherwise. */
 function methodNotAllowed(routers: Router[]) {
@@ -55,7 +65,10 @@ export function createHttpApp(deps: HttpAppDeps): Express {
     const ready = deps.isReady();
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'starting' });
   });
-  app.get('/metrics', async (_req, res) => {
+  app.get('/metrics', async (req, res) => {
+    if (deps.metricsToken && !bearerMatches(req.headers.authorization, deps.metricsToken)) {
+      throw new UnauthorizedError('GET /metrics needs Authorization: Bearer <SLUICE_METRICS_TOKEN>.');
+    }
     res.type(deps.metrics.contentType).send(await deps.metrics.metrics());
   });
 

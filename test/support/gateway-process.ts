@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
 import net from 'node:net';
 import { ADMIN_KEY, REPO_ROOT, waitFor } from './gateway.ts';
 
@@ -62,11 +63,13 @@ export async function spawnGateway(dataDir: string, env: Record<string, string> 
   await waitFor(
     async () => {
       if (gw.child.exitCode !== null) throw new Error(`gateway exited with ${gw.child.exitCode} before it was ready:\n${gw.output()}`);
-      try {
-        return (await fetch(`${gw.url}/readyz`)).status === 200;
-      } catch {
-        return false;
-      }
+      // A one-off connection, not one kept alive in fetch's pool: connection-cap tests count them.
+      return new Promise<boolean>((resolve) => {
+        http.get(`${gw.url}/readyz`, { agent: false }, (res) => {
+          res.resume();
+          resolve(res.statusCode === 200);
+        }).on('error', () => resolve(false));
+      });
     },
     15_000,
     'the gateway to be ready',

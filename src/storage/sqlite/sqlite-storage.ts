@@ -71,7 +71,12 @@ export class SqliteStorage implements Storage {
   #stmts = new Map<string, Database.Statement>();
 
   constructor(file: string) {
-    if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
+    if (file !== ':memory:') {
+      // Created private (0600; SQLite gives its -wal and -shm files the same mode): events and
+      // sealed secrets are nobody else's business on a shared machine.
+      fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+      fs.closeSync(fs.openSync(file, 'a', 0o600));
+    }
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
