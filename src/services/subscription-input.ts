@@ -10,7 +10,7 @@ const authSchema = {
   type: 'object',
   required: ['type'],
   oneOf: [
-    { type: 'object', additionalProperties: false, required: ['type', 'username', 'password'], properties: { type: { const: 'basic' }, username: { type: 'string', minLength: 1, maxLength: 256, pattern: '^[^:]*$' }, password: { type: 'string', maxLength: 1024 } } },
+    { type: 'object', additionalProperties: false, required: ['type', 'username', 'password'], properties: { type: { const: 'basic' }, username: { type: 'string', minLength: 1, maxLength: 256, pattern: '^[^:]*$', errorMessage: 'must be 1 to 256 characters without a colon' }, password: { type: 'string', maxLength: 1024 } } },
     { type: 'object', additionalProperties: false, required: ['type', 'token'], properties: { type: { const: 'bearer' }, token: { type: 'string', minLength: 1, maxLength: 4096 } } },
     { type: 'object', additionalProperties: false, required: ['type', 'name', 'value'], properties: { type: { const: 'header' }, name: { type: 'string', minLength: 1, maxLength: 256 }, value: { type: 'string', minLength: 1, maxLength: 4096 } } },
   ],
@@ -73,6 +73,8 @@ export function ajvErrorsToDetails(errors: ErrorObject[] | null | undefined, roo
       message = 'is required';
     } else if (err.keyword === 'const') {
       message = `must be ${JSON.stringify((err.params as { allowedValue: unknown }).allowedValue)}`;
+    } else {
+      message = inWords(err) ?? message;
     }
     const key = `${path}|${message}`;
     if (seen.has(key)) continue;
@@ -81,6 +83,42 @@ export function ajvErrorsToDetails(errors: ErrorObject[] | null | undefined, roo
   }
   for (const { instancePath, message } of explained.values()) details.push({ path: root + jsonPathOf(instancePath), message });
   return details;
+}
+
+/** ajv's validator phrasing ("must NOT have fewer than 1 characters") said as a person would. */
+function inWords(err: ErrorObject): string | undefined {
+  const { limit, allowedValues, format } = err.params as { limit?: number; allowedValues?: unknown[]; format?: string };
+  const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
+  switch (err.keyword) {
+    case 'minLength':
+      return limit === 1 ? 'must not be empty' : `must be at least ${plural(limit!, 'character', 'characters')} long`;
+    case 'maxLength':
+      return `must be at most ${plural(limit!, 'character', 'characters')} long`;
+    case 'minItems':
+      return limit === 1 ? 'must list at least one item' : `must list at least ${limit} items`;
+    case 'maxItems':
+      return `must list at most ${plural(limit!, 'item', 'items')}`;
+    case 'minProperties':
+      return limit === 1 ? 'must hold at least one field' : `must hold at least ${limit} fields`;
+    case 'maxProperties':
+      return `may hold at most ${plural(limit!, 'entry', 'entries')}`;
+    case 'minimum':
+      return `must be ${limit} or more`;
+    case 'maximum':
+      return `must be ${limit} or less`;
+    case 'exclusiveMinimum':
+      return `must be more than ${limit}`;
+    case 'exclusiveMaximum':
+      return `must be less than ${limit}`;
+    case 'enum':
+      return `must be one of ${(allowedValues ?? []).map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'format':
+      return `must be a valid ${format}`;
+    case 'pattern':
+      return 'is not in the expected form';
+    default:
+      return undefined;
+  }
 }
 
 function jsonPathOf(instancePath: string): string {
@@ -116,7 +154,7 @@ export function checkSubscriptionShape(body: unknown, mode: 'create' | 'patch'):
   const type = (auth as { type?: unknown }).type;
   const validateAuth = typeof type === 'string' ? AUTH_VALIDATORS.get(type) : undefined;
   if (!validateAuth) return [...others, { path: '$.auth.type', message: 'must be one of basic, bearer, header' }];
-  return validateAuth(auth) ? others : [...others, ...ajvErrorsToDetails(validateAuth.errors, '$.auth')];
+  return validateAuth(auth) ? others : [...others, ...ajvErrorsToDetails(validateAuth.errors, '$.auth', validateAuth.schema as object)];
 }
 
 /** Names we set ourselves or that would corrupt the request; refused as custom headers. */
