@@ -26,6 +26,7 @@ import { EvaluationPool } from './services/evaluation-pool.ts';
 import type { RuntimeSubscription } from './services/subscriptions.ts';
 import { createHttpApp } from './http/http-app.ts';
 import { keysRouter } from './http/routes/keys.ts';
+import { authenticate } from './http/auth.ts';
 import { eventsRouter } from './http/routes/events.ts';
 import { webhooksRouter } from './http/routes/webhooks.ts';
 import { hooksRouter } from './http/routes/hooks.ts';
@@ -82,7 +83,6 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
   const now = options.now ?? Date.now;
   const metrics = createMetrics({ inFlight: () => worker.sendingCount });
   const { box, generated, file: keyFile } = loadSecretBox(config.masterKey, config.dataDir);
-  if (generated) logger.warn({ file: keyFile }, 'generated a master key for secrets at rest; back this file up (or set SLUICE_MASTER_KEY)');
 
   const storage: Storage = new SqliteStorage(path.join(config.dataDir, 'sluice.db'));
   const catalog = loadEventCatalog(config.catalogDir);
@@ -222,6 +222,8 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
     maxBodyBytes: config.maxBodyBytes,
     isReady: () => ready,
     metrics: metrics.registry,
+    metricsToken: config.metricsToken,
+    authenticate: authenticate(keys),
     apiRouters: [
       keysRouter(keys),
       eventsRouter({ keys, ingest, eventTypes: () => catalog.list(), maxBatchEvents: config.maxBatchEvents }),
@@ -233,8 +235,14 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
     ],
     rootRouters: [dashboardRouter()],
   });
-  const server = http.createServer(app);
+  // Slow clients: a trickled request is cut off after these limits instead of Node's minutes,
+  // checked every second; idle keep-alive stays above the 60 s idle timeout of common load
+  // balancers (closing first makes them answer 502); past the connection cap new sockets are dropped.
+  const server = http.createServer({ connectionsCheckingInterval: 1_000 }, app);
+  server.headersTimeout = config.headersTimeoutSeconds * 1000;
+  server.requestTimeout = config.requestTimeoutSeconds * 1000;
   server.keepAliveTimeout = 65_000;
+  server.maxConnections = config.maxConnections;
 
   const sluice: Sluice = {
     config,
@@ -253,21 +261,32 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
       await mappings.load();
       await evaluations.ready();
       if (config.watchMappings) mappings.watch();
+      // Bind before creating a first-start admin key: a port in use must not burn the one-time key.
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', (err: NodeJS.ErrnoException) => {
+          if (err.code === 'EADDRINUSE') reject(new ConfigError(`${config.host}:${config.port} is already in use; stop what listens there or set SLUICE_PORT to another port`));
+          else if (err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL') reject(new ConfigError(`cannot listen on ${config.host}:${config.port} (${err.code}); check SLUICE_HOST and SLUICE_PORT`));
+          else reject(err);
+        });
+        server.listen(config.port, config.host, () => resolve());
+      });
+      const address = server.address() as AddressInfo;
+      const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+      sluice.url = `http://${host}:${address.port}`;
+      if (generated) logger.warn({ file: keyFile }, 'generated a master key for secrets at rest; back this file up (or set SLUICE_MASTER_KEY)');
+      if (config.allowInsecureUrls) logger.warn('SLUICE_ALLOW_INSECURE_URLS is on: http:// and private and loopback destinations are allowed (link-local and cloud metadata stay refused); for local development only');
       if (config.adminKey) {
-        if (await keys.ensureAdminKey(config.adminKey)) logger.info('admin key from SLUICE_ADMIN_KEY registered');
+        const bootstrap = await keys.ensureAdminKey(config.adminKey);
+        if (bootstrap.outcome === 'added') logger.info('admin key from SLUICE_ADMIN_KEY registered');
+        if (bootstrap.outcome === 'revoked') {
+          logger.error({ key_id: bootstrap.record.id, revoked_at: new Date(bootstrap.record.revoked_at!).toISOString() }, 'SLUICE_ADMIN_KEY was revoked and is refused: it is not registered again; remove it from the environment or set a new key');
+        }
       } else if ((await storage.countActiveAdminKeys()) === 0) {
         const { key } = await keys.createUnchecked('admin', 'generated on first start');
         (options.announce ?? ((line) => process.stdout.write(line + '\n')))(
           `\nSluice generated an admin API key. It is shown only this once; store it now:\n\n    ${key}\n`,
         );
       }
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(config.port, config.host, () => resolve());
-      });
-      const address = server.address() as AddressInfo;
-      const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-      sluice.url = `http://${host}:${address.port}`;
       await worker.start();
       ready = true;
       logger.info({ url: sluice.url, engine: storage.engine }, 'sluice listening');

@@ -5,6 +5,7 @@ import { SqliteStorage } from './storage/sqlite/sqlite-storage.ts';
 import { ApiKeyService, ROLES, toPublicKey } from './services/api-keys.ts';
 import type { Role, Storage } from './storage/types.ts';
 import { runMappingsTest } from './services/mappings-test-report.ts';
+import { ConflictError } from './errors.ts';
 
 /** Opens the configured store directly: key commands work with or without a running gateway. */
 async function openStorage(): Promise<Storage> {
@@ -54,9 +55,13 @@ keys
   });
 keys
   .command('revoke <id>')
-  .description('revoke an API key')
-  .action(async (id: string) => {
-    await withKeys((k) => k.revoke(id));
+  .description('revoke an API key (the last admin key only with --force)')
+  .option('--force', 'revoke even the last admin key: a deliberate lockout until a new one is created with `keys create --role admin`')
+  .action(async (id: string, opts: { force?: boolean }) => {
+    await withKeys((k) => k.revoke(id, { force: opts.force })).catch((err: unknown) => {
+      if (err instanceof ConflictError && err.code === 'last_admin_key') throw new Error(`${err.message} (--force revokes it anyway: a deliberate lockout)`);
+      throw err;
+    });
     process.stdout.write(`revoked ${id}\n`);
   });
 

@@ -32,6 +32,10 @@ export interface Config {
   templateMaxOutputBytes: number;
   templateMaxItems: number;
   watchMappings: boolean;
+  metricsToken: string | undefined;
+  headersTimeoutSeconds: number;
+  requestTimeoutSeconds: number;
+  maxConnections: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -66,6 +70,10 @@ export const CONFIG_VARIABLES = {
   SLUICE_TEMPLATE_MAX_OUTPUT_BYTES: ['1048576', 'largest template output (and $pad width)'],
   SLUICE_TEMPLATE_MAX_ITEMS: ['100000', 'largest array a template or filter may build'],
   SLUICE_WATCH_MAPPINGS: ['true', 'reload mappings/ when files change'],
+  SLUICE_METRICS_TOKEN: ['', 'when set, GET /metrics needs Authorization: Bearer <token>'],
+  SLUICE_HEADERS_TIMEOUT_SECONDS: ['10', 'a client must send its request headers within this time'],
+  SLUICE_REQUEST_TIMEOUT_SECONDS: ['30', 'a client must send its whole request within this time'],
+  SLUICE_MAX_CONNECTIONS: ['1000', 'open client connections at once; more are refused'],
   SLUICE_CONFIG_FILE: ['', 'optional JSON file of SLUICE_* settings; the environment wins'],
 } as const;
 
@@ -157,6 +165,9 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
   if (ownSecrets.length) {
     throw new ConfigError(`SLUICE_TEMPLATE_ENV must not expose the gateway's own secrets to templates: remove ${ownSecrets.join(', ')}`);
   }
+  const headersTimeoutSeconds = num('SLUICE_HEADERS_TIMEOUT_SECONDS', 0.1, 600);
+  const requestTimeoutSeconds = num('SLUICE_REQUEST_TIMEOUT_SECONDS', 0.1, 3600);
+  if (headersTimeoutSeconds > requestTimeoutSeconds) throw new ConfigError('SLUICE_HEADERS_TIMEOUT_SECONDS must not exceed SLUICE_REQUEST_TIMEOUT_SECONDS');
 
   return Object.freeze({
     host: get('SLUICE_HOST'),
@@ -187,5 +198,9 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     templateMaxOutputBytes: int('SLUICE_TEMPLATE_MAX_OUTPUT_BYTES', 1024, 64 * 1024 * 1024),
     templateMaxItems: int('SLUICE_TEMPLATE_MAX_ITEMS', 100, 10_000_000),
     watchMappings: bool('SLUICE_WATCH_MAPPINGS'),
+    metricsToken: optional('SLUICE_METRICS_TOKEN'),
+    headersTimeoutSeconds,
+    requestTimeoutSeconds,
+    maxConnections: int('SLUICE_MAX_CONNECTIONS', 1, 1_000_000),
   });
 }

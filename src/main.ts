@@ -15,12 +15,14 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.logLevel);
-  const sluice = await createSluice(config, { logger }).catch((err: unknown) => {
+  // A configuration problem (including a port in use) is one line, not a stack trace.
+  const exitOnConfigError = (err: unknown): never => {
     if (!(err instanceof ConfigError)) throw err;
     process.stderr.write(`sluice: configuration error: ${err.message}\n`);
     process.exit(2);
-  });
-  await sluice.start();
+  };
+  const sluice = await createSluice(config, { logger }).catch(exitOnConfigError);
+  await sluice.start().catch(exitOnConfigError);
 
   let stopping = false;
   const shutdown = async (signal: string) => {

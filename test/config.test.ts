@@ -42,6 +42,10 @@ describe('loadConfig defaults', () => {
     expect(config.logLevel).toBe('info');
     expect(config.watchMappings).toBe(true);
     expect(config.templateEnvAllowlist).toEqual([]);
+    expect(config.metricsToken).toBeUndefined();
+    expect(config.headersTimeoutSeconds).toBe(10);
+    expect(config.requestTimeoutSeconds).toBe(30);
+    expect(config.maxConnections).toBe(1000);
   });
 
   it('treats an empty variable as unset', () => {
@@ -87,6 +91,10 @@ describe('loadConfig parses every SLUICE_* variable', () => {
     SLUICE_TEMPLATE_MAX_OUTPUT_BYTES: '65536',
     SLUICE_TEMPLATE_MAX_ITEMS: '5000',
     SLUICE_WATCH_MAPPINGS: 'no',
+    SLUICE_METRICS_TOKEN: 'scrape-token',
+    SLUICE_HEADERS_TIMEOUT_SECONDS: '5',
+    SLUICE_REQUEST_TIMEOUT_SECONDS: '20',
+    SLUICE_MAX_CONNECTIONS: '200',
   };
 
   it('covers every documented variable in this test', () => {
@@ -125,7 +133,15 @@ describe('loadConfig parses every SLUICE_* variable', () => {
       templateMaxOutputBytes: 65536,
       templateMaxItems: 5000,
       watchMappings: false,
+      metricsToken: 'scrape-token',
+      headersTimeoutSeconds: 5,
+      requestTimeoutSeconds: 20,
+      maxConnections: 200,
     });
+  });
+
+  it('refuses a headers timeout longer than the request timeout', () => {
+    expectRejected({ SLUICE_HEADERS_TIMEOUT_SECONDS: '60', SLUICE_REQUEST_TIMEOUT_SECONDS: '30' }, 'SLUICE_HEADERS_TIMEOUT_SECONDS');
   });
 
   it.each([

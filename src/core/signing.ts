@@ -49,28 +49,43 @@ export function signSimple(body: string | Uint8Array, secret: string): string {
 }
 
 /**
- * Checks an `X-Webhook-Signature` header in constant time. For receivers (and the n8n node):
- * pass the raw body exactly as received, before any JSON parsing.
+ * The whole `X-Webhook-Signature` value: one `v1=` per secret, comma separated, so during a
+ * rotation overlap receivers holding either the new or the old secret find theirs.
+ */
+export function signSimpleAll(body: string | Uint8Array, secrets: string[]): string {
+  if (secrets.length === 0) throw new Error('signSimpleAll needs at least one secret');
+  return secrets.map((secret) => signSimple(body, secret)).join(', ');
+}
+
+/**
+ * Checks an `X-Webhook-Signature` header in constant time: any of its comma-separated `v1=`
+ * values may match. For receivers (and the n8n node): pass the raw body exactly as received,
+ * before any JSON parsing.
  */
 export function verifySimpleSignature(body: string | Uint8Array, secret: string, header: string | undefined | null): boolean {
   if (typeof header !== 'string') return false;
   const expected = Buffer.from(signSimple(body, secret));
-  const given = Buffer.from(header.trim());
-  return given.length === expected.length && timingSafeEqual(given, expected);
+  return header.split(',').some((candidate) => {
+    const given = Buffer.from(candidate.trim());
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  });
 }
+
+/** Headers that carry signatures: a replayable credential for their body, so the delivery log masks them. */
+export const SIGNATURE_HEADERS = ['webhook-signature', 'x-webhook-signature'];
 
 export interface SignatureHeadersInput extends StandardSignInput {
   deliveryId: string;
   eventName: string;
 }
 
-/** Every signature-related header of one outbound request; the simple scheme uses the newest secret. */
+/** Every signature-related header of one outbound request; both schemes sign once per valid secret. */
 export function buildSignatureHeaders(input: SignatureHeadersInput): Record<string, string> {
   return {
     'webhook-id': input.msgId,
     'webhook-timestamp': String(input.timestampSeconds),
     'webhook-signature': signStandardWebhooks(input),
-    'X-Webhook-Signature': signSimple(input.body, input.secrets[0]),
+    'X-Webhook-Signature': signSimpleAll(input.body, input.secrets),
     'X-Webhook-Event': input.eventName,
     'X-Webhook-Delivery': input.deliveryId,
   };

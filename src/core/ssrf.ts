@@ -34,6 +34,26 @@ export function isForbiddenAddress(ip: string): AddressVerdict {
   return judge(address);
 }
 
+/**
+ * Cloud metadata endpoints outside link-local: AWS's IPv6 one (in fd00::/8) and Alibaba's (in
+ * CGNAT space). With link-local (169.254.169.254, fe80::/10) they stay refused even in insecure
+ * mode: a gateway in a cloud VM would otherwise hand out its instance credentials.
+ */
+const METADATA_ADDRESSES = new Set(['fd00:ec2:0:0:0:0:0:254', '100.100.100.200']);
+
+/** The addresses refused in every mode, SLUICE_ALLOW_INSECURE_URLS included: link-local and cloud metadata. */
+export function isAlwaysForbiddenAddress(ip: string): AddressVerdict {
+  const verdict = isForbiddenAddress(ip);
+  if (verdict.range === 'linkLocal' || verdict.range?.endsWith(':linkLocal')) return verdict;
+  try {
+    const address = ipaddr.process(stripBrackets(ip));
+    if (METADATA_ADDRESSES.has(address.toNormalizedString())) return { forbidden: true, range: 'cloudMetadata' };
+  } catch {
+    return { forbidden: true, range: 'invalid' };
+  }
+  return ALLOWED;
+}
+
 function judge(address: Address): AddressVerdict {
   if (address.kind() === 'ipv4') {
     const range = address.range();

@@ -1,6 +1,6 @@
 import { TemplateError } from '../errors.ts';
 import { newId } from '../core/ids.ts';
-import { buildSignatureHeaders } from '../core/signing.ts';
+import { SIGNATURE_HEADERS, buildSignatureHeaders } from '../core/signing.ts';
 import { parseRetryAfter } from '../core/backoff.ts';
 import type { AttemptRecord, AttemptStep, ClaimedDelivery } from '../storage/types.ts';
 import { secretHeaderNames, signingSecrets, subscriptionRequestHeaders, type RuntimeSubscription } from '../services/subscriptions.ts';
@@ -36,14 +36,45 @@ export function envelopeOf(claimed: ClaimedDelivery): Record<string, unknown> {
   return envelope;
 }
 
-/** Every secret string of a subscription: scrubbed from anything the delivery log keeps. */
-function secretValues(sub: RuntimeSubscription, connector: ConnectorDefinition): string[] {
+/**
+ * Every form in which a subscription's secrets can come back in a response: the strings as
+ * stored, the `user:password` of basic auth as base64 (a receiver echoing `Authorization`), a
+ * secret URL's path (a 404 page saying `Cannot POST /services/T…/B…/X…`), and the
+ * percent-encoded and JSON-escaped spellings of each. Scrubbed from everything the log keeps.
+ */
+export function secretValues(sub: RuntimeSubscription, connector: ConnectorDefinition): string[] {
   const values: unknown[] = [];
-  if (sub.auth?.type === 'basic') values.push(sub.auth.password);
+  if (sub.auth?.type === 'basic') values.push(sub.auth.password, Buffer.from(`${sub.auth.username}:${sub.auth.password}`).toString('base64'));
   if (sub.auth?.type === 'bearer') values.push(sub.auth.token);
   if (sub.auth?.type === 'header') values.push(sub.auth.value);
-  for (const name of connector.secretOptions) values.push(sub.connectorOptions[name]);
-  return values.filter((v): v is string => typeof v === 'string' && v.length >= 4);
+  values.push(...Object.values(sub.secretHeaders));
+  for (const name of connector.secretOptions) {
+    const value = sub.connectorOptions[name];
+    values.push(value);
+    const path = typeof value === 'string' ? secretUrlPath(value) : undefined;
+    if (path) values.push(path);
+  }
+  const forms = new Set<string>();
+  for (const value of values) {
+    if (typeof value !== 'string' || value.length < 4) continue;
+    forms.add(value);
+    forms.add(encodeURIComponent(value));
+    forms.add(encodeURI(value));
+    forms.add(JSON.stringify(value).slice(1, -1).replaceAll('/', '\\/'));
+  }
+  // Longest first, so a URL is masked whole before its path is.
+  return [...forms].sort((a, b) => b.length - a.length);
+}
+
+/** The path and query of a URL-shaped secret, when they are long enough to be the secret part. */
+function secretUrlPath(value: string): string | undefined {
+  try {
+    const url = new URL(value);
+    const rest = url.pathname + url.search;
+    return rest.length >= 8 ? rest : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function scrub(text: string | null, secrets: string[]): string | null {
@@ -153,7 +184,7 @@ export async function dispatchAttempt(
       name: request.step ?? connector.name,
       method: request.method,
       url: request.sign ? request.url : loggableUrl(request.url, connector),
-      request_headers: maskHeaders(headers, [...secretNames, ...(request.sign ? [] : ['authorization'])]),
+      request_headers: maskHeaders(headers, [...secretNames, ...SIGNATURE_HEADERS, ...(request.sign ? [] : ['authorization'])]),
       request_body: request.body,
       response_status: result.ok ? result.response.status : null,
       response_headers: result.ok ? result.response.headers : null,
@@ -166,6 +197,7 @@ export async function dispatchAttempt(
     record.request_body = scrub(record.request_body, secrets);
     record.error = scrub(record.error, secrets);
     record.response_body = scrub(record.response_body, secrets);
+    for (const [name, value] of Object.entries(record.response_headers ?? {})) record.response_headers![name] = scrub(value, secrets)!;
     for (const [name, value] of Object.entries(record.request_headers)) record.request_headers[name] = scrub(value, secrets)!;
     steps.push(record);
     let verdict: Verdict;

@@ -2,7 +2,7 @@ import { promises as dns, type LookupAddress } from 'node:dns';
 import { isIP, type LookupFunction } from 'node:net';
 import { buildConnector } from 'undici';
 import { ValidationError } from '../errors.ts';
-import { EMPTY_ALLOWLIST, isAllowlisted, isForbiddenAddress, parseAllowlist, type Matcher } from '../core/ssrf.ts';
+import { EMPTY_ALLOWLIST, isAllowlisted, isAlwaysForbiddenAddress, isForbiddenAddress, parseAllowlist, type AddressVerdict, type Matcher } from '../core/ssrf.ts';
 
 /**
  * The SSRF guard at the two moments it matters: when a destination is saved (a clear 422 for
@@ -16,7 +16,10 @@ export type Resolver = (hostname: string, family: 0 | 4 | 6) => Promise<LookupAd
 export const systemResolver: Resolver = (hostname, family) => dns.lookup(hostname, { all: true, family });
 
 export interface GuardOptions {
-  /** SLUICE_ALLOW_INSECURE_URLS: everything is allowed, for local development and tests. */
+  /**
+   * SLUICE_ALLOW_INSECURE_URLS, for local development and tests: http:// and private and
+   * loopback addresses are allowed; link-local and cloud metadata addresses still are not.
+   */
   allowInsecure: boolean;
   /** SLUICE_SSRF_ALLOWLIST (comma-separated CIDRs and host names) or an already parsed one. */
   allowlist?: string | Matcher;
@@ -54,12 +57,16 @@ function isLocalhostName(host: string): boolean {
   return host === 'localhost' || host.endsWith('.localhost');
 }
 
+/** Which addresses a mode refuses. */
+const judgeFor = (allowInsecure: boolean): ((ip: string) => AddressVerdict) => (allowInsecure ? isAlwaysForbiddenAddress : isForbiddenAddress);
+
 /** The refusal for one destination, or null when it may be reached. */
-function refusal(host: string, addresses: readonly string[], matcher: Matcher): SsrfError | null {
+function refusal(host: string, addresses: readonly string[], matcher: Matcher, allowInsecure: boolean): SsrfError | null {
   if (isAllowlisted(host, undefined, matcher)) return null;
+  const judge = judgeFor(allowInsecure);
   for (const address of addresses) {
     if (isAllowlisted(undefined, address, matcher)) continue;
-    const verdict = isForbiddenAddress(address);
+    const verdict = judge(address);
     if (verdict.forbidden) return new SsrfError(host, address, verdict.range ?? 'forbidden');
   }
   return null;
@@ -93,12 +100,10 @@ export function createGuardedLookup(options: GuardOptions): LookupFunction {
         callback(Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND', hostname }), '');
         return;
       }
-      if (!options.allowInsecure) {
-        const refused = refusal(host, addresses.map((a) => a.address), matcher);
-        if (refused) {
-          callback(refused, '');
-          return;
-        }
+      const refused = refusal(host, addresses.map((a) => a.address), matcher, options.allowInsecure);
+      if (refused) {
+        callback(refused, '');
+        return;
       }
       if (all) callback(null, addresses);
       else callback(null, addresses[0].address, addresses[0].family);
@@ -129,8 +134,8 @@ export function createGuardedConnector(options: GuardOptions & { connect?: build
   const connect = buildConnector({ ...options.connect, lookup } as buildConnector.BuildOptions);
   return (connectOptions, callback) => {
     const host = normalizeHost(connectOptions.hostname);
-    if (!options.allowInsecure && isIP(host)) {
-      const refused = refusal(host, [host], matcher);
+    if (isIP(host)) {
+      const refused = refusal(host, [host], matcher, options.allowInsecure);
       if (refused) {
         callback(refused, null);
         return;
@@ -165,8 +170,7 @@ export async function assertDestinationAllowed(url: string, options: Destination
   if (parsed.username || parsed.password) {
     throw new ValidationError('The destination URL is invalid.', [{ path, message: 'must not carry a username or password; use the subscription\'s auth ({"type": "basic", ...}) so it is stored encrypted and masked' }]);
   }
-  if (options.allowInsecure) return;
-  if (parsed.protocol === 'http:') {
+  if (parsed.protocol === 'http:' && !options.allowInsecure) {
     throw new ValidationError('The destination URL is invalid.', [
       { path, message: 'must use https:// (plain http:// is only allowed with SLUICE_ALLOW_INSECURE_URLS=true, for local development)' },
     ]);
@@ -176,10 +180,11 @@ export async function assertDestinationAllowed(url: string, options: Destination
   const host = normalizeHost(parsed.hostname);
   let refused: SsrfError | null;
   if (isIP(host)) {
-    refused = refusal(host, [host], matcher);
+    refused = refusal(host, [host], matcher, options.allowInsecure);
   } else if (isAllowlisted(host, undefined, matcher)) {
     refused = null;
   } else if (isLocalhostName(host)) {
+    if (options.allowInsecure) return;
     refused = new SsrfError(host, '127.0.0.1', 'loopback');
   } else {
     let addresses: LookupAddress[];
@@ -188,7 +193,7 @@ export async function assertDestinationAllowed(url: string, options: Destination
     } catch {
       return;
     }
-    refused = refusal(host, addresses.map((a) => a.address), matcher);
+    refused = refusal(host, addresses.map((a) => a.address), matcher, options.allowInsecure);
   }
   if (refused) {
     throw new ValidationError(

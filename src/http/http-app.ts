@@ -1,14 +1,20 @@
-import express, { type Express, type Router } from 'express';
+import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response, type Router } from 'express';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../logger.ts';
 import { errorHandler, notFoundHandler } from './error-handler.ts';
-import { ValidationError } from '../errors.ts';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { AppError, UnauthorizedError } from '../errors.ts';
+import { jsonBody } from './json-body.ts';
 
 export interface HttpAppDeps {
   logger: Logger;
   maxBodyBytes: number;
   isReady: () => boolean;
   metrics: Registry;
+  /** SLUICE_METRICS_TOKEN: when set, /metrics needs it as a bearer token. */
+  metricsToken?: string;
+  /** Runs before any /api/v1 body is read: refuses requests without a valid API key. */
+  authenticate: RequestHandler;
   /** Routers mounted under /api/v1. */
   apiRouters: Router[];
   /** Mounted at / after the API (the dashboard). */
@@ -21,15 +27,28 @@ export interface HttpAppDeps {
  */
 export const MAX_JSON_DEPTH = 100;
 
-/** Iterative, so the check itself cannot overflow the stack. */
-function nestsDeeperThan(value: unknown, limit: number): boolean {
-  const stack: [object, number][] = value !== null && typeof value === 'object' ? [[value, 1]] : [];
-  while (stack.length) {
-    const [node, depth] = stack.pop()!;
-    if (depth > limit) return true;
-    for (const child of Object.values(node)) if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
-  }
-  return false;
+/** Constant-time comparison of a bearer token (hashed first, so lengths do not leak either). */
+function bearerMatches(header: string | undefined, token: string): boolean {
+  const given = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '')?.[1] ?? '';
+  const digest = (value: string) => createHash('sha256').update(value).digest();
+  return timingSafeEqual(digest(given), digest(token));
+}
+
+/** 405 with `Allow` when the path exists under another method; the caller falls through to 404 otherwise. */
+function methodNotAllowed(routers: Router[]) {
+  type RouteLayer = { route?: { methods: Record<string, boolean> }; match(path: string): boolean };
+  return (req: Request, res: Response, next: NextFunction): void => {
+    const allowed = new Set<string>();
+    for (const router of routers) {
+      for (const layer of router.stack as unknown as RouteLayer[]) {
+        if (layer.route && layer.match(req.path)) for (const method of Object.keys(layer.route.methods)) allowed.add(method.toUpperCase());
+      }
+    }
+    if (allowed.size === 0) return next();
+    if (allowed.has('GET')) allowed.add('HEAD');
+    res.setHeader('Allow', [...allowed].join(', '));
+    throw new AppError(405, 'method_not_allowed', `${req.method} is not allowed on ${req.baseUrl}${req.path}; use ${[...allowed].join(', ')}.`);
+  };
 }
 
 /** The express application: parsing, health, metrics, the API routers and the one error handler. */
@@ -46,23 +65,20 @@ export function createHttpApp(deps: HttpAppDeps): Express {
     const ready = deps.isReady();
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'starting' });
   });
-  app.get('/metrics', async (_req, res) => {
+  app.get('/metrics', async (req, res) => {
+    if (deps.metricsToken && !bearerMatches(req.headers.authorization, deps.metricsToken)) {
+      throw new UnauthorizedError('GET /metrics needs Authorization: Bearer <SLUICE_METRICS_TOKEN>.');
+    }
     res.type(deps.metrics.contentType).send(await deps.metrics.metrics());
   });
 
-  // Any body is parsed as JSON whatever its Content-Type: a client that forgets the header still
-  // gets its event accepted or a precise error, never a silent empty body.
-  app.use('/api/v1', express.json({ limit: deps.maxBodyBytes, type: () => true, strict: false }));
-  app.use('/api/v1', (req, _res, next) => {
-    if (nestsDeeperThan(req.body, MAX_JSON_DEPTH)) {
-      throw new ValidationError(`The JSON body nests deeper than ${MAX_JSON_DEPTH} levels.`, [{ path: '$', message: `nests deeper than ${MAX_JSON_DEPTH} levels` }], 'json_too_deep');
-    }
-    next();
-  });
+  // Every API route needs a key: check it before reading a single byte of the body.
+  app.use('/api/v1', deps.authenticate);
+  app.use('/api/v1', jsonBody({ limit: deps.maxBodyBytes, maxDepth: MAX_JSON_DEPTH }));
   for (const router of deps.apiRouters) app.use('/api/v1', router);
-  app.use('/api/v1', notFoundHandler);
+  app.use('/api/v1', methodNotAllowed(deps.apiRouters), notFoundHandler);
   for (const router of deps.rootRouters ?? []) app.use(router);
   app.use(notFoundHandler);
-  app.use(errorHandler(deps.logger, deps.maxBodyBytes));
+  app.use(errorHandler(deps.logger));
   return app;
 }

@@ -1,16 +1,24 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { NotFoundError, ValidationError } from '../errors.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { newId } from '../core/ids.ts';
 import type { ApiKeyRecord, Role, Storage } from '../storage/types.ts';
 
 export const ROLES: readonly Role[] = ['ingest', 'read', 'admin'];
-const PREFIX_LENGTH = 16;
 
 const sha256 = (value: string): string => createHash('sha256').update(value).digest('hex');
 
 /** `sk_<role>_<43 chars of base64url>`: the role is visible, which helps an operator spot a misused key. */
 export function generateApiKey(role: Role): string {
   return `sk_${role}_${randomBytes(32).toString('base64url')}`;
+}
+
+/**
+ * What is stored and shown to recognise a key: its `sk_<role>_` label (if it has one) and the
+ * next four characters. Never more, so even a short SLUICE_ADMIN_KEY is not stored in clear.
+ */
+export function keyPrefix(key: string): string {
+  const label = /^sk_(?:ingest|read|admin)_/.exec(key)?.[0] ?? '';
+  return key.slice(0, label.length + 4);
 }
 
 export interface PublicApiKey {
@@ -34,8 +42,8 @@ export function toPublicKey(record: ApiKeyRecord): PublicApiKey {
 }
 
 /**
- * Keys are stored as SHA-256 hashes; a presented key is looked up by its prefix and its hash
- * compared in constant time. Verified keys are cached briefly so ingest does not hit the
+ * Keys are stored as SHA-256 hashes; a presented key is looked up by its hash (indexed) and the
+ * hash compared again in constant time. Verified keys are cached briefly so ingest does not hit the
  * database per request; revocation through this service clears the cache at once.
  */
 export class ApiKeyService {
@@ -56,7 +64,7 @@ export class ApiKeyService {
       id: newId('key', this.now()),
       name,
       role,
-      prefix: key.slice(0, PREFIX_LENGTH),
+      prefix: keyPrefix(key),
       hash: sha256(key),
       created_at: this.now(),
       revoked_at: null,
@@ -65,20 +73,24 @@ export class ApiKeyService {
     return { record, key };
   }
 
-  /** Makes sure `key` exists as an admin key (SLUICE_ADMIN_KEY bootstrap); true if it was added. */
-  async ensureAdminKey(key: string): Promise<boolean> {
-    if (await this.verify(key)) return false;
+  /**
+   * Makes sure `key` exists as an admin key (SLUICE_ADMIN_KEY bootstrap). A key that was revoked
+   * stays revoked: restarting with the same environment must not bring it back.
+   */
+  async ensureAdminKey(key: string): Promise<{ outcome: 'added' | 'present' } | { outcome: 'revoked'; record: ApiKeyRecord }> {
+    const existing = await this.storage.findApiKeyByHash(sha256(key));
+    if (existing?.revoked_at != null) return { outcome: 'revoked', record: existing };
+    if (existing) return { outcome: 'present' };
     await this.createUnchecked('admin', 'bootstrap (SLUICE_ADMIN_KEY)', key);
-    return true;
+    return { outcome: 'added' };
   }
 
   async verify(presented: string): Promise<ApiKeyRecord | undefined> {
     const digest = sha256(presented);
     const cached = this.#cache.get(digest);
     if (cached && cached.until > this.now()) return cached.record;
-    const candidates = await this.storage.findApiKeyByPrefix(presented.slice(0, PREFIX_LENGTH));
-    const expected = Buffer.from(digest, 'hex');
-    const match = candidates.find((c) => timingSafeEqual(Buffer.from(c.hash, 'hex'), expected));
+    const found = await this.storage.findApiKeyByHash(digest);
+    const match = found && found.revoked_at === null && timingSafeEqual(Buffer.from(found.hash, 'hex'), Buffer.from(digest, 'hex')) ? found : undefined;
     if (match) {
       if (this.#cache.size > 1000) this.#cache.clear();
       this.#cache.set(digest, { record: match, until: this.now() + 5_000 });
@@ -90,7 +102,13 @@ export class ApiKeyService {
     return this.storage.listApiKeys();
   }
 
-  async revoke(id: string): Promise<void> {
+  /** Refuses to revoke the last active admin key (409) unless `force`: that would lock everyone out. */
+  async revoke(id: string, options: { force?: boolean } = {}): Promise<void> {
+    const all = await this.storage.listApiKeys();
+    const target = all.find((k) => k.id === id && k.revoked_at === null);
+    if (!options.force && target?.role === 'admin' && all.filter((k) => k.role === 'admin' && k.revoked_at === null).length === 1) {
+      throw new ConflictError('last_admin_key', 'This is the last active admin key; create another admin key before revoking it.');
+    }
     if (!(await this.storage.revokeApiKey(id, this.now()))) throw new NotFoundError('API key', id);
     this.#cache.clear();
   }

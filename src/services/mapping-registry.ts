@@ -403,7 +403,8 @@ export class MappingRegistry extends EventEmitter {
       if (problem) {
         event.failed.push(name);
         this.#logger?.error(
-          { template: name, file: problem.file, line: problem.line, column: problem.column, token: problem.token, err: problem.message },
+          // `near`, not `token`: the logger redacts any field named token (secrets), and this one is template text.
+          { template: name, file: problem.file, line: problem.line, column: problem.column, near: problem.token, err: problem.message },
           !next.templateError
             ? 'mapping examples file failed to load; the template itself is in service'
             : next.compiled

@@ -16,7 +16,7 @@ const authSchema = {
   type: 'object',
   required: ['type'],
   oneOf: [
-    { type: 'object', additionalProperties: false, required: ['type', 'username', 'password'], properties: { type: { const: 'basic' }, username: { type: 'string', minLength: 1, maxLength: 256, pattern: '^[^:]*$' }, password: { type: 'string', maxLength: 1024 } } },
+    { type: 'object', additionalProperties: false, required: ['type', 'username', 'password'], properties: { type: { const: 'basic' }, username: { type: 'string', minLength: 1, maxLength: 256, pattern: '^[^:]*$', errorMessage: 'must be 1 to 256 characters without a colon' }, password: { type: 'string', maxLength: 1024 } } },
     { type: 'object', additionalProperties: false, required: ['type', 'token'], properties: { type: { const: 'bearer' }, token: { type: 'string', minLength: 1, maxLength: 4096 } } },
     { type: 'object', additionalProperties: false, required: ['type', 'name', 'value'], properties: { type: { const: 'header' }, name: { type: 'string', minLength: 1, maxLength: 256 }, value: { type: 'string', minLength: 1, maxLength: 4096 } } },
   ],
@@ -86,6 +86,8 @@ export function ajvErrorsToDetails(errors: ErrorObject[] | null | undefined, roo
       message = 'is required';
     } else if (err.keyword === 'const') {
       message = `must be ${JSON.stringify((err.params as { allowedValue: unknown }).allowedValue)}`;
+    } else {
+      message = inWords(err) ?? message;
     }
     const key = `${path}|${message}`;
     if (seen.has(key)) continue;
@@ -94,6 +96,42 @@ export function ajvErrorsToDetails(errors: ErrorObject[] | null | undefined, roo
   }
   for (const { instancePath, message } of explained.values()) details.push({ path: root + jsonPathOf(instancePath), message });
   return details;
+}
+
+/** ajv's validator phrasing ("must NOT have fewer than 1 characters") said as a person would. */
+function inWords(err: ErrorObject): string | undefined {
+  const { limit, allowedValues, format } = err.params as { limit?: number; allowedValues?: unknown[]; format?: string };
+  const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
+  switch (err.keyword) {
+    case 'minLength':
+      return limit === 1 ? 'must not be empty' : `must be at least ${plural(limit!, 'character', 'characters')} long`;
+    case 'maxLength':
+      return `must be at most ${plural(limit!, 'character', 'characters')} long`;
+    case 'minItems':
+      return limit === 1 ? 'must list at least one item' : `must list at least ${limit} items`;
+    case 'maxItems':
+      return `must list at most ${plural(limit!, 'item', 'items')}`;
+    case 'minProperties':
+      return limit === 1 ? 'must hold at least one field' : `must hold at least ${limit} fields`;
+    case 'maxProperties':
+      return `may hold at most ${plural(limit!, 'entry', 'entries')}`;
+    case 'minimum':
+      return `must be ${limit} or more`;
+    case 'maximum':
+      return `must be ${limit} or less`;
+    case 'exclusiveMinimum':
+      return `must be more than ${limit}`;
+    case 'exclusiveMaximum':
+      return `must be less than ${limit}`;
+    case 'enum':
+      return `must be one of ${(allowedValues ?? []).map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'format':
+      return `must be a valid ${format}`;
+    case 'pattern':
+      return 'is not in the expected form';
+    default:
+      return undefined;
+  }
 }
 
 function jsonPathOf(instancePath: string): string {
@@ -129,12 +167,33 @@ export function checkSubscriptionShape(body: unknown, mode: 'create' | 'patch'):
   const type = (auth as { type?: unknown }).type;
   const validateAuth = typeof type === 'string' ? AUTH_VALIDATORS.get(type) : undefined;
   if (!validateAuth) return [...others, { path: '$.auth.type', message: 'must be one of basic, bearer, header' }];
-  return validateAuth(auth) ? others : [...others, ...ajvErrorsToDetails(validateAuth.errors, '$.auth')];
+  return validateAuth(auth) ? others : [...others, ...ajvErrorsToDetails(validateAuth.errors, '$.auth', validateAuth.schema as object)];
 }
 
 /** Names we set ourselves or that would corrupt the request; refused as custom headers. */
 const RESERVED_HEADERS = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer', 'expect', 'proxy-authorization', 'content-type']);
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/**
+ * RFC 9110 field-value: visible ASCII, spaces and tabs inside, no leading or trailing space.
+ * (obs-text bytes 0x80-0xFF are obsolete and undici refuses anything beyond them, such as an
+ * emoji, only at send time: every delivery would fail and retry for a day.)
+ */
+const FIELD_VALUE = /^(?:[\x21-\x7e](?:[\t\x20-\x7e]*[\x21-\x7e])?)?$/;
+
+/** What is wrong with a header value, or undefined when HTTP allows it. */
+export function headerValueProblem(value: string): string | undefined {
+  if (FIELD_VALUE.test(value)) return undefined;
+  if (/[\r\n\0]/.test(value)) return 'must not contain CR, LF or NUL';
+  if (/^[\t ]|[\t ]$/.test(value)) return 'must not start or end with a space or tab';
+  const bad = [...value].find((c) => !/[\t\x20-\x7e]/.test(c))!;
+  return `may hold only visible ASCII characters, spaces and tabs (RFC 9110 field-value); ${JSON.stringify(bad)} is not allowed`;
+}
+
+/** Header names whose values are credentials: sealed at rest and masked like `auth`. */
+export function isCredentialHeader(name: string): boolean {
+  return /^(authorization|cookie|x-api-key|api-key|apikey|x-auth|x-access-key)$|-(token|secret|password|api-key|auth-key|access-key)$/i.test(name);
+}
 
 export function checkHeaders(headers: Record<string, string>, path = '$.headers'): ErrorDetail[] {
   const details: ErrorDetail[] = [];
@@ -144,7 +203,8 @@ export function checkHeaders(headers: Record<string, string>, path = '$.headers'
     if (!TOKEN.test(name)) details.push({ path: at, message: 'is not a valid header name' });
     else if (RESERVED_HEADERS.has(lower)) details.push({ path: at, message: `${name} is set by Sluice and cannot be overridden` });
     else if (lower.startsWith('webhook-') || lower.startsWith('x-webhook-')) details.push({ path: at, message: `${name} would forge Sluice's signature headers` });
-    if (/[\r\n\0]/.test(value)) details.push({ path: at, message: 'must not contain CR, LF or NUL' });
+    const problem = headerValueProblem(value);
+    if (problem) details.push({ path: at, message: problem });
   }
   return details;
 }

@@ -5,7 +5,7 @@ import { resolveSchedule, validateRetryPolicy } from '../core/backoff.ts';
 import type { SecretBox } from '../core/secret-box.ts';
 import type { ConnectorDefinition } from '../delivery/connector.ts';
 import type { RetryPolicy, Storage, SubscriptionRecord } from '../storage/types.ts';
-import { ajvErrorsToDetails, checkHeaders, checkSubscriptionShape } from './subscription-input.ts';
+import { ajvErrorsToDetails, checkHeaders, checkSubscriptionShape, headerValueProblem, isCredentialHeader } from './subscription-input.ts';
 import { Ajv, type ValidateFunction } from 'ajv';
 
 export type AuthConfig =
@@ -37,6 +37,8 @@ export interface RuntimeSubscription {
   auth: AuthConfig | null;
   /** Non-secret options merged with the decrypted secret ones. */
   connectorOptions: Record<string, unknown>;
+  /** Credential-like custom headers, decrypted (never in `record.headers` once sealed). */
+  secretHeaders: Record<string, string>;
   secret: string;
   previousSecret: string | null;
   /** Delay (ms) before each attempt, from `retry` or the default curve. */
@@ -59,13 +61,14 @@ function authHeaders(auth: AuthConfig | null): Record<string, string> {
 
 /** Headers a runtime subscription adds to each request: custom headers, then auth. */
 export function subscriptionRequestHeaders(sub: RuntimeSubscription): Record<string, string> {
-  return { ...sub.record.headers, ...authHeaders(sub.auth) };
+  return { ...sub.record.headers, ...sub.secretHeaders, ...authHeaders(sub.auth) };
 }
 
 /** The names whose values are secrets in a request, for masking the delivery log. */
 export function secretHeaderNames(sub: RuntimeSubscription): string[] {
   const names = ['authorization'];
   if (sub.auth?.type === 'header') names.push(sub.auth.name.toLowerCase());
+  for (const name of Object.keys(sub.secretHeaders)) names.push(name.toLowerCase());
   return names;
 }
 
@@ -129,6 +132,8 @@ export class SubscriptionService {
       record,
       auth: record.auth_sealed ? box.openJson<AuthConfig>(record.auth_sealed) : null,
       connectorOptions: { ...record.connector_options, ...(record.connector_secrets_sealed ? box.openJson<Record<string, unknown>>(record.connector_secrets_sealed) : {}) },
+      // Rows saved before headers were sealed may still hold credentials in clear: treat them alike.
+      secretHeaders: { ...pickCredentialHeaders(record.headers), ...(record.headers_sealed ? box.openJson<Record<string, string>>(record.headers_sealed) : {}) },
       secret: box.open(record.secret_sealed),
       previousSecret: record.previous_secret_sealed ? box.open(record.previous_secret_sealed) : null,
       schedule: resolveSchedule(record.retry),
@@ -149,7 +154,7 @@ export class SubscriptionService {
       description: sub.description,
       enabled: sub.enabled,
       disabled_reason: sub.disabled_reason,
-      headers: sub.headers,
+      headers: { ...sub.headers, ...Object.fromEntries(Object.keys(runtime.secretHeaders).map((name) => [name, MASK])) },
       auth: maskAuth(runtime.auth),
       filter: sub.filter,
       mapping: sub.mapping,
@@ -323,15 +328,29 @@ export class SubscriptionService {
     for (const [i, pattern] of record.events.entries()) {
       if (!this.#deps.isKnownEventPattern(pattern)) details.push({ path: `$.events[${i}]`, message: `"${pattern}" is not an event type in the catalog (see GET /api/v1/event-types)` });
     }
-    details.push(...checkHeaders(record.headers));
+    if ('headers' in input || creating) {
+      const given = { ...record.headers };
+      const previous = creating ? {} : this.#toRuntime(record).secretHeaders;
+      // A masked value sent back unchanged (a GET edited and PATCHed) keeps the stored one.
+      for (const [name, value] of Object.entries(given)) if (value === MASK && isCredentialHeader(name) && name in previous) given[name] = previous[name];
+      details.push(...checkHeaders(given));
+      const secret = pickCredentialHeaders(given);
+      record.headers = Object.fromEntries(Object.entries(given).filter(([name]) => !isCredentialHeader(name)));
+      record.headers_sealed = Object.keys(secret).length ? this.#deps.secretBox.sealJson(secret) : null;
+    }
     if (record.retry) details.push(...validateRetryPolicy(record.retry, '$.retry'));
     if (record.filter) details.push(...this.#deps.templates.checkFilter(record.filter, '$.filter'));
     if (record.mapping) details.push(...this.#deps.templates.checkMapping(record.mapping, '$.mapping'));
 
     if ('auth' in input || creating) {
       const auth = (input.auth ?? null) as AuthConfig | null;
-      if (auth?.type === 'header') details.push(...checkHeaders({ [auth.name]: auth.value }, '$.auth.name').map((d) => ({ ...d, path: '$.auth.name' })));
-      if (auth && Object.keys(record.headers).some((h) => h.toLowerCase() === 'authorization')) {
+      if (auth?.type === 'header') {
+        details.push(...checkHeaders({ [auth.name]: '' }, '$.auth.name').map((d) => ({ ...d, path: '$.auth.name' })));
+        const problem = headerValueProblem(auth.value);
+        if (problem) details.push({ path: '$.auth.value', message: problem });
+      }
+      if (auth?.type === 'bearer' && headerValueProblem(auth.token)) details.push({ path: '$.auth.token', message: headerValueProblem(auth.token)! });
+      if (auth && Object.keys({ ...record.headers, ...this.#toRuntime(record).secretHeaders }).some((h) => h.toLowerCase() === 'authorization')) {
         details.push({ path: '$.headers.Authorization', message: 'conflicts with auth; configure one or the other' });
       }
       record.auth_sealed = auth ? this.#deps.secretBox.sealJson(auth) : null;
@@ -371,6 +390,10 @@ export class SubscriptionService {
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function pickCredentialHeaders(headers: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(headers).filter(([name]) => isCredentialHeader(name)));
 }
 
 function maskAuth(auth: AuthConfig | null): Record<string, unknown> | null {

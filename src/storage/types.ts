@@ -36,7 +36,10 @@ export interface SubscriptionRecord {
   description: string | null;
   enabled: boolean;
   disabled_reason: string | null;
+  /** Custom headers in clear (credential-like ones live in headers_sealed). */
   headers: Record<string, string>;
+  /** Sealed JSON of the credential-like custom headers (`Authorization`, `X-Api-Key`, `*-Token`…), or null. */
+  headers_sealed?: string | null;
   /** Sealed JSON of the auth object, or null. */
   auth_sealed: string | null;
   filter: string | null;
@@ -134,6 +137,12 @@ export interface AttemptRecord {
 export interface IngestItem {
   event: EventRecord;
   deliveries: DeliveryRecord[];
+  /**
+   * SHA-256 of what the client posted for this event. A repeat of the same id or idempotency
+   * key with another hash is a conflict (409), not a duplicate; events stored before hashes
+   * were kept have none and match any repeat.
+   */
+  request_hash?: string | null;
 }
 
 export interface IngestResult {
@@ -189,7 +198,8 @@ export interface Storage {
   close(): Promise<void>;
 
   insertApiKey(key: ApiKeyRecord): Promise<void>;
-  findApiKeyByPrefix(prefix: string): Promise<ApiKeyRecord[]>;
+  /** The key with this SHA-256 hash, revoked or not. */
+  findApiKeyByHash(hash: string): Promise<ApiKeyRecord | undefined>;
   listApiKeys(): Promise<ApiKeyRecord[]>;
   revokeApiKey(id: string, now: number): Promise<boolean>;
   countActiveAdminKeys(): Promise<number>;

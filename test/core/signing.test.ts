@@ -115,7 +115,7 @@ describe('signSimple and verifySimpleSignature', () => {
 });
 
 describe('buildSignatureHeaders', () => {
-  it('sets every header, signing the simple scheme with the newest secret', () => {
+  it('sets every header, signing both schemes once per secret (newest first)', () => {
     const newSecret = generateSigningSecret();
     const oldSecret = generateSigningSecret();
     const ts = nowSeconds();
@@ -135,7 +135,9 @@ describe('buildSignatureHeaders', () => {
     expect(headers['X-Webhook-Event']).toBe('call.completed');
     expect(headers['X-Webhook-Delivery']).toBe('dlv_9');
     expect(verifySimpleSignature(body, newSecret, headers['X-Webhook-Signature'])).toBe(true);
-    expect(verifySimpleSignature(body, oldSecret, headers['X-Webhook-Signature'])).toBe(false);
+    expect(verifySimpleSignature(body, oldSecret, headers['X-Webhook-Signature'])).toBe(true);
+    expect(headers['X-Webhook-Signature']).toBe(`${signSimple(body, newSecret)}, ${signSimple(body, oldSecret)}`);
+    expect(verifySimpleSignature(body, generateSigningSecret(), headers['X-Webhook-Signature'])).toBe(false);
     expect(new Webhook(oldSecret).verify(body, headers)).toEqual(JSON.parse(body));
     expect(new Webhook(newSecret).verify(body, headers)).toEqual(JSON.parse(body));
   });

@@ -1,9 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ADMIN_KEY, REPO_ROOT, fixture, tempDir, waitFor } from '../support/gateway.ts';
+import { fixture, tempDir, waitFor } from '../support/gateway.ts';
+import { callApi, killGateways, spawnGateway, type GatewayProcess } from '../support/gateway-process.ts';
 
 /**
  * The real gateway process, killed with SIGKILL mid-delivery and stopped with SIGTERM, then
@@ -54,76 +54,9 @@ async function slowReceiver(delayMs: (index: number) => number) {
   };
 }
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+afterEach(killGateways);
 
-interface GatewayProcess {
-  child: ChildProcess;
-  url: string;
-  output: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-const children = new Set<ChildProcess>();
-afterEach(() => {
-  // A failed test must not leave a gateway running.
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  children.clear();
-});
-
-/** `node --import tsx src/main.ts` on a fresh port; resolves once /readyz answers 200. */
-async function spawnGateway(dataDir: string, env: Record<string, string> = {}): Promise<GatewayProcess> {
-  const port = await freePort();
-  const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('SLUICE_')));
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: REPO_ROOT,
-    env: {
-      ...inherited,
-      SLUICE_PORT: String(port),
-      SLUICE_HOST: '127.0.0.1',
-      SLUICE_DATA_DIR: dataDir,
-      SLUICE_ADMIN_KEY: ADMIN_KEY,
-      SLUICE_ALLOW_INSECURE_URLS: 'true',
-      SLUICE_LOG_LEVEL: 'warn',
-      SLUICE_WATCH_MAPPINGS: 'false',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  let output = '';
-  child.stdout!.on('data', (c) => (output += c));
-  child.stderr!.on('data', (c) => (output += c));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  const url = `http://127.0.0.1:${port}`;
-  await waitFor(
-    async () => {
-      if (child.exitCode !== null) throw new Error(`gateway exited with ${child.exitCode} before it was ready:\n${output}`);
-      try {
-        return (await fetch(`${url}/readyz`)).status === 200;
-      } catch {
-        return false;
-      }
-    },
-    15_000,
-    'the gateway to be ready',
-  );
-  return { child, url, output: () => output, exited };
-}
-
-async function api(gw: GatewayProcess, method: string, route: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(gw.url + route, {
-    method,
-    headers: { authorization: `Bearer ${ADMIN_KEY}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, body: await res.json() };
-}
+const api = (gw: GatewayProcess, method: string, route: string, body?: unknown) => callApi(gw, method, route, body);
 
 const template = fixture('call.ended');
 let seq = 0;

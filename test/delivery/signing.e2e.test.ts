@@ -2,6 +2,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
 import { waitFor } from '../support/gateway.ts';
+import { generateSigningSecret } from '../../src/core/signing.ts';
 import type { ReceivedRequest } from '../support/receiver.ts';
 import { createSubscription, deliveryFor, gatewayForTest, getDelivery, header, postEvent, receiverForTest, waitForDelivery } from './delivery-helpers.ts';
 
@@ -14,11 +15,16 @@ function standardHeaders(req: ReceivedRequest): Record<string, string> {
   };
 }
 
-/** An independent check of `X-Webhook-Signature: v1=<hex>`: HMAC-SHA256 of the raw body, keyed with the whole secret string. */
+/**
+ * An independent check of `X-Webhook-Signature: v1=<hex>[, v1=<hex>]`, as the README tells
+ * receivers: HMAC-SHA256 of the raw body keyed with the whole secret string, equal to any value.
+ */
 function simpleSignatureValid(body: string, secret: string, value: string): boolean {
   const expected = Buffer.from(`v1=${createHmac('sha256', secret).update(body, 'utf8').digest('hex')}`);
-  const given = Buffer.from(value);
-  return given.length === expected.length && timingSafeEqual(given, expected);
+  return value.split(',').some((candidate) => {
+    const given = Buffer.from(candidate.trim());
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  });
 }
 
 describe('signatures on delivered requests', () => {
@@ -110,8 +116,12 @@ describe('signatures on delivered requests', () => {
     // A receiver still holding the old secret accepts, and so does one already on the new.
     expect(() => new Webhook(oldSecret).verify(req.body, standardHeaders(req))).not.toThrow();
     expect(() => new Webhook(newSecret).verify(req.body, standardHeaders(req))).not.toThrow();
-    // The simple scheme signs with the newest secret.
-    expect(simpleSignatureValid(req.body, newSecret, header(req.headers, 'x-webhook-signature'))).toBe(true);
+    // The simple scheme signs once per secret too, newest first.
+    const simple = header(req.headers, 'x-webhook-signature');
+    expect(simple).toMatch(/^v1=[0-9a-f]{64}, v1=[0-9a-f]{64}$/);
+    expect(simpleSignatureValid(req.body, newSecret, simple)).toBe(true);
+    expect(simpleSignatureValid(req.body, oldSecret, simple)).toBe(true);
+    expect(simpleSignatureValid(req.body, generateSigningSecret(), simple)).toBe(false);
   });
 
   it('signs with the new secret alone when there is no rotation overlap (SLUICE_SECRET_ROTATION_HOURS=0)', async () => {
@@ -125,6 +135,7 @@ describe('signatures on delivered requests', () => {
     await waitFor(() => receiver.requests.length >= 1, 5_000, 'the delivery');
     const [req] = receiver.requests;
     expect(header(req.headers, 'webhook-signature').split(' ')).toHaveLength(1);
+    expect(header(req.headers, 'x-webhook-signature')).toMatch(/^v1=[0-9a-f]{64}$/);
     expect(() => new Webhook(rotated.body.signing_secret).verify(req.body, standardHeaders(req))).not.toThrow();
     expect(() => new Webhook(sub.signing_secret).verify(req.body, standardHeaders(req))).toThrow();
   });

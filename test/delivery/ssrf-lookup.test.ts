@@ -124,6 +124,15 @@ describe('createGuardedLookup', () => {
     expect((await lookupAsync(lookup, '127.0.0.1', {})).address).toBe('127.0.0.1');
   });
 
+  it('still refuses link-local and cloud metadata addresses when insecure URLs are allowed', async () => {
+    const lookup = createGuardedLookup({ allowInsecure: true, resolve: fakeResolver({ ...table, 'aws6.example': ['fd00:ec2::254'] }) });
+    expect((await lookupAsync(lookup, 'metadata.example', {})).err).toMatchObject({ code: 'ESSRF', range: 'linkLocal' });
+    expect((await lookupAsync(lookup, '169.254.169.254', {})).err).toMatchObject({ code: 'ESSRF' });
+    expect((await lookupAsync(lookup, 'aws6.example', {})).err).toMatchObject({ code: 'ESSRF', range: 'cloudMetadata' });
+    expect((await lookupAsync(lookup, '100.100.100.200', {})).err).toMatchObject({ code: 'ESSRF' });
+    expect((await lookupAsync(lookup, '::ffff:169.254.169.254', {})).err).toMatchObject({ code: 'ESSRF' });
+  });
+
   it('passes resolver errors through', async () => {
     const lookup = createGuardedLookup({ allowInsecure: false, resolve: fakeResolver(table) });
     expect((await lookupAsync(lookup, 'nowhere.example', {})).err).toMatchObject({ code: 'ENOTFOUND' });
@@ -186,6 +195,13 @@ describe('assertDestinationAllowed', () => {
     await expect(assertDestinationAllowed('http://127.0.0.1:3000/hook', options)).resolves.toBeUndefined();
     await expect(assertDestinationAllowed('http://localhost:3000/hook', options)).resolves.toBeUndefined();
     await expect(assertDestinationAllowed('https://internal.example/hook', options)).resolves.toBeUndefined();
+  });
+
+  it('refuses link-local and metadata destinations even when insecure URLs are allowed', async () => {
+    const options = { allowInsecure: true, resolve: fakeResolver(table) };
+    for (const url of ['http://169.254.169.254/latest/meta-data/', 'http://[fe80::1]/', 'http://metadata.example/', 'http://[fd00:ec2::254]/', 'http://100.100.100.200/']) {
+      expect((await rejection(url, options)).code, url).toBe('destination_forbidden');
+    }
   });
 
   it('honours the allowlist', async () => {

@@ -181,7 +181,7 @@ describe('at connect time (DNS rebinding)', () => {
       failing_since: null,
       deleted_at: null,
     } satisfies SubscriptionRecord;
-    const sub: RuntimeSubscription = { record, auth: null, connectorOptions: {}, secret: generateSigningSecret(), previousSecret: null, schedule: [0, 50, 50] };
+    const sub: RuntimeSubscription = { record, auth: null, connectorOptions: {}, secretHeaders: {}, secret: generateSigningSecret(), previousSecret: null, schedule: [0, 50, 50] };
     const claimed: ClaimedDelivery = {
       delivery: {
         id: 'dlv_ssrf',

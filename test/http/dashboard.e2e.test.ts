@@ -96,6 +96,8 @@ describe('dashboard (Chromium)', () => {
     await page.getByLabel('call.ended').check();
     await page.getByLabel('Custom schedule').check();
     await page.getByLabel('Delay before each attempt').fill('0s');
+    // The filter example is one that matches real call events (they carry data.call.duration).
+    expect(await page.locator('#filter-hint').textContent()).toContain('data.call.duration > 60');
     await shot(page, 'subscription-form');
     await page.getByRole('button', { name: 'Create subscription' }).click();
 
@@ -157,7 +159,10 @@ describe('dashboard (Chromium)', () => {
     await page.getByRole('row', { name: /Ops receiver/ }).getByText('100%').waitFor();
     await shot(page, 'subscriptions');
     await page.getByRole('link', { name: 'Delivery log' }).click();
-    await logRow(page, failedId, 'HTTP 200').getByRole('link', { name: subscriptionId }).waitFor();
+    // Rows name the subscription by its description, with the id on hover.
+    const subLink = logRow(page, failedId, 'HTTP 200').getByRole('link', { name: 'Ops receiver' });
+    await subLink.waitFor();
+    expect(await subLink.getAttribute('title')).toBe(subscriptionId);
     await page.getByLabel('Status').selectOption('failed');
     await page.getByText('No deliveries match these filters.').waitFor();
     await page.getByLabel('Status').selectOption('delivered');
@@ -176,6 +181,7 @@ describe('dashboard (Chromium)', () => {
     await output.filter({ hasText: '"kind": "call.ended"' }).waitFor();
     await template.fill('{\n  "summary": "Call " & data.call.id & " lasted " & data.call.duration & " s",\n  "direction": data.call.direction,\n  "agent": data.assistant.name\n}');
     await output.filter({ hasText: 'Call call_abc123 lasted 180 s' }).waitFor();
+    expect(await page.getByLabel('Filter').getAttribute('placeholder')).toBe('data.call.duration > 60');
     await page.getByLabel('Filter').fill('data.call.duration > 60');
     await page.getByText('Filter matches: this event would be delivered.').waitFor();
     await shot(page, 'mapping-preview');
@@ -193,9 +199,14 @@ describe('dashboard (Chromium)', () => {
     await template.fill('{ "text": "Call " & data.call.id & " ended", "test": test }');
     await output.filter({ hasText: 'Call call_abc123 ended' }).waitFor();
     await page.getByLabel('Filter').fill('');
+    // "Send test" goes through the saved subscription: the page says so while the draft differs.
+    const sendTest = page.getByRole('button', { name: 'Send test with saved template' });
+    expect(await sendTest.getAttribute('aria-describedby')).toBe('send-test-hint');
+    await page.locator('#send-test-hint').getByText('Unsaved changes are not sent').waitFor();
     await page.getByRole('button', { name: 'Save to subscription' }).click();
     await page.getByText('Saved: new deliveries use this template and filter.').waitFor();
-    await page.getByRole('button', { name: 'Send test' }).click();
+    await page.locator('#send-test-hint', { hasText: 'through the subscription as saved' }).waitFor();
+    await sendTest.click();
     await page.getByRole('status').filter({ hasText: 'Test call.ended' }).getByText('HTTP 200').waitFor();
     expect(JSON.parse(receiver.requests.at(-1)!.body)).toEqual({ text: 'Call call_abc123 ended', test: true });
 
@@ -225,6 +236,27 @@ describe('dashboard (Chromium)', () => {
     await page.context().close();
   }, 60_000);
 
+  it('fits the subscriptions list on a phone-width screen', async () => {
+    await gateway.api('POST', '/api/v1/webhooks', { url: `${receiver.url}/a-rather-long-path/for/the/phone/test`, events: ['call.ended', 'call.started', 'signal.*'], description: 'Seen on a phone' });
+    const context = await browser.newContext({ viewport: { width: 375, height: 740 } });
+    const page = await context.newPage();
+    page.setDefaultTimeout(STEP_MS);
+    await page.goto(gateway.url + '/');
+    await page.getByLabel('API key').fill(ADMIN_KEY);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    const row = page.getByRole('row', { name: /Seen on a phone/ });
+    await row.waitFor();
+    for (const cell of await row.locator('td').all()) {
+      const box = (await cell.boundingBox())!;
+      expect(box.x).toBeGreaterThanOrEqual(0);
+      expect(box.x + box.width, await cell.textContent() ?? '').toBeLessThanOrEqual(375);
+    }
+    await row.getByText('signal.*').waitFor();
+    expect(await page.evaluate(() => document.querySelector('.table-wrap')!.scrollWidth <= document.querySelector('.table-wrap')!.clientWidth)).toBe(true);
+    await shot(page, 'subscriptions-phone');
+    await context.close();
+  }, 60_000);
+
   it('disables every write control for a read key, and says why', async () => {
     const { body: created } = await gateway.api('POST', '/api/v1/webhooks', { url: `${receiver.url}/read`, events: ['call.*'], description: 'Seen by a read key' });
     const { body: readKey } = await gateway.api('POST', '/api/v1/keys', { role: 'read', name: 'dashboard e2e' });
@@ -247,7 +279,7 @@ describe('dashboard (Chromium)', () => {
     await page.getByRole('group', { name: 'Subscription actions' }).getByRole('link', { name: 'Mapping editor' }).click();
     await page.getByRole('heading', { name: 'Mapping editor' }).waitFor();
     expect(await page.getByRole('button', { name: 'Save to subscription' }).isDisabled()).toBe(true);
-    expect(await page.getByRole('button', { name: 'Send test' }).isDisabled()).toBe(true);
+    expect(await page.getByRole('button', { name: 'Send test with saved template' }).isDisabled()).toBe(true);
     expect(created.id).toMatch(/^sub_/);
 
     expect(problems).toEqual([]);

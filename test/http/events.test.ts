@@ -250,10 +250,9 @@ describe('idempotency', () => {
     const again = await routed.api('POST', '/api/v1/events', event);
     expect(again.status).toBe(200);
     expect(again.body).toEqual({ ...first.body, duplicate: true });
-    // Even a different body under the same id is the same event.
+    // A different body under the same id is a conflict, not a silent duplicate.
     const changed = await routed.api('POST', '/api/v1/events', { ...fresh('lead.created'), id: event.id });
-    expect(changed.status).toBe(200);
-    expect(changed.body).toMatchObject({ id: event.id, event: 'call.ended', deliveries: first.body.deliveries });
+    expectError(changed, 409, 'event_id_conflict');
 
     expect(countRows(routed, 'deliveries')).toBe(deliveriesBefore);
     expect(deliveryRows(routed, event.id)).toHaveLength(first.body.deliveries.length);

@@ -97,13 +97,13 @@ describe('unknown paths and wrong methods', () => {
     { name: 'unknown API path', method: 'GET', path: '/api/v1/nope', status: 404, code: 'not_found' },
     { name: 'unknown API version', method: 'GET', path: '/api/v2/webhooks', status: 404, code: 'not_found' },
     { name: 'API root', method: 'GET', path: '/api/v1', status: 404, code: 'not_found' },
-    { name: 'unknown path without a key', method: 'POST', path: '/api/v1/nope', key: null, body: {}, status: 404 },
-    { name: 'PUT on webhooks', method: 'PUT', path: '/api/v1/webhooks', body: {} },
-    { name: 'DELETE on the webhook list', method: 'DELETE', path: '/api/v1/webhooks' },
-    { name: 'GET on events', method: 'GET', path: '/api/v1/events' },
-    { name: 'PATCH on events', method: 'PATCH', path: '/api/v1/events', body: {} },
-    { name: 'POST on event-types', method: 'POST', path: '/api/v1/event-types', body: {} },
-    { name: 'PUT on a key', method: 'PUT', path: '/api/v1/keys/key_x', body: {} },
+    { name: 'unknown path without a key', method: 'POST', path: '/api/v1/nope', key: null, body: {}, status: 401, code: 'unauthorized' },
+    { name: 'PUT on webhooks', method: 'PUT', path: '/api/v1/webhooks', body: {}, status: 405, code: 'method_not_allowed' },
+    { name: 'DELETE on the webhook list', method: 'DELETE', path: '/api/v1/webhooks', status: 405, code: 'method_not_allowed' },
+    { name: 'GET on events', method: 'GET', path: '/api/v1/events', status: 405, code: 'method_not_allowed' },
+    { name: 'PATCH on events', method: 'PATCH', path: '/api/v1/events', body: {}, status: 405, code: 'method_not_allowed' },
+    { name: 'POST on event-types', method: 'POST', path: '/api/v1/event-types', body: {}, status: 405, code: 'method_not_allowed' },
+    { name: 'PUT on a key', method: 'PUT', path: '/api/v1/keys/key_x', body: {}, status: 405, code: 'method_not_allowed' },
     { name: 'POST on healthz', method: 'POST', path: '/healthz', body: {} },
     { name: 'unknown subscription', method: 'GET', path: '/api/v1/webhooks/sub_does_not_exist', status: 404, code: 'not_found' },
     { name: 'unknown delivery', method: 'GET', path: '/api/v1/deliveries/dlv_does_not_exist', status: 404, code: 'not_found' },
@@ -257,11 +257,11 @@ describe('content types and encodings', () => {
   const valid = JSON.stringify({ ...fixture('lead.created'), id: 'evt_ct' });
   const cases: Case[] = [
     { name: 'text/plain with JSON', method: 'POST', path: '/api/v1/events', body: valid, headers: { 'content-type': 'text/plain' } },
-    { name: 'text/plain with prose', method: 'POST', path: '/api/v1/events', body: 'hello there', headers: { 'content-type': 'text/plain' }, status: 400 },
-    { name: 'a form body', method: 'POST', path: '/api/v1/webhooks', body: 'url=http://x&events=call.ended', headers: { 'content-type': 'application/x-www-form-urlencoded' }, status: 400 },
-    { name: 'XML', method: 'POST', path: '/api/v1/events', body: '<event>call.ended</event>', headers: { 'content-type': 'application/xml' }, status: 400 },
-    { name: 'multipart', method: 'POST', path: '/api/v1/keys', body: '--b\r\nContent-Disposition: form-data; name="role"\r\n\r\nread\r\n--b--', headers: { 'content-type': 'multipart/form-data; boundary=b' }, status: 400 },
-    { name: 'binary garbage', method: 'POST', path: '/api/v1/events', body: Buffer.from([0xff, 0xfe, 0x00, 0x01, 0x80]), headers: { 'content-type': 'application/octet-stream' }, status: 400 },
+    { name: 'text/plain with prose', method: 'POST', path: '/api/v1/events', body: 'hello there', headers: { 'content-type': 'text/plain' }, status: 415, code: 'unsupported_media_type' },
+    { name: 'a form body', method: 'POST', path: '/api/v1/webhooks', body: 'url=http://x&events=call.ended', headers: { 'content-type': 'application/x-www-form-urlencoded' }, status: 415, code: 'unsupported_media_type' },
+    { name: 'XML', method: 'POST', path: '/api/v1/events', body: '<event>call.ended</event>', headers: { 'content-type': 'application/xml' }, status: 415, code: 'unsupported_media_type' },
+    { name: 'multipart', method: 'POST', path: '/api/v1/keys', body: '--b\r\nContent-Disposition: form-data; name="role"\r\n\r\nread\r\n--b--', headers: { 'content-type': 'multipart/form-data; boundary=b' }, status: 415, code: 'unsupported_media_type' },
+    { name: 'binary garbage', method: 'POST', path: '/api/v1/events', body: Buffer.from([0xff, 0xfe, 0x00, 0x01, 0x80]), headers: { 'content-type': 'application/octet-stream' }, status: 415, code: 'unsupported_media_type' },
     { name: 'an unsupported charset', method: 'POST', path: '/api/v1/events', body: valid, headers: { 'content-type': 'application/json; charset=klingon' }, status: 415 },
     { name: 'a UTF-16 charset on UTF-8 bytes', method: 'POST', path: '/api/v1/events', body: valid, headers: { 'content-type': 'application/json; charset=utf-16' }, status: 400 },
     { name: 'a gzip body', method: 'POST', path: '/api/v1/events', body: gzipSync(JSON.stringify({ ...fixture('lead.created'), id: 'evt_gzip' })), headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } },
@@ -296,5 +296,17 @@ describe('afterwards', () => {
     expect(list.status).toBe(200);
     expect(list.body.data.some((s: { id: string }) => s.id === subId)).toBe(true);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+});
+
+describe('error messages name the full route', () => {
+  it('a 405 lists the allowed methods, and a 404 keeps the /api/v1 prefix', async () => {
+    const wrong = await fetch(`${gw.url}/api/v1/events`, { method: 'GET', headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+    expect(wrong.status).toBe(405);
+    expect(wrong.headers.get('allow')).toBe('POST');
+    expect((await wrong.json()).error.message).toContain('/api/v1/events');
+    const missing = await send({ name: 'unknown', method: 'GET', path: '/api/v1/nope' });
+    expectError(missing, 404, 'not_found');
+    expect(missing.body.error.message).toContain('GET /api/v1/nope');
   });
 });

@@ -528,3 +528,24 @@ describe('secrets at rest', () => {
     }
   });
 });
+
+describe('validation messages in words', () => {
+  it('says what is wrong as a person would, with the field path', async () => {
+    const gw = await startGateway();
+    try {
+      const res = await gw.api('POST', '/api/v1/webhooks', { url: '', events: [], timeout: 0, description: 'x'.repeat(1001), auth: { type: 'basic', username: 'a:b', password: 'p' } });
+      expectError(res, 422);
+      const byPath = Object.fromEntries(res.body.error.details.map((d: { path: string; message: string }) => [d.path, d.message]));
+      expect(byPath).toMatchObject({
+        '$.url': 'must not be empty',
+        '$.events': 'must list at least one item',
+        '$.timeout': 'must be more than 0',
+        '$.description': 'must be at most 1000 characters long',
+        '$.auth.username': 'must be 1 to 256 characters without a colon',
+      });
+      expect(JSON.stringify(res.body)).not.toMatch(/must NOT/);
+    } finally {
+      await gw.stop();
+    }
+  });
+});

@@ -10,7 +10,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixture, tempDir, waitFor } from '../support/gateway.ts';
 import { startReceiver } from '../support/receiver.ts';
-import { killGatewayProcesses, spawnGateway, watchHealth, type GatewayProcess } from '../support/gateway-process.ts';
+import { callApi, killGateways, spawnGateway, stopGateway, watchHealth, type GatewayProcess } from '../support/gateway-process.ts';
 
 const LIMIT_MS = 1_000;
 /** A native call jsonata cannot interrupt: $distinct compares every pair (~10^9 of them). */
@@ -31,47 +31,47 @@ describe('templates and filters cannot hurt the gateway (a real gateway process)
   beforeAll(async () => {
     rx = await startReceiver();
     gw = await spawnGateway(tempDir(), { SLUICE_TEMPLATE_TIMEOUT_MS: String(LIMIT_MS) });
-    const key = await gw.api('POST', '/api/v1/keys', { role: 'read', name: 'reader' });
+    const key = await callApi(gw, 'POST', '/api/v1/keys', { role: 'read', name: 'reader' });
     readKey = key.body.key;
-    const healthy = await gw.api('POST', '/api/v1/webhooks', { url: `${rx.url}/healthy`, events: ['call.ended'], mapping: '{"call": data.call.id}', description: 'healthy' });
+    const healthy = await callApi(gw, 'POST', '/api/v1/webhooks', { url: `${rx.url}/healthy`, events: ['call.ended'], mapping: '{"call": data.call.id}', description: 'healthy' });
     expect(healthy.status).toBe(201);
     healthySub = healthy.body.id;
   }, 60_000);
 
   afterAll(async () => {
-    await gw?.stop();
-    killGatewayProcesses();
+    if (gw) await stopGateway(gw);
+    killGateways();
     await rx?.close();
   });
 
   /** Sends a call.ended and waits for the healthy subscription to receive it. */
   async function healthyRoundTrip(): Promise<void> {
     const event = callEnded();
-    const posted = await gw.api('POST', '/api/v1/events', event);
+    const posted = await callApi(gw, 'POST', '/api/v1/events', event);
     expect(posted.status).toBe(202);
     await waitFor(() => rx.requests.some((r) => r.url === '/healthy' && JSON.parse(r.body).call === event.data.call.id) || undefined, 10_000, 'the healthy delivery');
   }
 
   /** Posts an event; returns the id of its delivery to the given subscription. */
   async function postFor(event: unknown, subscriptionId: string): Promise<string> {
-    const posted = await gw.api('POST', '/api/v1/events', event);
+    const posted = await callApi(gw, 'POST', '/api/v1/events', event);
     expect(posted.status).toBe(202);
     return posted.body.deliveries.find((d: { subscription_id: string }) => d.subscription_id === subscriptionId).id;
   }
 
   async function finalDelivery(deliveryId: string) {
     return waitFor(async () => {
-      const d = (await gw.api('GET', `/api/v1/deliveries/${deliveryId}`)).body;
+      const d = (await callApi(gw, 'GET', `/api/v1/deliveries/${deliveryId}`)).body;
       return ['failed', 'delivered'].includes(d.status) ? d : undefined;
     }, 20_000, 'the delivery to finish');
   }
 
   it('a read-key preview that builds a huge string gets a 422, and the process lives on', async () => {
     const health = watchHealth(gw.url);
-    const res = await gw.api('POST', '/api/v1/mappings/preview', { template: '$length($pad("", 30000000))', event: {} }, readKey);
+    const res = await callApi(gw, 'POST', '/api/v1/mappings/preview', { template: '$length($pad("", 30000000))', event: {} }, readKey);
     expect(res.status).toBe(422);
     expect(res.body.error.code).toBe('template_size_exceeded');
-    const bomb = await gw.api('POST', '/api/v1/mappings/preview', { template: MEMORY_BOMB, event: {} }, readKey);
+    const bomb = await callApi(gw, 'POST', '/api/v1/mappings/preview', { template: MEMORY_BOMB, event: {} }, readKey);
     expect(bomb.status).toBe(422);
     expect(['template_memory_exceeded', 'template_timeout', 'template_size_exceeded']).toContain(bomb.body.error.code);
     const { max, failures } = await health.stop();
@@ -82,12 +82,12 @@ describe('templates and filters cannot hurt the gateway (a real gateway process)
   }, 60_000);
 
   it('a read-key preview of a catastrophic regular expression answers at once', async () => {
-    const res = await gw.api('POST', '/api/v1/mappings/preview', { template: `$match("${'a'.repeat(40)}!", /^(a+)+$/)`, event: {} }, readKey);
+    const res = await callApi(gw, 'POST', '/api/v1/mappings/preview', { template: `$match("${'a'.repeat(40)}!", /^(a+)+$/)`, event: {} }, readKey);
     // RE2 semantics: no match, found in linear time. V8's backtracking engine needed 4.7 s for
     // 30 a's; for 40 it would need over an hour, far past this test's timeout.
     expect(res.status).toBe(422);
     expect(res.body.error.code).toBe('template_undefined_result');
-    const refused = await gw.api('POST', '/api/v1/mappings/preview', { template: '$match(data.s, /(a+)\\1/)', event: { data: { s: 'aa' } } }, readKey);
+    const refused = await callApi(gw, 'POST', '/api/v1/mappings/preview', { template: '$match(data.s, /(a+)\\1/)', event: { data: { s: 'aa' } } }, readKey);
     expect(refused.status).toBe(422);
     expect(refused.body.error.code).toBe('template_syntax_error');
     expect(refused.body.error.details[0]).toMatchObject({ line: 1, column: 16 });
@@ -96,19 +96,19 @@ describe('templates and filters cannot hurt the gateway (a real gateway process)
   it('a read-key preview cannot read $env; an admin one can', async () => {
     const gwEnv = await spawnGateway(tempDir(), { SLUICE_TEMPLATE_ENV: 'REGION', REGION: 'eu-west', SLUICE_TEMPLATE_TIMEOUT_MS: String(LIMIT_MS) });
     try {
-      const reader = (await gwEnv.api('POST', '/api/v1/keys', { role: 'read', name: 'reader' })).body.key;
-      const asReader = await gwEnv.api('POST', '/api/v1/mappings/preview', { template: '{"region": $env("REGION"), "n": 1}', event: {} }, reader);
+      const reader = (await callApi(gwEnv, 'POST', '/api/v1/keys', { role: 'read', name: 'reader' })).body.key;
+      const asReader = await callApi(gwEnv, 'POST', '/api/v1/mappings/preview', { template: '{"region": $env("REGION"), "n": 1}', event: {} }, reader);
       expect(asReader.status, JSON.stringify(asReader.body)).toBe(200);
       expect(asReader.body.output).toEqual({ n: 1 });
-      const asAdmin = await gwEnv.api('POST', '/api/v1/mappings/preview', { template: '{"region": $env("REGION"), "n": 1}', event: {} });
+      const asAdmin = await callApi(gwEnv, 'POST', '/api/v1/mappings/preview', { template: '{"region": $env("REGION"), "n": 1}', event: {} });
       expect(asAdmin.body.output).toEqual({ region: 'eu-west', n: 1 });
     } finally {
-      await gwEnv.stop();
+      await stopGateway(gwEnv);
     }
   }, 60_000);
 
   it('a subscription whose template builds a huge string fails its delivery, once, with the reason', async () => {
-    const bad = await gw.api('POST', '/api/v1/webhooks', { url: `${rx.url}/pad`, events: ['call.ended'], mapping: '{"x": $pad("", 60000000)}', description: 'pad bomb' });
+    const bad = await callApi(gw, 'POST', '/api/v1/webhooks', { url: `${rx.url}/pad`, events: ['call.ended'], mapping: '{"x": $pad("", 60000000)}', description: 'pad bomb' });
     expect(bad.status).toBe(201);
     const health = watchHealth(gw.url);
     const delivery = await finalDelivery(await postFor(callEnded(), bad.body.id));
@@ -120,15 +120,15 @@ describe('templates and filters cannot hurt the gateway (a real gateway process)
     expect(failures).toBe(0);
     expect(max).toBeLessThan(LIMIT_MS);
     expect(rx.requests.some((r) => r.url === '/pad')).toBe(false);
-    await gw.api('DELETE', `/api/v1/webhooks/${bad.body.id}`);
+    await callApi(gw, 'DELETE', `/api/v1/webhooks/${bad.body.id}`);
   }, 60_000);
 
   it('a catastrophic regular expression in a mapping runs in linear time and the delivery goes out', async () => {
-    const sub = await gw.api('POST', '/api/v1/webhooks', { url: `${rx.url}/ua`, events: ['audit.log.event'], mapping: '{"ua": $contains(data.user_agent, /^(a+)+$/)}', description: 'regex' });
+    const sub = await callApi(gw, 'POST', '/api/v1/webhooks', { url: `${rx.url}/ua`, events: ['audit.log.event'], mapping: '{"ua": $contains(data.user_agent, /^(a+)+$/)}', description: 'regex' });
     expect(sub.status).toBe(201);
     const health = watchHealth(gw.url);
     const event = auditEvent(`${'a'.repeat(29)}!`);
-    expect((await gw.api('POST', '/api/v1/events', event)).status).toBe(202);
+    expect((await callApi(gw, 'POST', '/api/v1/events', event)).status).toBe(202);
     await waitFor(() => rx.requests.find((r) => r.url === '/ua'), 10_000, 'the regex delivery');
     expect(JSON.parse(rx.requests.find((r) => r.url === '/ua')!.body)).toEqual({ ua: false });
     await healthyRoundTrip();
@@ -137,16 +137,16 @@ describe('templates and filters cannot hurt the gateway (a real gateway process)
   }, 60_000);
 
   it('a template stuck in a native call or out of memory fails its deliveries, is suspended, and says why; others are untouched', async () => {
-    const ops = await gw.api('POST', '/api/v1/webhooks', { url: `${rx.url}/ops`, events: ['sluice.delivery.failed'], description: 'ops' });
+    const ops = await callApi(gw, 'POST', '/api/v1/webhooks', { url: `${rx.url}/ops`, events: ['sluice.delivery.failed'], description: 'ops' });
     expect(ops.status).toBe(201);
-    const stuck = await gw.api('POST', '/api/v1/webhooks', { url: `${rx.url}/stuck`, events: ['call.ended'], mapping: NATIVE_RUNAWAY, description: 'stuck' });
-    const bomb = await gw.api('POST', '/api/v1/webhooks', { url: `${rx.url}/bomb`, events: ['call.ended'], mapping: MEMORY_BOMB, description: 'bomb' });
+    const stuck = await callApi(gw, 'POST', '/api/v1/webhooks', { url: `${rx.url}/stuck`, events: ['call.ended'], mapping: NATIVE_RUNAWAY, description: 'stuck' });
+    const bomb = await callApi(gw, 'POST', '/api/v1/webhooks', { url: `${rx.url}/bomb`, events: ['call.ended'], mapping: MEMORY_BOMB, description: 'bomb' });
     expect(stuck.status).toBe(201);
     expect(bomb.status).toBe(201);
     const health = watchHealth(gw.url);
     const posted: { stuck: string; bomb: string }[] = [];
     for (let i = 0; i < 5; i++) {
-      const res = await gw.api('POST', '/api/v1/events', callEnded());
+      const res = await callApi(gw, 'POST', '/api/v1/events', callEnded());
       expect(res.status).toBe(202);
       const idFor = (sub: string) => res.body.deliveries.find((d: { subscription_id: string }) => d.subscription_id === sub).id;
       posted.push({ stuck: idFor(stuck.body.id), bomb: idFor(bomb.body.id) });
@@ -176,15 +176,15 @@ describe('templates and filters cannot hurt the gateway (a real gateway process)
   }, 120_000);
 
   it('a filter that runs into its limit does not match, and does not hold up ingest', async () => {
-    const slow = await gw.api('POST', '/api/v1/webhooks', { url: `${rx.url}/slowfilter`, events: ['call.ended'], filter: `$count(${NATIVE_RUNAWAY}) > 0`, description: 'slow filter' });
+    const slow = await callApi(gw, 'POST', '/api/v1/webhooks', { url: `${rx.url}/slowfilter`, events: ['call.ended'], filter: `$count(${NATIVE_RUNAWAY}) > 0`, description: 'slow filter' });
     expect(slow.status).toBe(201);
     const health = watchHealth(gw.url);
     // 40 concurrent ingests that meet the bad filter, and unrelated ingests meanwhile.
-    const flood = Promise.all(Array.from({ length: 40 }, () => gw.api('POST', '/api/v1/events', callEnded())));
+    const flood = Promise.all(Array.from({ length: 40 }, () => callApi(gw, 'POST', '/api/v1/events', callEnded())));
     const unrelated: number[] = [];
     for (let i = 0; i < 10; i++) {
       const started = performance.now();
-      const res = await gw.api('POST', '/api/v1/events', auditEvent('Mozilla/5.0'));
+      const res = await callApi(gw, 'POST', '/api/v1/events', auditEvent('Mozilla/5.0'));
       unrelated.push(performance.now() - started);
       expect(res.status).toBe(202);
     }
@@ -195,6 +195,6 @@ describe('templates and filters cannot hurt the gateway (a real gateway process)
     expect(Math.max(...unrelated)).toBeLessThan(LIMIT_MS);
     const { max } = await health.stop();
     expect(max).toBeLessThan(LIMIT_MS);
-    await gw.api('DELETE', `/api/v1/webhooks/${slow.body.id}`);
+    await callApi(gw, 'DELETE', `/api/v1/webhooks/${slow.body.id}`);
   }, 120_000);
 });

@@ -1,8 +1,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TemplateError } from '../../src/errors.ts';
+import { createLogger } from '../../src/logger.ts';
 import { MappingRegistry, isTemplateName, jsonEqual, type ReloadEvent } from '../../src/services/mapping-registry.ts';
 
 const callEnded = {
@@ -300,5 +302,18 @@ describe('MappingRegistry.watch', () => {
     expect(reg.list()[0].examples).toHaveLength(1);
     expect(events.at(-1)?.changed).toEqual(['t']);
     expect((await reg.runExamples('t'))[0].ok).toBe(true);
+  });
+});
+
+describe('the load error log line', () => {
+  it('shows the offending token (not "[redacted]")', async () => {
+    const lines: string[] = [];
+    const logger = createLogger('info', new Writable({ write: (chunk, _enc, done) => { lines.push(String(chunk)); done(); } }));
+    write('broken.jsonata', '{ "a": data.call.id ) }');
+    await open({ logger }).load();
+    const logged = lines.map((line) => JSON.parse(line)).find((entry) => entry.template === 'broken');
+    expect(logged, lines.join('')).toBeDefined();
+    expect(logged.near).toBe(')');
+    expect(JSON.stringify(logged)).not.toContain('[redacted]');
   });
 });

@@ -1,24 +1,24 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
 import net from 'node:net';
 import { ADMIN_KEY, REPO_ROOT, waitFor } from './gateway.ts';
 
-/** A gateway running as its own process, the way an operator (or an attacker) meets it. */
+/**
+ * The real gateway as a child process (`node --import tsx src/main.ts`), the way an operator
+ * runs it: for crash tests and for attacks against a running gateway.
+ */
 export interface GatewayProcess {
   child: ChildProcess;
   url: string;
-  /** Everything it printed so far, stdout and stderr. */
+  port: number;
   output: () => string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** Calls the API with a key (admin by default); returns status and parsed JSON (or text). */
-  api(method: string, route: string, body?: unknown, key?: string | null): Promise<{ status: number; body: any }>;
-  /** SIGTERM, then SIGKILL if it has not exited within `graceMs`. */
-  stop(graceMs?: number): Promise<void>;
 }
 
 const children = new Set<ChildProcess>();
 
-/** Kills every gateway process still running (call from afterEach/afterAll). */
-export function killGatewayProcesses(): void {
+/** Kills every gateway a test left running (call from afterEach/afterAll). */
+export function killGateways(): void {
   for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   children.clear();
 }
@@ -31,9 +31,8 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** `node --import tsx src/main.ts` on a fresh port; resolves once /readyz answers 200. */
-export async function spawnGateway(dataDir: string, env: Record<string, string> = {}): Promise<GatewayProcess> {
-  const port = await freePort();
+/** Starts the process without waiting: for starts that are expected to fail. */
+export function launchGateway(dataDir: string, env: Record<string, string> = {}, port = 0): GatewayProcess {
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('SLUICE_')));
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: REPO_ROOT,
@@ -55,42 +54,53 @@ export async function spawnGateway(dataDir: string, env: Record<string, string> 
   child.stdout!.on('data', (c) => (output += c));
   child.stderr!.on('data', (c) => (output += c));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  const url = `http://127.0.0.1:${port}`;
+  return { child, url: `http://127.0.0.1:${port}`, port, output: () => output, exited };
+}
+
+/** Starts the gateway on a fresh port; resolves once /readyz answers 200. */
+export async function spawnGateway(dataDir: string, env: Record<string, string> = {}): Promise<GatewayProcess> {
+  const gw = launchGateway(dataDir, env, await freePort());
   await waitFor(
     async () => {
-      if (child.exitCode !== null) throw new Error(`gateway exited with ${child.exitCode} before it was ready:\n${output}`);
-      try {
-        return (await fetch(`${url}/readyz`)).status === 200;
-      } catch {
-        return false;
-      }
+      if (gw.child.exitCode !== null) throw new Error(`gateway exited with ${gw.child.exitCode} before it was ready:\n${gw.output()}`);
+      // A one-off connection, not one kept alive in fetch's pool: connection-cap tests count them.
+      return new Promise<boolean>((resolve) => {
+        http.get(`${gw.url}/readyz`, { agent: false }, (res) => {
+          res.resume();
+          resolve(res.statusCode === 200);
+        }).on('error', () => resolve(false));
+      });
     },
-    20_000,
+    15_000,
     'the gateway to be ready',
   );
-  const api: GatewayProcess['api'] = async (method, route, body, key = ADMIN_KEY) => {
-    const res = await fetch(url + route, {
-      method,
-      headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    let parsed: unknown = text;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      // not JSON: keep the text
-    }
-    return { status: res.status, body: parsed };
-  };
-  const stop = async (graceMs = 10_000) => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-    await exited;
-    clearTimeout(timer);
-  };
-  return { child, url, output: () => output, exited, api, stop };
+  return gw;
+}
+
+/** Calls the API of a gateway process (admin key by default); returns status and parsed JSON. */
+export async function callApi(gw: { url: string }, method: string, route: string, body?: unknown, key: string | null = ADMIN_KEY, headers: Record<string, string> = {}): Promise<{ status: number; body: any; headers: Headers }> {
+  const res = await fetch(gw.url + route, {
+    method,
+    headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // not JSON: keep the text
+  }
+  return { status: res.status, body: parsed, headers: res.headers };
+}
+
+/** SIGTERM, then SIGKILL if the process has not exited within `graceMs`. */
+export async function stopGateway(gw: GatewayProcess, graceMs = 10_000): Promise<void> {
+  if (gw.child.exitCode !== null || gw.child.signalCode !== null) return;
+  gw.child.kill('SIGTERM');
+  const timer = setTimeout(() => gw.child.kill('SIGKILL'), graceMs);
+  await gw.exited;
+  clearTimeout(timer);
 }
 
 /**

@@ -16,8 +16,10 @@ export function eventsRouter(deps: { keys: ApiKeyService; ingest: IngestService;
     if (header !== undefined && (header.length < 1 || header.length > 255)) {
       throw new ValidationError('Invalid Idempotency-Key header.', [{ path: 'header:Idempotency-Key', message: 'must be 1-255 characters' }]);
     }
-    const [accepted] = await deps.ingest.accept([req.body], { idempotencyKey: header });
-    // A repeat (same id or Idempotency-Key) gets the first answer with 200: nothing new was stored.
+    // Idempotency keys belong to the API key that sent them: another client's key never collides.
+    const [accepted] = await deps.ingest.accept([req.body], { idempotencyKey: header === undefined ? undefined : `${req.apiKey!.id}:${header}` });
+    // A repeat (same id or Idempotency-Key, same body) gets the first answer with 200: nothing new
+    // was stored. The same id or key with another body is 409.
     res.status(accepted.duplicate ? 200 : 202).json(present(accepted));
   });
 

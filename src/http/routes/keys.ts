@@ -1,5 +1,4 @@
 import { Router } from 'express';
-import { ConflictError } from '../../errors.ts';
 import { toPublicKey, type ApiKeyService } from '../../services/api-keys.ts';
 import { requireRole } from '../auth.ts';
 
@@ -18,11 +17,6 @@ export function keysRouter(keys: ApiKeyService): Router {
   });
 
   router.delete('/keys/:id', admin, async (req, res) => {
-    const all = await keys.list();
-    const target = all.find((k) => k.id === req.params.id && k.revoked_at === null);
-    if (target?.role === 'admin' && all.filter((k) => k.role === 'admin' && k.revoked_at === null).length === 1) {
-      throw new ConflictError('last_admin_key', 'This is the last active admin key; create another admin key before revoking it.');
-    }
     await keys.revoke(String(req.params.id));
     res.json({ id: req.params.id, revoked: true });
   });

@@ -111,4 +111,28 @@ export const SQLITE_MIGRATIONS: Migration[] = [
     name: 'latency of the last attempt on each delivery',
     sql: 'ALTER TABLE deliveries ADD COLUMN last_latency_ms REAL;',
   },
+  {
+    version: 3,
+    name: 'api key prefixes shortened to a fixed part; keys looked up by hash',
+    // A short bootstrap key used to be stored whole as its prefix: keep only the label and four
+    // characters (what services/api-keys.ts keyPrefix() now stores).
+    sql: `
+      UPDATE api_keys SET prefix = CASE
+        WHEN prefix GLOB 'sk_ingest_*' THEN substr(prefix, 1, 14)
+        WHEN prefix GLOB 'sk_admin_*' THEN substr(prefix, 1, 13)
+        WHEN prefix GLOB 'sk_read_*' THEN substr(prefix, 1, 12)
+        ELSE substr(prefix, 1, 4) END;
+      CREATE INDEX api_keys_hash ON api_keys(hash);
+    `,
+  },
+  {
+    version: 4,
+    name: 'credential-like custom headers sealed',
+    sql: 'ALTER TABLE subscriptions ADD COLUMN headers_sealed TEXT;',
+  },
+  {
+    version: 5,
+    name: 'events remember a hash of what was posted (idempotency conflicts)',
+    sql: 'ALTER TABLE events ADD COLUMN request_hash TEXT;',
+  },
 ];

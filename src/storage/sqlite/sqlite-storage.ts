@@ -7,6 +7,7 @@ import type {
 } from '../types.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
 import { idFloor } from '../../core/ids.ts';
+import { ConflictError } from '../../errors.ts';
 
 type Row = Record<string, any>;
 
@@ -80,7 +81,12 @@ export class SqliteStorage implements Storage {
   #stmts = new Map<string, Database.Statement>();
 
   constructor(file: string) {
-    if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
+    if (file !== ':memory:') {
+      // Created private (0600; SQLite gives its -wal and -shm files the same mode): events and
+      // sealed secrets are nobody else's business on a shared machine.
+      fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+      fs.closeSync(fs.openSync(file, 'a', 0o600));
+    }
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
@@ -137,8 +143,8 @@ export class SqliteStorage implements Storage {
     this.#stmt('INSERT INTO api_keys (id, name, role, prefix, hash, created_at, revoked_at) VALUES (@id, @name, @role, @prefix, @hash, @created_at, @revoked_at)').run(key);
   }
 
-  async findApiKeyByPrefix(prefix: string): Promise<ApiKeyRecord[]> {
-    return this.#stmt('SELECT * FROM api_keys WHERE prefix = ? AND revoked_at IS NULL').all(prefix) as ApiKeyRecord[];
+  async findApiKeyByHash(hash: string): Promise<ApiKeyRecord | undefined> {
+    return this.#stmt('SELECT * FROM api_keys WHERE hash = ?').get(hash) as ApiKeyRecord | undefined;
   }
 
   async listApiKeys(): Promise<ApiKeyRecord[]> {
@@ -160,6 +166,7 @@ export class SqliteStorage implements Storage {
       events: JSON.stringify(sub.events),
       enabled: sub.enabled ? 1 : 0,
       headers: JSON.stringify(sub.headers),
+      headers_sealed: sub.headers_sealed ?? null,
       connector_options: JSON.stringify(sub.connector_options),
       retry: json(sub.retry),
     };
@@ -207,24 +214,31 @@ export class SqliteStorage implements Storage {
 
   // --- ingest ---------------------------------------------------------------------------
   async ingest(items: IngestItem[]): Promise<IngestResult[]> {
-    const findById = this.#stmt('SELECT id, event FROM events WHERE id = ?');
-    const findByKey = this.#stmt('SELECT id, event FROM events WHERE idempotency_key = ?');
+    const findById = this.#stmt('SELECT id, event, request_hash FROM events WHERE id = ?');
+    const findByKey = this.#stmt('SELECT id, event, request_hash FROM events WHERE idempotency_key = ?');
     // Insertion order, so a duplicate gets its deliveries listed exactly as the first answer did
     // (ids made in the same millisecond do not sort in creation order).
     const deliveriesOf = this.#stmt('SELECT id, subscription_id FROM deliveries WHERE event_id = ? ORDER BY rowid');
-    const insertEvent = this.#stmt('INSERT INTO events (id, event, timestamp, data, received_at, idempotency_key, test) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    const insertEvent = this.#stmt('INSERT INTO events (id, event, timestamp, data, received_at, idempotency_key, test, request_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
     const insertDelivery = this.#stmt(`INSERT INTO deliveries (id, event_id, subscription_id, event, msg_id, status, attempts, chain, next_attempt_at, lease_until, created_at, updated_at, last_attempt_at, last_status_code, last_error)
       VALUES (@id, @event_id, @subscription_id, @event, @msg_id, @status, @attempts, @chain, @next_attempt_at, @lease_until, @created_at, @updated_at, @last_attempt_at, @last_status_code, @last_error)`);
     return this.db.transaction(() => {
       const results: IngestResult[] = [];
       // Duplicates inside one batch resolve to the first occurrence, as they would across batches.
-      for (const { event, deliveries } of items) {
-        const existing = (findById.get(event.id) ?? (event.idempotency_key ? findByKey.get(event.idempotency_key) : undefined)) as Row | undefined;
+      for (const { event, deliveries, request_hash: hash = null } of items) {
+        const byId = findById.get(event.id) as Row | undefined;
+        const existing = byId ?? ((event.idempotency_key ? findByKey.get(event.idempotency_key) : undefined) as Row | undefined);
+        if (existing && hash && existing.request_hash && existing.request_hash !== hash) {
+          // Rolls the whole transaction back; group commit retries the other callers alone.
+          throw byId
+            ? new ConflictError('event_id_conflict', `An event with id "${event.id}" was already accepted with different content; give this event its own id.`, [{ path: '$.id', message: 'was already used for a different event', id: event.id }])
+            : new ConflictError('idempotency_key_conflict', 'This Idempotency-Key was already used with a different body; use a new key for a new event.', [{ path: 'header:Idempotency-Key', message: 'was already used with a different body' }]);
+        }
         if (existing) {
           results.push({ event_id: existing.id, event: existing.event, deliveries: deliveriesOf.all(existing.id) as IngestResult['deliveries'], duplicate: true });
           continue;
         }
-        insertEvent.run(event.id, event.event, event.timestamp, JSON.stringify(event.data), event.received_at, event.idempotency_key, event.test ? 1 : 0);
+        insertEvent.run(event.id, event.event, event.timestamp, JSON.stringify(event.data), event.received_at, event.idempotency_key, event.test ? 1 : 0, hash);
         for (const delivery of deliveries) insertDelivery.run(delivery);
         results.push({ event_id: event.id, event: event.event, deliveries: deliveries.map((d) => ({ id: d.id, subscription_id: d.subscription_id })), duplicate: false });
       }

@@ -4,6 +4,7 @@ import { api, query } from '../api.js';
 import { useResource } from '../hooks.js';
 import { STATUS, eventMatches } from '../format.js';
 import { attemptCount } from './delivery-detail.js';
+import { destinationLabel } from './subscriptions-list.js';
 import { ErrorNotice, Loading, Notice, StatusBadge, Time, WriteButton, useSession } from './ui.js';
 
 const REFRESH_MS = 3_000;
@@ -80,6 +81,12 @@ export function DeliveryLog({ subscription, refreshToken = 0 }) {
   const path = base + query({ status, event, limit: 25, cursor });
   const log = useResource(() => api.get(path), [path, refreshToken], { interval: auto ? REFRESH_MS : 0 });
   const names = eventTypes.map((t) => t.name).filter((n) => !subscription || subscription.events.some((p) => eventMatches(p, n)));
+  // Across all subscriptions, rows name each by its description (the id on hover).
+  const subs = useResource(() => (subscription ? Promise.resolve(null) : api.get('/webhooks')), [Boolean(subscription)]);
+  const subName = (id) => {
+    const sub = subs.data?.data.find((x) => x.id === id);
+    return sub ? sub.description || destinationLabel(sub) : id;
+  };
 
   const filterBy = (set) => (e) => {
     set(e.currentTarget.value);
@@ -141,7 +148,7 @@ export function DeliveryLog({ subscription, refreshToken = 0 }) {
               (d) => html`<tr key=${d.id} data-delivery=${d.id}>
                 <td><${Time} iso=${d.last_attempt_at ?? d.created_at} /></td>
                 <td class="mono">${d.event}</td>
-                ${!subscription && html`<td><a class="mono small" href=${`#/webhooks/${d.subscription_id}`}>${d.subscription_id}</a></td>`}
+                ${!subscription && html`<td><a class="small" href=${`#/webhooks/${d.subscription_id}`} title=${d.subscription_id}>${subName(d.subscription_id)}</a></td>`}
                 <td>
                   <${StatusBadge} status=${d.paused ? 'paused' : d.status} />
                   ${d.status === 'pending' && d.next_attempt_at && html`<div class="small muted">next <${Time} iso=${d.next_attempt_at} /></div>`}

@@ -178,6 +178,8 @@ export function MappingEditor({ subscriptionId, deliveryId }) {
   const errors = splitErrors(preview.error);
   const named = templates.find((m) => m.name === templateName);
   const mappingValue = templateName || template.trim() || null;
+  // A test send goes through the subscription as saved: say so when the draft differs.
+  const unsaved = Boolean(s) && (mappingValue !== (s.mapping || null) || (filter.trim() || null) !== (s.filter || null));
 
   const save = async () => {
     setActionError(null);
@@ -255,15 +257,18 @@ export function MappingEditor({ subscriptionId, deliveryId }) {
           <${PositionedErrors} id="template-errors" title="Template error" errors=${errors.template} />
           <div class="field">
             <label for="filter-editor">Filter <span class="muted">(optional JSONata predicate)</span></label>
-            <${CodeEditor} id="filter-editor" value=${filter} minRows=${2} marks=${errors.filter} describedBy=${errors.filter.length ? 'filter-errors' : undefined} onInput=${setFilter} placeholder="data.call.duration_seconds > 60" />
+            <${CodeEditor} id="filter-editor" value=${filter} minRows=${2} marks=${errors.filter} describedBy=${errors.filter.length ? 'filter-errors' : undefined} onInput=${setFilter} placeholder="data.call.duration > 60" />
           </div>
           <${PositionedErrors} id="filter-errors" title="Filter error" errors=${errors.filter} />
           ${errors.other.length > 0 && html`<${Notice} kind="error">${errors.other.map((d) => html`<div>${detailText(d)}</div>`)}<//>`}
           ${s &&
           html`<div class="toolbar">
             <${WriteButton} class="primary" onClick=${save} disabled=${errors.template.length + errors.filter.length > 0}>Save to subscription<//>
-            <${WriteButton} onClick=${sendTest} title="Sends a catalog example through the saved settings">Send test<//>
-          </div>`}
+            <${WriteButton} onClick=${sendTest} aria-describedby="send-test-hint">Send test with saved template<//>
+          </div>
+          <p class="hint" id="send-test-hint">${unsaved
+            ? html`<strong>Unsaved changes are not sent:</strong> the test uses the template and filter saved on the subscription. Save first to test this draft.`
+            : 'The test sends this event type through the subscription as saved.'}</p>`}
           ${notice && html`<${Notice} kind="success" onClose=${() => setNotice(null)}>${notice}<//>`}
           <${ErrorNotice} error=${actionError} />
           ${test && html`<${TestResult} result=${test} onClose=${() => setTest(null)} />`}

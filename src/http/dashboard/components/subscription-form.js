@@ -332,7 +332,7 @@ export function SubscriptionForm({ id }) {
     <div class="card">
       <h2>What to send</h2>
       <${EventsPicker} value=${form.events} onChange=${(events) => update({ events })} errors=${errs.events ?? []} />
-      <${Field} id="filter" label="Filter" optional errors=${errs.filter ?? []} hint="A JSONata predicate on the event; only events where it is true are delivered. Example: data.call.duration_seconds > 60">
+      <${Field} id="filter" label="Filter" optional errors=${errs.filter ?? []} hint="A JSONata predicate on the event; only events where it is true are delivered. Example: data.call.duration > 60 (calls longer than a minute)">
         <${CodeEditor} id="filter" value=${form.filter} onInput=${(filter) => update({ filter })} minRows=${2} marks=${marks('filter')} describedBy="filter-hint" />
       <//>
       <fieldset class=${errs.mapping ? 'has-error' : ''}>

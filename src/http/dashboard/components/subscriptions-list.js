@@ -61,20 +61,20 @@ export function SubscriptionsList() {
           <tbody>
             ${subs.data.data.map(
               (sub) => html`<tr key=${sub.id}>
-                <td>
+                <td data-label="State">
                   <${EnabledBadge} sub=${sub} />
                   ${!sub.enabled && sub.disabled_reason && html`<div class="small muted">${sub.disabled_reason}</div>`}
                 </td>
-                <td>
+                <td data-label="Destination">
                   <a href=${`#/webhooks/${sub.id}`} class="strong">${sub.description || destinationLabel(sub)}</a>
                   <div class="small muted mono">${sub.description ? destinationLabel(sub) : sub.id}</div>
                   ${sub.connector !== 'webhook' && html`<span class="tag">${sub.connector}</span>`}
                 </td>
-                <td>${sub.events.map((e) => html`<span class="tag mono">${e}</span> `)}</td>
-                <td>
+                <td data-label="Events">${sub.events.map((e) => html`<span class="tag mono">${e}</span> `)}</td>
+                <td data-label="Last delivery">
                   ${sub.last_delivery_status ? html`<${StatusBadge} status=${sub.last_delivery_status} /> <${Time} iso=${sub.last_delivery_at} />` : html`<span class="muted">none yet</span>`}
                 </td>
-                <td><${SuccessRate} sub=${sub} /></td>
+                <td data-label="Success, 24 h"><${SuccessRate} sub=${sub} /></td>
               </tr>`,
             )}
           </tbody>

@@ -81,7 +81,7 @@ export function WriteButton({ children, class: cls = '', ...props }) {
     class=${cls}
     ...${props}
     disabled=${!canWrite || props.disabled}
-    aria-describedby=${!canWrite ? 'readonly-note' : undefined}
+    aria-describedby=${!canWrite ? 'readonly-note' : props['aria-describedby']}
     title=${!canWrite ? 'Needs an admin key' : props.title}
   >
     ${children}
