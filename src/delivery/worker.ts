@@ -84,6 +84,8 @@ class Pacer {
 }
 
 const PACING_HOLD_LIMIT_MS = 2_000;
+/** Claims that may end with the process gone (crash, kill -9, lost lease) before a delivery is failed instead. */
+const MAX_UNFINISHED_CLAIMS = 3;
 
 /**
  * The delivery worker: claims due deliveries under a lease, dispatches them with bounded
@@ -286,6 +288,15 @@ export class DeliveryWorker {
     const found = await this.#sendable(claimed);
     if (!('sub' in found)) return found.outcome;
     let { sub, connector } = found;
+    const crashes = (delivery.unfinished_claims ?? 1) - 1;
+    if (crashes >= MAX_UNFINISHED_CLAIMS) {
+      // The gateway died (or lost its lease) every time it held this delivery: something in it —
+      // a template, an enormous payload — may be what kills it. Stop the loop; a replay retries.
+      const attempt = this.#blankAttempt(claimed, `abandoned: the gateway stopped ${crashes} times while processing this delivery, before any attempt was recorded; replay it once the cause is fixed`);
+      await this.#complete({ attempt, delivery_id: delivery.id, status: 'failed', next_attempt_at: null, subscription_id: sub.record.id, disable_subscription_reason: null, delete_subscription: false });
+      this.#deps.hooks?.onDeliveryFailed?.({ claimed, sub, attempt });
+      return attempt;
+    }
 
     // rate_limit: wait for this subscription's slot; a long wait goes back to the queue instead.
     // A test send answers an operator waiting on the button, so it is not paced.

@@ -98,6 +98,11 @@ export interface DeliveryRecord {
   last_error: string | null;
   /** Latency of the last attempt (all its requests), ms. */
   last_latency_ms?: number | null;
+  /**
+   * Claims of this delivery (the current one included) that ended without an attempt record or
+   * a release: each one is a process that died, or a lease that ran out, while holding it.
+   */
+  unfinished_claims?: number;
 }
 
 export interface AttemptStep {

@@ -135,4 +135,9 @@ export const SQLITE_MIGRATIONS: Migration[] = [
     name: 'events remember a hash of what was posted (idempotency conflicts)',
     sql: 'ALTER TABLE events ADD COLUMN request_hash TEXT;',
   },
+  {
+    version: 6,
+    name: 'deliveries count claims that ended without an attempt record (crash loops)',
+    sql: 'ALTER TABLE deliveries ADD COLUMN unfinished_claims INTEGER NOT NULL DEFAULT 0;',
+  },
 ];

@@ -220,8 +220,9 @@ export class SqliteStorage implements Storage {
     // (ids made in the same millisecond do not sort in creation order).
     const deliveriesOf = this.#stmt('SELECT id, subscription_id FROM deliveries WHERE event_id = ? ORDER BY rowid');
     const insertEvent = this.#stmt('INSERT INTO events (id, event, timestamp, data, received_at, idempotency_key, test, request_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
-    const insertDelivery = this.#stmt(`INSERT INTO deliveries (id, event_id, subscription_id, event, msg_id, status, attempts, chain, next_attempt_at, lease_until, created_at, updated_at, last_attempt_at, last_status_code, last_error)
-      VALUES (@id, @event_id, @subscription_id, @event, @msg_id, @status, @attempts, @chain, @next_attempt_at, @lease_until, @created_at, @updated_at, @last_attempt_at, @last_status_code, @last_error)`);
+    // A delivery stored already leased (preclaimed at ingest) starts with its claim counted.
+    const insertDelivery = this.#stmt(`INSERT INTO deliveries (id, event_id, subscription_id, event, msg_id, status, attempts, chain, next_attempt_at, lease_until, created_at, updated_at, last_attempt_at, last_status_code, last_error, unfinished_claims)
+      VALUES (@id, @event_id, @subscription_id, @event, @msg_id, @status, @attempts, @chain, @next_attempt_at, @lease_until, @created_at, @updated_at, @last_attempt_at, @last_status_code, @last_error, CASE WHEN @status = 'delivering' THEN 1 ELSE 0 END)`);
     return this.db.transaction(() => {
       const results: IngestResult[] = [];
       // Duplicates inside one batch resolve to the first occurrence, as they would across batches.
@@ -270,7 +271,9 @@ export class SqliteStorage implements Storage {
   }
 
   #lease(ids: string[], now: number, leaseUntil: number): ClaimedDelivery[] {
-    const lease = this.#stmt("UPDATE deliveries SET status = 'delivering', lease_until = ?, updated_at = ? WHERE id = ? AND status = 'pending' AND next_attempt_at <= ?");
+    // Counted before anything is done with the delivery (its template has not run yet): if this
+    // process dies while holding it, the next claim sees one more unfinished claim.
+    const lease = this.#stmt("UPDATE deliveries SET status = 'delivering', lease_until = ?, updated_at = ?, unfinished_claims = unfinished_claims + 1 WHERE id = ? AND status = 'pending' AND next_attempt_at <= ?");
     const selectDelivery = this.#stmt('SELECT * FROM deliveries WHERE id = ?');
     const selectEvent = this.#stmt('SELECT * FROM events WHERE id = ?');
     // A fanned-out event has many deliveries: read and parse it once per claim, not per delivery.
@@ -290,7 +293,8 @@ export class SqliteStorage implements Storage {
   }
 
   async releaseLeases(ids: string[], now: number, dueAt?: number): Promise<void> {
-    const release = this.#stmt(`UPDATE deliveries SET status = ${WAITING_STATUS}, lease_until = NULL, updated_at = ?, next_attempt_at = COALESCE(?, next_attempt_at) WHERE id = ? AND status = 'delivering'`);
+    // A lease handed back on purpose (pacing, shutdown) is a finished claim.
+    const release = this.#stmt(`UPDATE deliveries SET status = ${WAITING_STATUS}, lease_until = NULL, updated_at = ?, next_attempt_at = COALESCE(?, next_attempt_at), unfinished_claims = MAX(unfinished_claims - 1, 0) WHERE id = ? AND status = 'delivering'`);
     this.#relaxed(() => {
       for (const id of ids) release.run(now, dueAt ?? null, id);
     });
@@ -312,7 +316,7 @@ export class SqliteStorage implements Storage {
       VALUES (@id, @delivery_id, @chain, @number, @started_at, @outcome, @method, @url, @request_headers, @request_body, @response_status, @response_headers, @response_body, @latency_ms, @error, @steps)`);
     // Only a delivery still leased by us is updated: a deleted subscription cancels it meanwhile.
     const updateDelivery = this.#stmt(`UPDATE deliveries SET status = CASE WHEN @status = 'pending' THEN ${WAITING_STATUS} ELSE @status END, attempts = attempts + 1, next_attempt_at = COALESCE(@next_attempt_at, next_attempt_at), lease_until = NULL,
-      updated_at = @now, last_attempt_at = @started_at, last_status_code = @status_code, last_error = @error, last_latency_ms = @latency WHERE id = @id AND status = 'delivering' AND chain = @chain`);
+      unfinished_claims = 0, updated_at = @now, last_attempt_at = @started_at, last_status_code = @status_code, last_error = @error, last_latency_ms = @latency WHERE id = @id AND status = 'delivering' AND chain = @chain`);
     const touchSubscription = this.#stmt(`UPDATE subscriptions SET last_delivery_at = @now, last_delivery_status = @status,
       last_success_at = CASE WHEN @success = 1 THEN @now ELSE last_success_at END,
       failing_since = CASE @failing WHEN 'reset' THEN NULL WHEN 'restart' THEN @now WHEN 'continue' THEN COALESCE(failing_since, @now) ELSE failing_since END
@@ -369,7 +373,7 @@ export class SqliteStorage implements Storage {
   }
 
   async replayDeliveries(ids: string[], now: number): Promise<string[]> {
-    const replay = this.#stmt(`UPDATE deliveries SET status = ${WAITING_STATUS}, attempts = 0, chain = chain + 1, next_attempt_at = ?, lease_until = NULL, updated_at = ? WHERE id = ? AND status IN ('delivered','failed','cancelled','pending','paused')`);
+    const replay = this.#stmt(`UPDATE deliveries SET status = ${WAITING_STATUS}, attempts = 0, chain = chain + 1, unfinished_claims = 0, next_attempt_at = ?, lease_until = NULL, updated_at = ? WHERE id = ? AND status IN ('delivered','failed','cancelled','pending','paused')`);
     return this.db.transaction(() => ids.filter((id) => replay.run(now, now, id).changes > 0))();
   }
 
