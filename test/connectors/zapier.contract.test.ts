@@ -235,6 +235,11 @@ describe('the Zapier app (connectors/zapier/zapier-app)', () => {
     await expect(
       run(trigger.operation.perform, { authData, subscribeData, cleanedRequest: {}, rawRequest: { ...rawRequest, content: received.body.replace('call_abc123', 'call_forged') } }),
     ).rejects.toMatchObject({ code: 'InvalidSignature' });
+    // Without the raw request (or the secret) there is nothing to verify: refused, not let through.
+    const unsigned = { authData, subscribeData, cleanedRequest: JSON.parse(received.body) };
+    await expect(run(trigger.operation.perform, unsigned)).rejects.toMatchObject({ code: 'InvalidSignature' });
+    await expect(run(trigger.operation.perform, { ...unsigned, rawRequest: { ...rawRequest, content: undefined } })).rejects.toMatchObject({ code: 'InvalidSignature' });
+    await expect(run(trigger.operation.perform, { ...unsigned, rawRequest, subscribeData: { id: subscribeData.id } })).rejects.toMatchObject({ code: 'InvalidSignature' });
 
     // The Zap editor's samples: the real event, flat, with its id.
     const samples = await run(trigger.operation.performList, { authData, inputData: {}, meta: { isLoadingSample: true } });

@@ -67,11 +67,21 @@ const unsubscribe = async (z, bundle) => {
   return response.data;
 };
 
+/**
+ * Zapier documents `bundle.rawRequest` (headers and body as received) for a hook's perform,
+ * and the subscribe answer always carries the secret: without either there is nothing to
+ * verify against, so the item is refused rather than let through unsigned.
+ */
 const perform = async (z, bundle) => {
   const secret = bundle.subscribeData && bundle.subscribeData.signing_secret;
   const raw = bundle.rawRequest;
-  // Verify when Zapier gives both the secret kept at subscribe time and the raw request.
-  if (secret && raw && typeof raw.content === 'string' && !signatureMatches(secret, raw)) {
+  if (!secret) {
+    throw new z.errors.Error('This Zap holds no Sluice signing secret; turn the Zap off and on again to subscribe afresh.', 'InvalidSignature', 401);
+  }
+  if (!raw || typeof raw.content !== 'string') {
+    throw new z.errors.Error('Zapier gave no raw request to check the Sluice signature against; the item was ignored.', 'InvalidSignature', 401);
+  }
+  if (!signatureMatches(secret, raw)) {
     throw new z.errors.Error('The request did not carry a valid Sluice signature; it was ignored.', 'InvalidSignature', 401);
   }
   const payload = bundle.cleanedRequest;
