@@ -141,6 +141,7 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
         http: httpClient,
         defaultTimeoutMs: config.defaultTimeoutSeconds * 1000,
         userAgent: 'Sluice-Webhooks/0.1',
+        publicUrl: config.publicUrl,
         render: async (envelope, sub, mapping) => {
           if (!mapping) return envelope;
           // resolve() picks the template in service (or refuses a missing one) on this thread;

@@ -28,6 +28,8 @@ export interface Config {
   templateTimeoutMs: number;
   templateThreads: number;
   watchMappings: boolean;
+  /** Where people reach this gateway (and its dashboard), for links connectors send out; no trailing slash. */
+  publicUrl: string | undefined;
 }
 
 type Env = Record<string, string | undefined>;
@@ -58,6 +60,7 @@ export const CONFIG_VARIABLES = {
   SLUICE_TEMPLATE_TIMEOUT_MS: ['100', 'time limit for one template evaluation'],
   SLUICE_TEMPLATE_THREADS: ['0', 'worker threads rendering delivery templates (0: on the main thread)'],
   SLUICE_WATCH_MAPPINGS: ['true', 'reload mappings/ when files change'],
+  SLUICE_PUBLIC_URL: ['', "the gateway's public URL, for links back to its dashboard in vendor alerts"],
   SLUICE_CONFIG_FILE: ['', 'optional JSON file of SLUICE_* settings; the environment wins'],
 } as const;
 
@@ -128,6 +131,11 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     throw new ConfigError(`SLUICE_SSRF_ALLOWLIST: ${(err as Error).message}`);
   }
 
+  const publicUrl = optional('SLUICE_PUBLIC_URL');
+  if (publicUrl && !/^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/.test(publicUrl)) {
+    throw new ConfigError(`SLUICE_PUBLIC_URL must be an http(s):// URL without query or fragment, e.g. https://sluice.example.com, got "${publicUrl}"`);
+  }
+
   return Object.freeze({
     host: get('SLUICE_HOST'),
     port: int('SLUICE_PORT', 0, 65535),
@@ -153,5 +161,6 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     templateTimeoutMs: int('SLUICE_TEMPLATE_TIMEOUT_MS', 1, 60_000),
     templateThreads: int('SLUICE_TEMPLATE_THREADS', 0, 16),
     watchMappings: bool('SLUICE_WATCH_MAPPINGS'),
+    publicUrl: publicUrl?.replace(/\/+$/, ''),
   });
 }

@@ -83,6 +83,7 @@ describe('loadConfig parses every SLUICE_* variable', () => {
     SLUICE_TEMPLATE_TIMEOUT_MS: '250',
     SLUICE_TEMPLATE_THREADS: '2',
     SLUICE_WATCH_MAPPINGS: 'no',
+    SLUICE_PUBLIC_URL: 'https://sluice.example.com/',
   };
 
   it('covers every documented variable in this test', () => {
@@ -117,6 +118,7 @@ describe('loadConfig parses every SLUICE_* variable', () => {
       templateTimeoutMs: 250,
       templateThreads: 2,
       watchMappings: false,
+      publicUrl: 'https://sluice.example.com',
     });
   });
 
@@ -134,6 +136,8 @@ describe('loadConfig parses every SLUICE_* variable', () => {
 
 describe('loadConfig rejects bad values with a ConfigError naming the variable', () => {
   it.each([
+    ['SLUICE_PUBLIC_URL', 'sluice.example.com'],
+    ['SLUICE_PUBLIC_URL', 'https://sluice.example.com/#/'],
     ['SLUICE_PORT', 'eighty'],
     ['SLUICE_PORT', '70000'],
     ['SLUICE_PORT', '-1'],

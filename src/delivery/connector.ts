@@ -48,6 +48,8 @@ export interface ConnectorContext {
   msgId: string;
   /** Custom headers and auth headers configured on the subscription. */
   headers: Record<string, string>;
+  /** SLUICE_PUBLIC_URL, when set: links back to the dashboard (`<publicUrl>/#/deliveries/<id>`). */
+  publicUrl?: string;
 }
 
 export interface ConnectorDefinition {
