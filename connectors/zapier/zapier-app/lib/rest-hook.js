@@ -1,6 +1,7 @@
 'use strict';
 /**
- * One REST-hook trigger per Sluice event type, all built the same way:
+ * REST-hook triggers, all built the same way, for one Sluice event type (or wildcard), or for
+ * the type the Zap's user picks (`event: null`: the `event_type` input field):
  * - performSubscribe   POST   /api/v1/hooks {target_url, event, connector: "zapier"} -> {id, signing_secret, ...}
  * - performUnsubscribe DELETE /api/v1/hooks/{id} (idempotent on Sluice's side)
  * - perform            the flat payload Sluice POSTed to the Zap, after its signature is checked
@@ -43,6 +44,9 @@ const signatureMatches = (secret, rawRequest) => {
     });
 };
 
+/** The trigger's own event type, or the one the user picked in the Zap. */
+const eventOf = (event, bundle) => event || (bundle.inputData && bundle.inputData.event_type);
+
 const subscribe = (event) => async (z, bundle) => {
   const zapId = bundle.meta && bundle.meta.zap && bundle.meta.zap.id;
   const response = await z.request({
@@ -50,7 +54,7 @@ const subscribe = (event) => async (z, bundle) => {
     method: 'POST',
     body: {
       target_url: bundle.targetUrl,
-      event,
+      event: eventOf(event, bundle),
       connector: 'zapier',
       ...(zapId ? { description: `Zapier: Zap ${zapId}` } : {}),
     },
@@ -89,17 +93,21 @@ const perform = async (z, bundle) => {
 };
 
 const list = (event) => async (z, bundle) => {
-  const response = await z.request({ url: apiUrl(bundle, '/hooks/sample'), params: { event } });
+  const response = await z.request({ url: apiUrl(bundle, '/hooks/sample'), params: { event: eventOf(event, bundle) } });
   return response.data;
 };
 
-/** A complete trigger definition for one Sluice event type (or wildcard such as `signal.*`). */
-const restHookTrigger = ({ key, event, noun, label, description, sample, outputFields }) => ({
+/**
+ * A complete trigger definition for one Sluice event type (or wildcard such as `signal.*`),
+ * or, with `event: null` and an `event_type` input field, for the type the user picks.
+ */
+const restHookTrigger = ({ key, event, noun, label, description, sample, outputFields, inputFields }) => ({
   key,
   noun,
   display: { label, description },
   operation: {
     type: 'hook',
+    ...(inputFields ? { inputFields } : {}),
     performSubscribe: subscribe(event),
     performUnsubscribe: unsubscribe,
     perform,
@@ -109,4 +117,4 @@ const restHookTrigger = ({ key, event, noun, label, description, sample, outputF
   },
 });
 
-module.exports = { apiUrl, restHookTrigger, signatureMatches };
+module.exports = { apiUrl, restHookTrigger, signatureMatches, perform };
