@@ -34,8 +34,6 @@ export interface FakeHubSpotOptions {
   knownProperties?: string[];
   /** The search index lags: searches find nothing (so create answers 409 for known emails). */
   searchLags?: boolean;
-  /** The note search index lags: note searches find nothing. */
-  noteSearchLags?: boolean;
 }
 
 const DEFAULT_PROPERTIES = ['email', 'firstname', 'lastname', 'phone', 'company', 'website'];
@@ -130,15 +128,6 @@ export async function startFakeHubSpot(options: FakeHubSpotOptions) {
         if (invalid) return invalid;
         return { status: 201, body: present(saveContact(email, req.body.properties).contact) };
       }
-      case 'update_by_email': {
-        const email = decodeURIComponent(req.path.split('/').pop()!).toLowerCase();
-        const contact = contacts.get(email);
-        if (!contact) return error(404, 'OBJECT_NOT_FOUND', 'resource not found');
-        const invalid = unknownProperties(req.body.properties);
-        if (invalid) return invalid;
-        Object.assign(contact.properties, req.body.properties);
-        return { status: 200, body: present(contact) };
-      }
       case 'company_search': {
         const filter = req.body.filterGroups[0].filters[0];
         const found = [...companies.values()].find((c) => c.properties[filter.propertyName] === filter.value);
@@ -160,15 +149,15 @@ export async function startFakeHubSpot(options: FakeHubSpotOptions) {
         const filters = req.body.filterGroups[0].filters as { propertyName: string; value: string }[];
         const value = (name: string) => filters.find((f) => f.propertyName === name)?.value;
         const ms = (t: string) => (/^\d+$/.test(t) ? Number(t) : Date.parse(t));
-        const found = options.noteSearchLags
-          ? []
-          : notes.filter((n) => n.contactIds.includes(value('associations.contact')!) && ms(n.properties.hs_timestamp) === ms(value('hs_timestamp')!));
+        const found = notes.filter((n) => n.contactIds.includes(value('associations.contact')!) && ms(n.properties.hs_timestamp) === ms(value('hs_timestamp')!));
         const results = found.slice(0, req.body.limit ?? 10).map((n) => ({ id: n.id, properties: { hs_note_body: n.properties.hs_note_body, hs_timestamp: n.properties.hs_timestamp }, archived: false }));
         return { status: 200, body: { total: found.length, results } };
       }
+      case 'update_by_email':
       case 'update': {
-        const id = req.path.split('/').pop();
-        const contact = [...contacts.values()].find((c) => c.id === id);
+        // The last path segment is the contact id, or its email with ?idProperty=email.
+        const key = decodeURIComponent(req.path.split('/').pop()!);
+        const contact = which === 'update_by_email' ? contacts.get(key.toLowerCase()) : [...contacts.values()].find((c) => c.id === key);
         if (!contact) return error(404, 'OBJECT_NOT_FOUND', 'resource not found');
         const invalid = unknownProperties(req.body.properties);
         if (invalid) return invalid;
