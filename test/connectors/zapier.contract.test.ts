@@ -264,12 +264,12 @@ describe('the Zapier app under zapier-platform-core', () => {
   it('passes zapier-platform-core\'s schema validation (what `zapier validate` checks locally)', () => {
     expect(validateApp(app)).toEqual([]);
     expect(app.platformVersion).toBe(core.version);
-    expect(Object.keys(app.triggers)).toEqual(['call_ended', 'evaluation_completed', 'lead_created', 'signal', 'new_event', 'event_type_list']);
+    expect(Object.keys(app.triggers)).toEqual(['call_ended', 'evaluation_completed', 'lead_created', 'signal', 'new_event', 'event_type_list', 'postable_event_type_list']);
     expect(Object.keys(app.creates)).toEqual(['send_event']);
     expect(app.triggers.event_type_list.display.hidden).toBe(true);
-    for (const field of [app.triggers.new_event.operation.inputFields[0], app.creates.send_event.operation.inputFields[0]]) {
-      expect(field).toMatchObject({ key: 'event_type', required: true, dynamic: 'event_type_list.id.name' });
-    }
+    expect(app.triggers.postable_event_type_list.display.hidden).toBe(true);
+    expect(app.triggers.new_event.operation.inputFields[0]).toMatchObject({ key: 'event_type', required: true, dynamic: 'event_type_list.id.name' });
+    expect(app.creates.send_event.operation.inputFields[0]).toMatchObject({ key: 'event_type', required: true, dynamic: 'postable_event_type_list.id.name' });
   });
 
   it('New Event: the dropdown lists the whole catalog, and the chosen type is subscribed, delivered, verified and listed', async () => {
@@ -281,7 +281,7 @@ describe('the Zapier app under zapier-platform-core', () => {
     expect(choices.map((c: { id: string }) => c.id)).toEqual(catalog.list().map((t) => t.name).sort());
     expect(choices).toHaveLength(20);
     expect(choices.find((c: { id: string }) => c.id === 'review.received')).toMatchObject({ name: 'review.received', description: expect.stringMatching(/review/i) });
-    const postable = await appTester(app.triggers.event_type_list.operation.perform, { authData, inputData: { postable: true } });
+    const postable = await appTester(app.triggers.postable_event_type_list.operation.perform, { authData, inputData: {} });
     expect(postable.map((c: { id: string }) => c.id)).not.toContain('sluice.delivery.failed');
     expect(postable).toHaveLength(18);
 

@@ -56,7 +56,7 @@ module.exports = {
         key: 'event_type',
         label: 'Event Type',
         required: true,
-        dynamic: 'event_type_list.id.name',
+        dynamic: 'postable_event_type_list.id.name',
         helpText: "The event's type in the Sluice catalog. Sluice checks the data against the type's schema.",
       },
       {
