@@ -34,17 +34,28 @@ function largestChild(node: Container): { key: string | number; size: number } |
   return best;
 }
 
-/** The longest prefix of `text` (whole code points) whose JSON form takes at most `maxBytes`. */
+/** Bytes a code point takes inside a JSON string: escapes for quotes, backslashes, controls and lone surrogates. */
+function jsonCharBytes(code: number): number {
+  if (code === 0x22 || code === 0x5c) return 2;
+  if (code < 0x20) return [0x08, 0x09, 0x0a, 0x0c, 0x0d].includes(code) ? 2 : 6;
+  if (code < 0x80) return 1;
+  if (code < 0x800) return 2;
+  if (code >= 0xd800 && code <= 0xdfff) return 6;
+  return code < 0x10000 ? 3 : 4;
+}
+
+/** The longest prefix of `text` (whole code points) whose JSON form takes at most `maxBytes`, in one pass. */
 function prefixWithin(text: string, maxBytes: number): string {
-  const points = Array.from(text);
-  let low = 0;
-  let high = points.length;
-  while (low < high) {
-    const mid = Math.ceil((low + high) / 2);
-    if (jsonBytes(points.slice(0, mid).join('')) <= maxBytes) low = mid;
-    else high = mid - 1;
+  let bytes = 2; // the quotes
+  let end = 0;
+  while (end < text.length) {
+    const code = text.codePointAt(end)!;
+    const width = jsonCharBytes(code);
+    if (bytes + width > maxBytes) break;
+    bytes += width;
+    end += code > 0xffff ? 2 : 1;
   }
-  return points.slice(0, low).join('');
+  return text.slice(0, end);
 }
 
 /** Removes fields from the end of a container of many small ones until `excess` bytes are gone. */

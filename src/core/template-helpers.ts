@@ -24,11 +24,19 @@ export function formatDurationSeconds(seconds: number | undefined): string | und
 
 const graphemes = new Intl.Segmenter('en', { granularity: 'grapheme' });
 
-/** The longest run of whole graphemes (an emoji with its modifiers or ZWJ parts is one) within `max` code points. */
-function wholeGraphemes(text: string, max: number): string {
-  let kept = '';
-  let count = 0;
-  for (const { segment } of graphemes.segment(text)) {
+/** Code points before the cut that are segmented into graphemes: far more than any emoji has. */
+const GRAPHEME_WINDOW = 64;
+
+/**
+ * The first `max` code points of `points`, less a grapheme (an emoji with its modifiers or
+ * ZWJ parts) the cut would split. Only a window before the cut is segmented: segmenting the
+ * whole text would cost templates far more than the cut itself.
+ */
+function wholeGraphemes(points: string[], max: number): string {
+  const start = Math.max(0, max - GRAPHEME_WINDOW);
+  let kept = points.slice(0, start).join('');
+  let count = start;
+  for (const { segment } of graphemes.segment(points.slice(start, max + GRAPHEME_WINDOW).join(''))) {
     count += Array.from(segment).length;
     if (count > max) break;
     kept += segment;
@@ -47,10 +55,11 @@ export function truncate(text: string | undefined, maxLength: number, suffix = '
   if (!Number.isInteger(maxLength) || maxLength < 0) {
     throw new Error(`$truncate: the maximum length must be a whole number >= 0, got ${maxLength}`);
   }
-  if (Array.from(text).length <= maxLength) return text;
+  const points = Array.from(text);
+  if (points.length <= maxLength) return text;
   const suffixLength = Array.from(suffix).length;
-  if (suffixLength >= maxLength) return wholeGraphemes(text, maxLength);
-  return wholeGraphemes(text, maxLength - suffixLength) + suffix;
+  if (suffixLength >= maxLength) return wholeGraphemes(points, maxLength);
+  return wholeGraphemes(points, maxLength - suffixLength) + suffix;
 }
 
 /** Slack mrkdwn treats &, < and > as control characters; everything else passes as is. */

@@ -91,7 +91,7 @@ describe('pagerduty Events API v2', () => {
       cuts: [expect.stringMatching(/^custom_details\.transcript\.formatted: cut from 9\d\d,\d{3} to \d{3},\d{3} bytes$/)],
     });
     expect(sent).toMatchObject({ client: 'Sluice', client_url: `https://sluice.example.com/#/deliveries/${deliveryId}` });
-  });
+  }, 20_000); // a 900 KB event through ingest, the template and the cut: more than the default 5 s on a busy machine
 
   it('sends no client_url without SLUICE_PUBLIC_URL', async () => {
     const gw = await gatewayForTest();

@@ -81,6 +81,8 @@ describe('slack: golden requests', () => {
     const request = slackConnector.buildRequest(await contextFor(fixture('call.ended')));
     const expected = {
       text: 'Call ended: inbound, +1234567890 (3m). Customer inquired about order status',
+      unfurl_links: false,
+      unfurl_media: false,
       blocks: [
         { type: 'header', text: { type: 'plain_text', text: ':telephone_receiver: Call ended: inbound, +1234567890', emoji: true } },
         { type: 'section', text: { type: 'mrkdwn', text: 'Customer inquired about order status' } },
@@ -112,6 +114,8 @@ describe('slack: golden requests', () => {
     const expected = {
       channel: 'C0123456789',
       text: '[HIGH] Frustration spike in conversation conv_84302 (agent sam.k)',
+      unfurl_links: false,
+      unfurl_media: false,
       blocks: [
         { type: 'header', text: { type: 'plain_text', text: ':red_circle: Frustration spike [HIGH]', emoji: true } },
         { type: 'section', text: { type: 'mrkdwn', text: "Frustration score *0.87* with Dana Whitfield:\n>This is the third time I'm calling about the same charge." } },
