@@ -149,6 +149,7 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
         http: httpClient,
         defaultTimeoutMs: config.defaultTimeoutSeconds * 1000,
         userAgent: 'Sluice-Webhooks/0.1',
+        publicUrl: config.publicUrl,
         render: async (envelope, sub, mapping) => (mapping ? renderMapping(mapping, envelope, templateView(sub), sub.record.id) : envelope),
       },
       subscription: (id) => subscriptions.runtime(id),

@@ -36,6 +36,8 @@ export interface Config {
   headersTimeoutSeconds: number;
   requestTimeoutSeconds: number;
   maxConnections: number;
+  /** Where people reach this gateway (and its dashboard), for links connectors send out; no trailing slash. */
+  publicUrl: string | undefined;
 }
 
 type Env = Record<string, string | undefined>;
@@ -74,6 +76,7 @@ export const CONFIG_VARIABLES = {
   SLUICE_HEADERS_TIMEOUT_SECONDS: ['10', 'a client must send its request headers within this time'],
   SLUICE_REQUEST_TIMEOUT_SECONDS: ['30', 'a client must send its whole request within this time'],
   SLUICE_MAX_CONNECTIONS: ['1000', 'open client connections at once; more are refused'],
+  SLUICE_PUBLIC_URL: ['', "the gateway's public URL, for links back to its dashboard in vendor alerts"],
   SLUICE_CONFIG_FILE: ['', 'optional JSON file of SLUICE_* settings; the environment wins'],
 } as const;
 
@@ -168,6 +171,10 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
   const headersTimeoutSeconds = num('SLUICE_HEADERS_TIMEOUT_SECONDS', 0.1, 600);
   const requestTimeoutSeconds = num('SLUICE_REQUEST_TIMEOUT_SECONDS', 0.1, 3600);
   if (headersTimeoutSeconds > requestTimeoutSeconds) throw new ConfigError('SLUICE_HEADERS_TIMEOUT_SECONDS must not exceed SLUICE_REQUEST_TIMEOUT_SECONDS');
+  const publicUrl = optional('SLUICE_PUBLIC_URL');
+  if (publicUrl && !/^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/.test(publicUrl)) {
+    throw new ConfigError(`SLUICE_PUBLIC_URL must be an http(s):// URL without query or fragment, e.g. https://sluice.example.com, got "${publicUrl}"`);
+  }
 
   return Object.freeze({
     host: get('SLUICE_HOST'),
@@ -202,5 +209,6 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     headersTimeoutSeconds,
     requestTimeoutSeconds,
     maxConnections: int('SLUICE_MAX_CONNECTIONS', 1, 1_000_000),
+    publicUrl: publicUrl?.replace(/\/+$/, ''),
   });
 }

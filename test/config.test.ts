@@ -95,6 +95,7 @@ describe('loadConfig parses every SLUICE_* variable', () => {
     SLUICE_HEADERS_TIMEOUT_SECONDS: '5',
     SLUICE_REQUEST_TIMEOUT_SECONDS: '20',
     SLUICE_MAX_CONNECTIONS: '200',
+    SLUICE_PUBLIC_URL: 'https://sluice.example.com/',
   };
 
   it('covers every documented variable in this test', () => {
@@ -137,6 +138,7 @@ describe('loadConfig parses every SLUICE_* variable', () => {
       headersTimeoutSeconds: 5,
       requestTimeoutSeconds: 20,
       maxConnections: 200,
+      publicUrl: 'https://sluice.example.com',
     });
   });
 
@@ -158,6 +160,8 @@ describe('loadConfig parses every SLUICE_* variable', () => {
 
 describe('loadConfig rejects bad values with a ConfigError naming the variable', () => {
   it.each([
+    ['SLUICE_PUBLIC_URL', 'sluice.example.com'],
+    ['SLUICE_PUBLIC_URL', 'https://sluice.example.com/#/'],
     ['SLUICE_PORT', 'eighty'],
     ['SLUICE_PORT', '70000'],
     ['SLUICE_PORT', '-1'],

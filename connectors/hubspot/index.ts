@@ -2,23 +2,28 @@ import type { ConnectorContext, ConnectorDefinition, OutboundRequest, ResponseIn
 import {
   DEFAULT_API_BASE_URL,
   DEFAULT_MIN_RATE_LIMIT_DELAY_MS,
+  associateCompanyRequest,
+  createCompanyRequest,
   createContactRequest,
   createNoteRequest,
+  findNoteRequest,
   firstRequest,
   readDelivery,
   readOptions,
+  searchCompanyRequest,
   updateContactRequest,
   type HubSpotDelivery,
   type HubSpotOptions,
   type HubSpotStep,
 } from './requests.ts';
-import { describeError, existingContactId, objectId, rateLimitPolicy, searchOutcome, upsertOutcome } from './responses.ts';
+import { describeError, existingContactId, markedNote, objectId, rateLimitPolicy, searchOutcome, upsertOutcome } from './responses.ts';
 
 /**
- * HubSpot CRM: each delivery upserts a contact by email, then logs a note on it. The steps
- * run in one attempt (the engine's `continue` verdict) and the note comes last, so an
- * attempt succeeds only once the note exists; a retry starts again from the contact, which
- * the upsert (or search, 409 and update) never duplicates. See README.md for the caveat on notes.
+ * HubSpot CRM: each delivery writes a contact keyed by email, associates it with its company
+ * when the event names one, then logs a note on it unless an earlier attempt already did. The
+ * steps run in one attempt (the engine's `continue` verdict) and the note comes last, so an
+ * attempt succeeds only once the note exists; a retry starts again from the contact, which no
+ * step duplicates. See README.md for what is guaranteed.
  */
 
 /** After a DAILY 429 there is no point in trying before the next hour (the limit resets at midnight, account time). */
@@ -37,7 +42,7 @@ const optionsSchema = {
       type: 'string',
       minLength: 8,
       title: 'Access token',
-      description: 'The private app access token (pat-…), with the crm.objects.contacts.read and crm.objects.contacts.write scopes. Secret.',
+      description: 'The private app access token (pat-…), with the crm.objects.contacts.read and .write scopes, and crm.objects.companies.read and .write to associate companies. Secret.',
     },
     api_base_url: {
       type: 'string',
@@ -55,10 +60,10 @@ const optionsSchema = {
     },
     upsert_mode: {
       type: 'string',
-      enum: ['batch', 'search'],
-      default: 'batch',
+      enum: ['email', 'search', 'batch'],
+      default: 'email',
       title: 'Contact upsert',
-      description: '"batch": one batch upsert keyed by email. "search": search by email, then create (a 409 "Contact already exists" becomes an update) or update.',
+      description: '"email": update by email (only the properties sent change), create when HubSpot has no such contact. "search": search by email, then create (a 409 "Contact already exists" becomes an update) or update. "batch": one batch upsert keyed by email; HubSpot does not support it as a partial update, so only for templates that send the whole contact.',
     },
     lead_score_property: {
       type: 'string',
@@ -84,7 +89,8 @@ function classifyCommon(response: ResponseInfo, options: HubSpotOptions, step: H
     return { outcome: 'disable', reason: `HubSpot rejected the access token (${describeError(response)}); create a new token (private app or service key), set connector_options.access_token and re-enable the subscription` };
   }
   if (status === 403) {
-    return { outcome: 'disable', reason: `HubSpot refused the ${step} request (${describeError(response)}); the token needs the crm.objects.contacts.read and crm.objects.contacts.write scopes` };
+    const scopes = step.includes('company') ? 'crm.objects.companies.read and crm.objects.companies.write' : 'crm.objects.contacts.read and crm.objects.contacts.write';
+    return { outcome: 'disable', reason: `HubSpot refused the ${step} request (${describeError(response)}); the token needs the ${scopes} scopes` };
   }
   if (status === 429) {
     const policy = rateLimitPolicy(response);
@@ -99,10 +105,16 @@ function classifyCommon(response: ResponseInfo, options: HubSpotOptions, step: H
   return undefined;
 }
 
-/** The contact exists and has this id: log the note, or finish when the template gave none. */
+/** The contact exists and has this id: its company next, when the event names one. */
 function afterContact(options: HubSpotOptions, delivery: HubSpotDelivery, contactId: string): Verdict {
+  if (delivery.company) return { outcome: 'continue', next: searchCompanyRequest(options, delivery.company, contactId) };
+  return afterCompany(options, delivery, contactId);
+}
+
+/** Then the note: first look for the one an earlier attempt may have logged, or finish without one. */
+function afterCompany(options: HubSpotOptions, delivery: HubSpotDelivery, contactId: string): Verdict {
   if (!delivery.note) return { outcome: 'success', note: `contact ${contactId}` };
-  return { outcome: 'continue', next: createNoteRequest(options, delivery.note, contactId) };
+  return { outcome: 'continue', next: findNoteRequest(options, delivery, contactId) };
 }
 
 /** Found or matched by a 409: update it when there is something to update, else go on to the note. */
@@ -123,7 +135,16 @@ function classifyStep(response: ResponseInfo, ctx: ConnectorContext, request: Ou
   const delivery = readDelivery(ctx.payload, ctx.event);
   const ok = response.status >= 200 && response.status <= 299;
 
+  const contactId = request.state?.contactId ?? '';
+
   switch (step) {
+    case 'update_contact_by_email': {
+      // No contact has this email yet: create it (a 409 then means it was created meanwhile).
+      if (response.status === 404) return { outcome: 'continue', next: createContactRequest(options, delivery) };
+      if (!ok) break;
+      const id = objectId(response);
+      return id ? afterContact(options, delivery, id) : { outcome: 'fail', reason: `HubSpot answered the contact update with HTTP ${response.status} but no id` };
+    }
     case 'upsert_contact': {
       if (!ok) break;
       const outcome = upsertOutcome(response);
@@ -132,7 +153,7 @@ function classifyStep(response: ResponseInfo, ctx: ConnectorContext, request: Ou
     case 'search_contact': {
       if (!ok) break;
       const outcome = searchOutcome(response);
-      if ('contactId' in outcome) return updateOrContinue(options, delivery, outcome.contactId);
+      if ('id' in outcome) return updateOrContinue(options, delivery, outcome.id);
       if ('notFound' in outcome) return { outcome: 'continue', next: createContactRequest(options, delivery) };
       return { outcome: 'fail', reason: outcome.error };
     }
@@ -154,6 +175,31 @@ function classifyStep(response: ResponseInfo, ctx: ConnectorContext, request: Ou
       const contactId = objectId(response) ?? contactIdInUrl(request.url);
       return contactId ? afterContact(options, delivery, contactId) : { outcome: 'fail', reason: `HubSpot answered the contact update with HTTP ${response.status} but no id` };
     }
+    case 'search_company': {
+      if (!ok) break;
+      const outcome = searchOutcome(response, 'company');
+      if ('id' in outcome) return { outcome: 'continue', next: associateCompanyRequest(options, contactId, outcome.id) };
+      if ('notFound' in outcome) return { outcome: 'continue', next: createCompanyRequest(options, delivery.company!, contactId) };
+      return { outcome: 'fail', reason: outcome.error };
+    }
+    case 'create_company': {
+      if (!ok) break;
+      const companyId = objectId(response);
+      return companyId
+        ? { outcome: 'continue', next: associateCompanyRequest(options, contactId, companyId) }
+        : { outcome: 'fail', reason: `HubSpot answered the company creation with HTTP ${response.status} but no id` };
+    }
+    case 'associate_company': {
+      if (!ok) break;
+      return afterCompany(options, delivery, contactId);
+    }
+    case 'find_note': {
+      if (!ok) break;
+      const found = markedNote(response, delivery.marker);
+      if ('noteId' in found) return { outcome: 'success', note: `note ${found.noteId} already logged for this event` };
+      if ('error' in found) return { outcome: 'fail', reason: found.error };
+      return { outcome: 'continue', next: createNoteRequest(options, delivery.note!, contactId) };
+    }
     case 'create_note': {
       if (!ok) break;
       const noteId = objectId(response);
@@ -174,8 +220,9 @@ export const hubspotConnector: ConnectorDefinition = {
   url: 'none',
   urlIsSecret: false,
   defaultMapping: 'hubspot/default',
-  // Each delivery is 2-3 requests; 3 deliveries/s stays inside the smallest burst limit (100 per 10 s).
-  subscriptionDefaults: { rate_limit: 3 },
+  // A delivery is 3 to 8 requests (contact, company, note search, note), 2 or 3 of them searches:
+  // one delivery a second stays inside the smallest burst limit (100 per 10 s) and the search limit.
+  subscriptionDefaults: { rate_limit: 1 },
   resolveUrl: (options) => readOptions(options).apiBaseUrl,
   buildRequest(ctx) {
     return firstRequest(readOptions(ctx.options), readDelivery(ctx.payload, ctx.event));

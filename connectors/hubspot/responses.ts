@@ -121,13 +121,30 @@ export function upsertOutcome(response: ResponseInfo): UpsertOutcome {
   return { error: `HubSpot answered the contact upsert with HTTP ${response.status} but no results[0].id` };
 }
 
-export type SearchOutcome = { contactId: string } | { notFound: true } | { error: string };
+export type SearchOutcome = { id: string } | { notFound: true } | { error: string };
 
-/** A contact search's answer: the first match, none, or an unreadable answer. */
-export function searchOutcome(response: ResponseInfo): SearchOutcome {
-  const contactId = firstResultId(response);
-  if (contactId) return { contactId };
+/** A search's answer (contacts, companies): the first match, none, or an unreadable answer. */
+export function searchOutcome(response: ResponseInfo, what = 'contact'): SearchOutcome {
+  const id = firstResultId(response);
+  if (id) return { id };
   const body = asObject(parseJson(response.body));
   if (body && Array.isArray(body.results) && body.results.length === 0) return { notFound: true };
-  return { error: `HubSpot answered the contact search with HTTP ${response.status} but neither results nor an empty list` };
+  return { error: `HubSpot answered the ${what} search with HTTP ${response.status} but neither results nor an empty list` };
+}
+
+export type NoteSearchOutcome = { noteId: string } | { notFound: true } | { error: string };
+
+/** A note search's answer: the note whose body carries `marker` (the event's), if any. */
+export function markedNote(response: ResponseInfo, marker: string): NoteSearchOutcome {
+  const body = asObject(parseJson(response.body));
+  if (!body || !Array.isArray(body.results)) {
+    return { error: `HubSpot answered the note search with HTTP ${response.status} but no results list` };
+  }
+  for (const result of body.results) {
+    const note = asObject(result);
+    const noteBody = text(asObject(note?.properties)?.hs_note_body);
+    const id = idText(note?.id);
+    if (id && noteBody?.includes(marker)) return { noteId: id };
+  }
+  return { notFound: true };
 }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { ConnectorContext, ConnectorDefinition, OutboundRequest, Verdict } from '../../src/delivery/connector.ts';
+import { fitEvent } from './fit-event.ts';
 
 /**
  * PagerDuty Events API v2: one POST to /v2/enqueue per delivery. The template
@@ -62,8 +63,17 @@ function resolveEvents(options: Record<string, unknown>): readonly string[] {
   return Array.isArray(options.resolve_events) ? (options.resolve_events as string[]) : DEFAULT_RESOLVE_EVENTS;
 }
 
-/** The Events API body: the template's fields plus routing_key, event_action and dedup_key. */
-export function pagerDutyEvent(ctx: Pick<ConnectorContext, 'options' | 'payload' | 'event'>): Record<string, unknown> {
+/** The delivery's page in the dashboard, when SLUICE_PUBLIC_URL says where the dashboard is. */
+export function dashboardDeliveryUrl(publicUrl: string | undefined, deliveryId: string): string | undefined {
+  return publicUrl ? `${publicUrl.replace(/\/+$/, '')}/#/deliveries/${encodeURIComponent(deliveryId)}` : undefined;
+}
+
+/**
+ * The Events API body: the template's fields plus routing_key, event_action, dedup_key and,
+ * with SLUICE_PUBLIC_URL set, client_url (the delivery in the dashboard) unless the template
+ * set its own; custom_details cut to fit PagerDuty's size limit (fit-event.ts).
+ */
+export function pagerDutyEvent(ctx: Pick<ConnectorContext, 'options' | 'payload' | 'event' | 'deliveryId' | 'publicUrl'>): Record<string, unknown> {
   const mapped = ctx.payload;
   if (!mapped || typeof mapped !== 'object' || Array.isArray(mapped)) {
     throw new Error('the template must produce an object with "payload" (summary, source, severity), as mappings/pagerduty/default.jsonata does');
@@ -80,7 +90,12 @@ export function pagerDutyEvent(ctx: Pick<ConnectorContext, 'options' | 'payload'
   if (action !== 'trigger') return event;
   checkTriggerPayload(body.payload);
   for (const field of TRIGGER_FIELDS) if (body[field] !== undefined) event[field] = body[field];
-  return event;
+  const clientUrl = dashboardDeliveryUrl(ctx.publicUrl, ctx.deliveryId);
+  if (clientUrl && event.client_url === undefined) {
+    event.client ??= 'Sluice';
+    event.client_url = clientUrl;
+  }
+  return fitEvent(event);
 }
 
 /** PagerDuty would refuse these with a 400; saying so here names the template as the cause. */

@@ -1,4 +1,4 @@
-import type { ConnectorDefinition, OutboundRequest, ResponseInfo, Verdict } from '../../src/delivery/connector.ts';
+import type { ConnectorContext, ConnectorDefinition, OutboundRequest, ResponseInfo, Verdict } from '../../src/delivery/connector.ts';
 
 /**
  * Slack: an incoming webhook (the URL is the credential), or a bot token posting with
@@ -41,6 +41,13 @@ const API_DISABLE: Readonly<Record<string, string>> = {
   is_archived: 'the channel is archived',
   not_in_channel: 'the bot is not a member of the channel (/invite it, or add the chat:write.public scope)',
 };
+
+/**
+ * chat.postMessage errors about the channel itself. They disable the subscription only when the
+ * channel is the subscription's own; a channel the template chose for one message fails just
+ * that delivery, since the next event may go to a channel that works.
+ */
+const CHANNEL_ERRORS = new Set(['channel_not_found', 'not_in_channel', 'is_archived']);
 
 export type SlackMode = 'webhook' | 'chat.postMessage';
 
@@ -111,8 +118,21 @@ function classifyWebhook(response: ResponseInfo): Verdict {
   return { outcome: 'fail', reason: `Slack answered ${status}${said}` };
 }
 
-function classifyApiError(code: string, status: number, parsed: unknown): Verdict {
+/** The channel a chat.postMessage request was sent to, as the connector built its body. */
+function requestedChannel(request: OutboundRequest): unknown {
+  const body = typeof request.body === 'string' ? parseJson(request.body) : undefined;
+  return body && typeof body === 'object' ? (body as { channel?: unknown }).channel : undefined;
+}
+
+function classifyApiError(code: string, status: number, parsed: unknown, ctx: ConnectorContext, request: OutboundRequest): Verdict {
   if (API_RETRY.has(code)) return { outcome: 'retry', reason: `Slack chat.postMessage error ${code} (HTTP ${status})` };
+  const channel = requestedChannel(request);
+  if (CHANNEL_ERRORS.has(code) && channel !== ctx.options.channel) {
+    return {
+      outcome: 'fail',
+      reason: `Slack chat.postMessage error ${code} for channel ${JSON.stringify(channel)}, which the template chose: ${API_DISABLE[code]}. Only this delivery fails; the subscription's channel is untouched.`,
+    };
+  }
   if (Object.hasOwn(API_DISABLE, code)) {
     return { outcome: 'disable', reason: `Slack chat.postMessage error ${code}: ${API_DISABLE[code]}` };
   }
@@ -122,7 +142,7 @@ function classifyApiError(code: string, status: number, parsed: unknown): Verdic
   return { outcome: 'fail', reason: `Slack chat.postMessage error ${code}${detail}`.slice(0, 1_000) };
 }
 
-function classifyApi(response: ResponseInfo): Verdict {
+function classifyApi(response: ResponseInfo, ctx: ConnectorContext, request: OutboundRequest): Verdict {
   const { status } = response;
   const parsed = parseJson(response.body);
   const code = slackErrorCode(response.body);
@@ -133,7 +153,7 @@ function classifyApi(response: ResponseInfo): Verdict {
     return { outcome: 'success', ...(typeof body.ts === 'string' ? { note: `ts ${body.ts}` } : {}) };
   }
   // Application errors come as 200 with {"ok": false, "error": "…"}.
-  if (body && code) return classifyApiError(code, status, parsed);
+  if (body && code) return classifyApiError(code, status, parsed, ctx, request);
   return { outcome: 'fail', reason: `Slack answered ${status} without {"ok": true}: ${response.body.trim().slice(0, 200) || '(empty body)'}` };
 }
 
@@ -224,7 +244,7 @@ export const slackConnector: ConnectorDefinition = {
       sign: false,
     };
   },
-  classifyResponse(response, ctx) {
-    return slackMode(ctx.options) === 'chat.postMessage' ? classifyApi(response) : classifyWebhook(response);
+  classifyResponse(response, ctx, request) {
+    return slackMode(ctx.options) === 'chat.postMessage' ? classifyApi(response, ctx, request) : classifyWebhook(response);
   },
 };

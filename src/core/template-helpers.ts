@@ -22,20 +22,44 @@ export function formatDurationSeconds(seconds: number | undefined): string | und
   return formatDuration(seconds * 1000);
 }
 
+const graphemes = new Intl.Segmenter('en', { granularity: 'grapheme' });
+
+/** Code points before the cut that are segmented into graphemes: far more than any emoji has. */
+const GRAPHEME_WINDOW = 64;
+
 /**
- * At most `maxLength` Unicode code points, suffix included; the suffix marks a cut.
- * When the suffix alone does not fit, the text is cut hard without it.
+ * The first `max` code points of `points`, less a grapheme (an emoji with its modifiers or
+ * ZWJ parts) the cut would split. Only a window before the cut is segmented: segmenting the
+ * whole text would cost templates far more than the cut itself.
+ */
+function wholeGraphemes(points: string[], max: number): string {
+  const start = Math.max(0, max - GRAPHEME_WINDOW);
+  let kept = points.slice(0, start).join('');
+  let count = start;
+  for (const { segment } of graphemes.segment(points.slice(start, max + GRAPHEME_WINDOW).join(''))) {
+    count += Array.from(segment).length;
+    if (count > max) break;
+    kept += segment;
+  }
+  return kept;
+}
+
+/**
+ * At most `maxLength` Unicode code points, suffix included; the suffix marks a cut. Code
+ * points are what Slack's own SDK counts for its "characters" limits. A cut never splits
+ * a grapheme, so no emoji is left half (a family without its last member, a flag's first
+ * letter). When the suffix alone does not fit, the text is cut hard without it.
  */
 export function truncate(text: string | undefined, maxLength: number, suffix = '…'): string | undefined {
   if (text === undefined) return undefined;
   if (!Number.isInteger(maxLength) || maxLength < 0) {
     throw new Error(`$truncate: the maximum length must be a whole number >= 0, got ${maxLength}`);
   }
-  const chars = Array.from(text);
-  if (chars.length <= maxLength) return text;
-  const suffixChars = Array.from(suffix);
-  if (suffixChars.length >= maxLength) return chars.slice(0, maxLength).join('');
-  return chars.slice(0, maxLength - suffixChars.length).join('') + suffix;
+  const points = Array.from(text);
+  if (points.length <= maxLength) return text;
+  const suffixLength = Array.from(suffix).length;
+  if (suffixLength >= maxLength) return wholeGraphemes(points, maxLength);
+  return wholeGraphemes(points, maxLength - suffixLength) + suffix;
 }
 
 /** Slack mrkdwn treats &, < and > as control characters; everything else passes as is. */

@@ -15,6 +15,8 @@ export interface OutboundRequest {
   body: string | null;
   /** Whether the engine adds the Sluice signature headers (vendor APIs do not want them). */
   sign: boolean;
+  /** Values a multi-request delivery carries to its next step (ids found so far); never sent. */
+  state?: Readonly<Record<string, string>>;
 }
 
 export interface ResponseInfo {
@@ -48,6 +50,8 @@ export interface ConnectorContext {
   msgId: string;
   /** Custom headers and auth headers configured on the subscription. */
   headers: Record<string, string>;
+  /** SLUICE_PUBLIC_URL, when set: links back to the dashboard (`<publicUrl>/#/deliveries/<id>`). */
+  publicUrl?: string;
 }
 
 export interface ConnectorDefinition {

@@ -15,6 +15,8 @@ export interface DispatchDeps {
   render: RenderPayload;
   defaultTimeoutMs: number;
   userAgent: string;
+  /** SLUICE_PUBLIC_URL, handed to connectors for links back to the dashboard. */
+  publicUrl?: string;
 }
 
 export type FinalVerdict = Exclude<Verdict, { outcome: 'continue' }>;
@@ -154,6 +156,7 @@ export async function dispatchAttempt(
     deliveryId: delivery.id,
     msgId: delivery.msg_id,
     headers: subscriptionRequestHeaders(sub),
+    publicUrl: deps.publicUrl,
   };
   const secretNames = secretHeaderNames(sub);
   const secrets = secretValues(sub, connector);

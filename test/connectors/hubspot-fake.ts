@@ -3,14 +3,19 @@ import type { AddressInfo } from 'node:net';
 
 /**
  * A local stand-in for HubSpot's CRM v3 API, answering the documented bodies: contacts
- * (batch upsert by email, search, create with its 409 "Contact already exists. Existing
- * ID: N", update) and notes. It keeps contacts by email, so a test can count them, and can
- * be told to answer the next call of a route with a canned error (429, 400, 503…).
+ * (update by email with `?idProperty=email` and its 404 for an unknown email, batch upsert by
+ * email, search, create with its 409 "Contact already exists. Existing ID: N", update by id),
+ * companies (search by domain or name, create), the v4 default contact-to-company
+ * association, and notes (create, search by associated contact and hs_timestamp). It keeps
+ * contacts by email, companies and notes, so a test can count them, and can be told to answer
+ * the next call of a route with a canned error (429, 400, 503…). Updates, like HubSpot's, change
+ * only the properties sent.
  */
 
 export interface FakeRequest {
   method: string;
   path: string;
+  query: URLSearchParams;
   headers: http.IncomingHttpHeaders;
   body: any;
 }
@@ -21,7 +26,7 @@ export interface CannedAnswer {
   headers?: Record<string, string>;
 }
 
-export type Route = 'upsert' | 'search' | 'create' | 'update' | 'note';
+export type Route = 'update_by_email' | 'upsert' | 'search' | 'create' | 'update' | 'company_search' | 'company_create' | 'associate' | 'note_search' | 'note';
 
 export interface FakeHubSpotOptions {
   token: string;
@@ -37,8 +42,13 @@ export async function startFakeHubSpot(options: FakeHubSpotOptions) {
   const known = new Set(options.knownProperties ?? DEFAULT_PROPERTIES);
   const contacts = new Map<string, { id: string; properties: Record<string, string> }>();
   const notes: { id: string; properties: Record<string, string>; contactIds: string[]; associationTypeIds: number[] }[] = [];
+  const companies = new Map<string, { id: string; properties: Record<string, string> }>();
+  /** contact id -> the ids of its associated companies. */
+  const companyAssociations = new Map<string, Set<string>>();
   const requests: FakeRequest[] = [];
   const canned = new Map<Route, CannedAnswer[]>();
+  /** Answers that replace the normal one after the request was carried out (a response lost on the way back). */
+  const lost = new Map<Route, CannedAnswer[]>();
   let nextId = 1000;
   const now = () => new Date().toISOString();
   const correlationId = () => `c0ffee00-0000-4000-8000-${String(nextId++).padStart(12, '0')}`;
@@ -72,7 +82,12 @@ export async function startFakeHubSpot(options: FakeHubSpotOptions) {
     archived: false,
   });
 
-  const route = (method: string, path: string): Route | undefined => {
+  const route = (method: string, path: string, query = new URLSearchParams()): Route | undefined => {
+    if (method === 'PATCH' && /^\/crm\/v3\/objects\/contacts\/[^/]+$/.test(path) && query.get('idProperty') === 'email') return 'update_by_email';
+    if (method === 'POST' && path === '/crm/v3/objects/companies/search') return 'company_search';
+    if (method === 'POST' && path === '/crm/v3/objects/companies') return 'company_create';
+    if (method === 'PUT' && /^\/crm\/v4\/objects\/contact\/[^/]+\/associations\/default\/company\/[^/]+$/.test(path)) return 'associate';
+    if (method === 'POST' && path === '/crm/v3/objects/notes/search') return 'note_search';
     if (method === 'POST' && path === '/crm/v3/objects/contacts/batch/upsert') return 'upsert';
     if (method === 'POST' && path === '/crm/v3/objects/contacts/search') return 'search';
     if (method === 'POST' && path === '/crm/v3/objects/contacts') return 'create';
@@ -85,7 +100,7 @@ export async function startFakeHubSpot(options: FakeHubSpotOptions) {
     if (req.headers.authorization !== `Bearer ${options.token}`) {
       return error(401, 'INVALID_AUTHENTICATION', 'Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview');
     }
-    const which = route(req.method, req.path);
+    const which = route(req.method, req.path, req.query);
     if (!which) return { status: 404, body: 'Not Found' };
     const next = canned.get(which)?.shift();
     if (next) return next;
@@ -113,9 +128,36 @@ export async function startFakeHubSpot(options: FakeHubSpotOptions) {
         if (invalid) return invalid;
         return { status: 201, body: present(saveContact(email, req.body.properties).contact) };
       }
+      case 'company_search': {
+        const filter = req.body.filterGroups[0].filters[0];
+        const found = [...companies.values()].find((c) => c.properties[filter.propertyName] === filter.value);
+        return { status: 200, body: { total: found ? 1 : 0, results: found ? [present(found)] : [] } };
+      }
+      case 'company_create': {
+        const company = { id: String(nextId++), properties: { ...req.body.properties } };
+        companies.set(company.id, company);
+        return { status: 201, body: present(company) };
+      }
+      case 'associate': {
+        const [, , , , contactId, , , , companyId] = req.path.split('/').slice(1);
+        const contact = [...contacts.values()].find((c) => c.id === contactId);
+        if (!contact || !companies.has(companyId)) return error(404, 'OBJECT_NOT_FOUND', 'resource not found');
+        companyAssociations.set(contactId, new Set([...(companyAssociations.get(contactId) ?? []), companyId]));
+        return { status: 200, body: { status: 'COMPLETE', results: [{ from: { id: contactId }, to: { id: companyId }, associationSpec: { associationCategory: 'HUBSPOT_DEFINED', associationTypeId: 279 } }] } };
+      }
+      case 'note_search': {
+        const filters = req.body.filterGroups[0].filters as { propertyName: string; value: string }[];
+        const value = (name: string) => filters.find((f) => f.propertyName === name)?.value;
+        const ms = (t: string) => (/^\d+$/.test(t) ? Number(t) : Date.parse(t));
+        const found = notes.filter((n) => n.contactIds.includes(value('associations.contact')!) && ms(n.properties.hs_timestamp) === ms(value('hs_timestamp')!));
+        const results = found.slice(0, req.body.limit ?? 10).map((n) => ({ id: n.id, properties: { hs_note_body: n.properties.hs_note_body, hs_timestamp: n.properties.hs_timestamp }, archived: false }));
+        return { status: 200, body: { total: found.length, results } };
+      }
+      case 'update_by_email':
       case 'update': {
-        const id = req.path.split('/').pop();
-        const contact = [...contacts.values()].find((c) => c.id === id);
+        // The last path segment is the contact id, or its email with ?idProperty=email.
+        const key = decodeURIComponent(req.path.split('/').pop()!);
+        const contact = which === 'update_by_email' ? contacts.get(key.toLowerCase()) : [...contacts.values()].find((c) => c.id === key);
         if (!contact) return error(404, 'OBJECT_NOT_FOUND', 'resource not found');
         const invalid = unknownProperties(req.body.properties);
         if (invalid) return invalid;
@@ -147,9 +189,12 @@ export async function startFakeHubSpot(options: FakeHubSpotOptions) {
       } catch {
         // not JSON: keep the text
       }
-      const received: FakeRequest = { method: req.method ?? '', path: (req.url ?? '').split('?')[0], headers: req.headers, body };
+      const url = new URL(req.url ?? '/', 'http://fake');
+      const received: FakeRequest = { method: req.method ?? '', path: url.pathname, query: url.searchParams, headers: req.headers, body };
       requests.push(received);
-      const answer = handle(received);
+      const done = handle(received);
+      const which = route(received.method, received.path, received.query);
+      const answer = (which && done.status < 300 && lost.get(which)?.shift()) || done;
       const payload = answer.body === undefined ? '' : typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body);
       res.writeHead(answer.status, { 'content-type': typeof answer.body === 'string' ? 'text/plain' : 'application/json;charset=utf-8', ...answer.headers });
       res.end(payload);
@@ -163,9 +208,21 @@ export async function startFakeHubSpot(options: FakeHubSpotOptions) {
     requests,
     contacts,
     notes,
+    companies,
+    companyAssociations,
     /** The next call of `route` gets this answer instead of the normal one (queued, one each). */
     answerNext(which: Route, answer: CannedAnswer): void {
       canned.set(which, [...(canned.get(which) ?? []), answer]);
+    },
+    /** The next call of `route` is carried out, but answered with this instead (its response lost). */
+    loseNextAnswer(which: Route, answer: CannedAnswer): void {
+      lost.set(which, [...(lost.get(which) ?? []), answer]);
+    },
+    /** Seeds a company, as if created earlier by someone else. */
+    seedCompany(properties: Record<string, string>): string {
+      const id = String(nextId++);
+      companies.set(id, { id, properties });
+      return id;
     },
     /** Seeds a contact, as if created earlier by someone else. */
     seedContact(email: string, properties: Record<string, string> = {}): string {
@@ -173,7 +230,7 @@ export async function startFakeHubSpot(options: FakeHubSpotOptions) {
     },
     /** Requests per route, in order, e.g. ['upsert', 'note']. */
     routes(): (Route | undefined)[] {
-      return requests.map((r) => route(r.method, r.path));
+      return requests.map((r) => route(r.method, r.path, r.query));
     },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };

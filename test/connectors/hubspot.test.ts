@@ -50,6 +50,24 @@ function json(request: OutboundRequest): unknown {
   return JSON.parse(request.body!);
 }
 
+/**
+ * From a verdict after the contact step to the note creation, answering each step in between
+ * as HubSpot would for a new company and no earlier note: the create_note request.
+ */
+function toNote(ctx: ConnectorContext, verdict: Verdict): OutboundRequest {
+  let request = next(verdict);
+  const answers: Record<string, ResponseInfo> = {
+    search_company: respond(200, { total: 0, results: [] }),
+    create_company: respond(201, { id: '55', properties: {} }),
+    associate_company: respond(200, { status: 'COMPLETE', results: [] }),
+    find_note: respond(200, { total: 0, results: [] }),
+  };
+  while (request.step !== 'create_note') request = next(hubspotConnector.classifyResponse(answers[request.step!], ctx, request));
+  return request;
+}
+
+const CONTACT_OK = (id: string) => ({ id, properties: { email: 'pat.nguyen@example.org', hs_object_id: id }, createdAt: '2026-04-27T17:42:19.120Z', updatedAt: '2026-04-27T17:42:19.120Z', archived: false });
+
 const UPSERT_OK = (id = '1201', isNew = true) => ({
   status: 'COMPLETE',
   results: [{ id, properties: { email: 'pat.nguyen@example.org', hs_object_id: id }, createdAt: '2026-04-27T17:42:19.120Z', updatedAt: '2026-04-27T17:42:19.120Z', archived: false, new: isNew }],
@@ -64,21 +82,47 @@ const PQL_NOTE_BODY =
   '<p><strong>Product-qualified lead</strong>: Acme Corp (acme.com), confidence 92%</p><p>Signals:</p><ul><li>visited pricing page</li><li>invited team member</li><li>api key created</li></ul><p>Source: posthog<br>Hypothesis: hyp_8g2k<br>Company size: 50-200<br>Industry: SaaS<br>Detected at: 2026-04-29T14:31:08Z</p><p>Sluice event signal.product_qualified_lead evt_01HZX3K9Q2PQLSIGNAL00001</p>';
 
 describe('hubspot golden requests (fixture + default template)', () => {
-  it('lead.created: batch upsert by email, then the note on the upserted contact', async () => {
+  it('lead.created: update by email, create on 404, company found or created and associated, no earlier note, then the note', async () => {
     const ctx = await render(fixture('lead.created'));
-    const upsert = hubspotConnector.buildRequest(ctx);
-    expect(upsert).toEqual({
-      step: 'upsert_contact',
-      method: 'POST',
-      url: `${BASE}/crm/v3/objects/contacts/batch/upsert`,
+    const update = hubspotConnector.buildRequest(ctx);
+    expect(update).toEqual({
+      step: 'update_contact_by_email',
+      method: 'PATCH',
+      url: `${BASE}/crm/v3/objects/contacts/pat.nguyen%40example.org?idProperty=email`,
       headers: HEADERS,
-      body: JSON.stringify({
-        inputs: [{ idProperty: 'email', id: 'pat.nguyen@example.org', properties: { firstname: 'Pat', lastname: 'Nguyen', phone: '+16175550199', company: 'Nguyen Roofing' } }],
-      }),
+      body: JSON.stringify({ properties: { firstname: 'Pat', lastname: 'Nguyen', phone: '+16175550199', company: 'Nguyen Roofing' } }),
       sign: false,
     });
+    // HubSpot has no contact with that email: create it, email included.
+    const create = next(hubspotConnector.classifyResponse(respond(404, { status: 'error', message: 'resource not found', category: 'OBJECT_NOT_FOUND' }), ctx, update));
+    expect(create).toMatchObject({ step: 'create_contact', method: 'POST', url: `${BASE}/crm/v3/objects/contacts` });
+    expect(json(create)).toEqual({ properties: { email: 'pat.nguyen@example.org', firstname: 'Pat', lastname: 'Nguyen', phone: '+16175550199', company: 'Nguyen Roofing' } });
 
-    const note = next(hubspotConnector.classifyResponse(respond(200, UPSERT_OK('1201')), ctx, upsert));
+    const searchCompany = next(hubspotConnector.classifyResponse(respond(201, CONTACT_OK('1201')), ctx, create));
+    expect(searchCompany).toMatchObject({ step: 'search_company', method: 'POST', url: `${BASE}/crm/v3/objects/companies/search`, state: { contactId: '1201' } });
+    expect(json(searchCompany)).toEqual({ filterGroups: [{ filters: [{ propertyName: 'name', operator: 'EQ', value: 'Nguyen Roofing' }] }], properties: ['name', 'domain'], limit: 1 });
+    const associate = next(hubspotConnector.classifyResponse(respond(200, { total: 1, results: [{ id: '301', properties: { name: 'Nguyen Roofing' } }] }), ctx, searchCompany));
+    expect(associate).toEqual({
+      step: 'associate_company',
+      method: 'PUT',
+      url: `${BASE}/crm/v4/objects/contact/1201/associations/default/company/301`,
+      headers: HEADERS,
+      body: null,
+      sign: false,
+      state: { contactId: '1201', companyId: '301' },
+    });
+
+    const findNote = next(hubspotConnector.classifyResponse(respond(200, { status: 'COMPLETE', results: [] }), ctx, associate));
+    expect(findNote).toMatchObject({ step: 'find_note', method: 'POST', url: `${BASE}/crm/v3/objects/notes/search` });
+    expect(json(findNote)).toEqual({
+      filterGroups: [{ filters: [
+        { propertyName: 'associations.contact', operator: 'EQ', value: '1201' },
+        { propertyName: 'hs_timestamp', operator: 'EQ', value: String(Date.parse('2026-04-27T17:42:18Z')) },
+      ] }],
+      properties: ['hs_note_body', 'hs_timestamp'],
+      limit: 20,
+    });
+    const note = next(hubspotConnector.classifyResponse(respond(200, { total: 1, results: [{ id: '8000', properties: { hs_note_body: '<p>Sluice event lead.created evt_OTHER</p>' } }] }), ctx, findNote));
     expect(note).toEqual({
       step: 'create_note',
       method: 'POST',
@@ -93,15 +137,24 @@ describe('hubspot golden requests (fixture + default template)', () => {
     expect(hubspotConnector.classifyResponse(respond(201, NOTE_OK), ctx, note)).toEqual({ outcome: 'success', note: 'note 9001' });
   });
 
+  it('a retry whose note was created before (its 201 lost) finds it by the event marker and creates none', async () => {
+    const ctx = await render(fixture('lead.created'));
+    const findNote = toNote(ctx, hubspotConnector.classifyResponse(respond(200, CONTACT_OK('1201')), ctx, hubspotConnector.buildRequest(ctx)));
+    expect(findNote.step).toBe('create_note');
+    const search = { ...findNote, step: 'find_note', state: { contactId: '1201' } };
+    const earlier = { total: 1, results: [{ id: '9001', properties: { hs_note_body: LEAD_NOTE_BODY, hs_timestamp: '2026-04-27T17:42:18.000Z' } }] };
+    expect(hubspotConnector.classifyResponse(respond(200, earlier), ctx, search)).toEqual({ outcome: 'success', note: 'note 9001 already logged for this event' });
+  });
+
   it('lead.created with lead_score_property: the score is sent as that property, as a string', async () => {
     const ctx = await render(fixture('lead.created'), { lead_score_property: 'sluice_lead_score' });
     expect(json(hubspotConnector.buildRequest(ctx))).toEqual({
-      inputs: [{ idProperty: 'email', id: 'pat.nguyen@example.org', properties: { firstname: 'Pat', lastname: 'Nguyen', phone: '+16175550199', company: 'Nguyen Roofing', sluice_lead_score: '81' } }],
+      properties: { firstname: 'Pat', lastname: 'Nguyen', phone: '+16175550199', company: 'Nguyen Roofing', sluice_lead_score: '81' },
     });
   });
 
-  it('signal.product_qualified_lead: contact and account, then a note with the signals and the confidence', async () => {
-    const ctx = await render(fixture('signal.product_qualified_lead'));
+  it('signal.product_qualified_lead (upsert_mode "batch"): contact and account, the company by its domain, then a note with the signals and the confidence', async () => {
+    const ctx = await render(fixture('signal.product_qualified_lead'), { upsert_mode: 'batch' });
     const upsert = hubspotConnector.buildRequest(ctx);
     expect(upsert).toEqual({
       step: 'upsert_contact',
@@ -113,7 +166,12 @@ describe('hubspot golden requests (fixture + default template)', () => {
       }),
       sign: false,
     });
-    const note = next(hubspotConnector.classifyResponse(respond(200, UPSERT_OK('774', false)), ctx, upsert));
+    const searchCompany = next(hubspotConnector.classifyResponse(respond(200, UPSERT_OK('774', false)), ctx, upsert));
+    expect(json(searchCompany)).toMatchObject({ filterGroups: [{ filters: [{ propertyName: 'domain', operator: 'EQ', value: 'acme.com' }] }] });
+    const createCompany = next(hubspotConnector.classifyResponse(respond(200, { total: 0, results: [] }), ctx, searchCompany));
+    expect(createCompany).toMatchObject({ step: 'create_company', method: 'POST', url: `${BASE}/crm/v3/objects/companies`, state: { contactId: '774' } });
+    expect(json(createCompany)).toEqual({ properties: { name: 'Acme Corp', domain: 'acme.com' } });
+    const note = toNote(ctx, hubspotConnector.classifyResponse(respond(201, { id: '56', properties: {} }), ctx, createCompany));
     expect(note).toEqual({
       step: 'create_note',
       method: 'POST',
@@ -130,8 +188,8 @@ describe('hubspot golden requests (fixture + default template)', () => {
   it('another event with an email somewhere (signal.frustration_spike): that contact, a generic note', async () => {
     const ctx = await render(fixture('signal.frustration_spike'));
     const upsert = hubspotConnector.buildRequest(ctx);
-    expect(json(upsert)).toEqual({ inputs: [{ idProperty: 'email', id: 'dana@acme.com', properties: { phone: '+14155550100' } }] });
-    const note = json(next(hubspotConnector.classifyResponse(respond(200, UPSERT_OK('774')), ctx, upsert))) as any;
+    expect(json(upsert)).toEqual({ properties: { phone: '+14155550100' } });
+    const note = json(toNote(ctx, hubspotConnector.classifyResponse(respond(200, CONTACT_OK('774')), ctx, upsert))) as any;
     expect(note.properties.hs_note_body).toContain('frustration_score: 0.87');
     expect(note.properties.hs_timestamp).toBe('2026-04-27T17:45:03Z');
   });
@@ -143,16 +201,20 @@ describe('hubspot golden requests (fixture + default template)', () => {
 
   it('api_version "2026-03" uses HubSpot\'s date-versioned paths for every step', async () => {
     const ctx = await render(fixture('lead.created'), { api_version: '2026-03' });
-    const upsert = hubspotConnector.buildRequest(ctx);
-    expect(upsert.url).toBe(`${BASE}/crm/objects/2026-03/contacts/batch/upsert`);
-    expect(next(hubspotConnector.classifyResponse(respond(200, UPSERT_OK()), ctx, upsert)).url).toBe(`${BASE}/crm/objects/2026-03/notes`);
+    const update = hubspotConnector.buildRequest(ctx);
+    expect(update.url).toBe(`${BASE}/crm/objects/2026-03/contacts/pat.nguyen%40example.org?idProperty=email`);
+    const company = next(hubspotConnector.classifyResponse(respond(200, CONTACT_OK('1201')), ctx, update));
+    expect(company.url).toBe(`${BASE}/crm/objects/2026-03/companies/search`);
+    expect(toNote(ctx, hubspotConnector.classifyResponse(respond(200, CONTACT_OK('1201')), ctx, update)).url).toBe(`${BASE}/crm/objects/2026-03/notes`);
+    const batch = hubspotConnector.buildRequest(await render(fixture('lead.created'), { api_version: '2026-03', upsert_mode: 'batch' }));
+    expect(batch.url).toBe(`${BASE}/crm/objects/2026-03/contacts/batch/upsert`);
     const search = hubspotConnector.buildRequest(await render(fixture('lead.created'), { api_version: '2026-03', upsert_mode: 'search' }));
     expect(search.url).toBe(`${BASE}/crm/objects/2026-03/contacts/search`);
   });
 
   it('api_base_url (a test double or proxy) replaces the origin, trailing slash or not', async () => {
     const ctx = await render(fixture('lead.created'), { api_base_url: 'http://127.0.0.1:9999/hubspot/' });
-    expect(hubspotConnector.buildRequest(ctx).url).toBe('http://127.0.0.1:9999/hubspot/crm/v3/objects/contacts/batch/upsert');
+    expect(hubspotConnector.buildRequest(ctx).url).toBe('http://127.0.0.1:9999/hubspot/crm/v3/objects/contacts/pat.nguyen%40example.org?idProperty=email');
     expect(ctx.url).toBe('http://127.0.0.1:9999/hubspot');
   });
 });
@@ -162,19 +224,22 @@ describe('hubspot mapped body', () => {
 
   it('normalises the email and stringifies scalar properties; nulls and a duplicate email are left out', () => {
     const ctx = context({ contact: { email: '  Pat.Nguyen@Example.ORG ', properties: { email: 'x@y.z', score: 81, vip: true, fax: null } } }, lead);
-    expect(json(hubspotConnector.buildRequest(ctx))).toEqual({ inputs: [{ idProperty: 'email', id: 'pat.nguyen@example.org', properties: { score: '81', vip: 'true' } }] });
+    expect(json(hubspotConnector.buildRequest(ctx))).toEqual({ properties: { score: '81', vip: 'true' } });
+    expect(hubspotConnector.buildRequest(ctx).url).toBe(`${BASE}/crm/v3/objects/contacts/pat.nguyen%40example.org?idProperty=email`);
   });
 
   it('without a note the contact is the whole delivery', () => {
     const ctx = context({ contact: { email: 'pat.nguyen@example.org' } }, lead);
-    const upsert = hubspotConnector.buildRequest(ctx);
-    expect(hubspotConnector.classifyResponse(respond(200, UPSERT_OK('1201')), ctx, upsert)).toEqual({ outcome: 'success', note: 'contact 1201' });
+    const update = hubspotConnector.buildRequest(ctx);
+    // Nothing but the email to write: the update sends the email itself, and its answer has the id.
+    expect(json(update)).toEqual({ properties: { email: 'pat.nguyen@example.org' } });
+    expect(hubspotConnector.classifyResponse(respond(200, CONTACT_OK('1201')), ctx, update)).toEqual({ outcome: 'success', note: 'contact 1201' });
   });
 
   it('a note without a timestamp takes the event timestamp; Unix milliseconds pass as a string', () => {
     const upsert = (note: unknown) => {
       const ctx = context({ contact: { email: 'a@b.co' }, note }, lead);
-      return json(next(hubspotConnector.classifyResponse(respond(200, UPSERT_OK('5')), ctx, hubspotConnector.buildRequest(ctx)))) as any;
+      return json(toNote(ctx, hubspotConnector.classifyResponse(respond(200, CONTACT_OK('5')), ctx, hubspotConnector.buildRequest(ctx)))) as any;
     };
     expect(upsert({ body: 'hi' }).properties.hs_timestamp).toBe('2026-04-27T17:42:18Z');
     expect(upsert({ body: 'hi', timestamp: 1777311738000 }).properties.hs_timestamp).toBe('1777311738000');
@@ -220,15 +285,14 @@ describe('hubspot search-then-create mode (upsert_mode: "search")', () => {
     const update = next(hubspotConnector.classifyResponse(respond(200, { total: 1, results: [{ id: '88', properties: { email: 'pat.nguyen@example.org' } }] }), ctx, search));
     expect(update).toMatchObject({ step: 'update_contact', method: 'PATCH', url: `${BASE}/crm/v3/objects/contacts/88` });
     expect(json(update)).toEqual({ properties: { firstname: 'Pat' } });
-    const note = next(hubspotConnector.classifyResponse(respond(200, { id: '88', properties: {} }), ctx, update));
-    expect(note.step).toBe('create_note');
+    const note = toNote(ctx, hubspotConnector.classifyResponse(respond(200, { id: '88', properties: {} }), ctx, update));
     expect((json(note) as any).associations[0].to.id).toBe('88');
   });
 
   it('found with nothing to update: straight to the note', () => {
     const bare = context({ contact: { email: 'pat.nguyen@example.org' }, note: { body: 'hello' } }, lead, { upsert_mode: 'search' });
     const search = hubspotConnector.buildRequest(bare);
-    expect(next(hubspotConnector.classifyResponse(respond(200, { total: 1, results: [{ id: '88' }] }), bare, search)).step).toBe('create_note');
+    expect(next(hubspotConnector.classifyResponse(respond(200, { total: 1, results: [{ id: '88' }] }), bare, search)).step).toBe('find_note');
   });
 
   it('not found: create it with the email among its properties', () => {
@@ -236,7 +300,7 @@ describe('hubspot search-then-create mode (upsert_mode: "search")', () => {
     const create = next(hubspotConnector.classifyResponse(respond(200, { total: 0, results: [] }), ctx, search));
     expect(create).toMatchObject({ step: 'create_contact', method: 'POST', url: `${BASE}/crm/v3/objects/contacts` });
     expect(json(create)).toEqual({ properties: { email: 'pat.nguyen@example.org', firstname: 'Pat' } });
-    const note = next(hubspotConnector.classifyResponse(respond(201, { id: '99', properties: {} }), ctx, create));
+    const note = toNote(ctx, hubspotConnector.classifyResponse(respond(201, { id: '99', properties: {} }), ctx, create));
     expect((json(note) as any).associations[0].to.id).toBe('99');
   });
 
@@ -262,9 +326,9 @@ describe('hubspot search-then-create mode (upsert_mode: "search")', () => {
 
 describe('hubspot response classification', () => {
   const lead = fixture('lead.created');
-  const ctx = context({ contact: { email: 'pat.nguyen@example.org' }, note: { body: 'hello' } }, lead);
+  const ctx = context({ contact: { email: 'pat.nguyen@example.org' }, note: { body: 'hello' } }, lead, { upsert_mode: 'batch' });
   const upsert = hubspotConnector.buildRequest(ctx);
-  const note = next(hubspotConnector.classifyResponse(respond(200, UPSERT_OK()), ctx, upsert));
+  const note = toNote(ctx, hubspotConnector.classifyResponse(respond(200, UPSERT_OK()), ctx, upsert));
   const classify = (response: ResponseInfo, request = note, c = ctx) => hubspotConnector.classifyResponse(response, c, request);
 
   it('201 on the note is the success of the delivery', () => {
@@ -290,7 +354,7 @@ describe('hubspot response classification', () => {
 
   it('an upsert answer cut at the engine\'s 4 KB excerpt still yields the contact id', () => {
     const cut = JSON.stringify({ status: 'COMPLETE', results: [{ id: '4242', properties: { notes: 'x'.repeat(5000) } }] }).slice(0, 4096);
-    expect(next(classify(respond(200, cut), upsert)).body).toContain('"id":"4242"');
+    expect(next(classify(respond(200, cut), upsert)).state).toEqual({ contactId: '4242' });
   });
 
   it('an upsert answer without an id fails rather than logging a note on nobody', () => {
@@ -362,7 +426,7 @@ describe('hubspot response classification', () => {
 
 describe('hubspot definition', () => {
   it('keeps the token secret, derives its URL from options and paces deliveries', () => {
-    expect(hubspotConnector).toMatchObject({ name: 'hubspot', url: 'none', secretOptions: ['access_token'], defaultMapping: 'hubspot/default', subscriptionDefaults: { rate_limit: 3 } });
+    expect(hubspotConnector).toMatchObject({ name: 'hubspot', url: 'none', secretOptions: ['access_token'], defaultMapping: 'hubspot/default', subscriptionDefaults: { rate_limit: 1 } });
     expect(hubspotConnector.resolveUrl!({ access_token: TOKEN })).toBe(BASE);
     expect((hubspotConnector.optionsSchema as any).required).toEqual(['access_token']);
   });

@@ -23,7 +23,8 @@ vi.mock('n8n-workflow', async () => {
  */
 
 const FAST_RETRY = { schedule: ['0s', '50ms', '50ms'] };
-const NODE = { id: 'node-1', name: 'Sluice Trigger', type: 'n8n-nodes-sluice.sluiceTrigger', typeVersion: 1, position: [0, 0] as [number, number], parameters: {} };
+/** A Sluice Trigger as a new workflow gets it: version 2 (the default). */
+const NODE = { id: 'node-1', name: 'Sluice Trigger', type: 'n8n-nodes-sluice.sluiceTrigger', typeVersion: 2, position: [0, 0] as [number, number], parameters: {} };
 
 interface NodeParams {
   events?: string[];
@@ -117,10 +118,10 @@ function recordingResponse() {
   return { res, written };
 }
 
-function webhookContext(call: IncomingCall, params: NodeParams, staticData: IDataObject) {
+function webhookContext(call: IncomingCall, params: NodeParams, staticData: IDataObject, typeVersion = NODE.typeVersion) {
   const { res, written } = recordingResponse();
   const ctx = {
-    getNode: () => NODE,
+    getNode: () => ({ ...NODE, typeVersion }),
     getNodeParameter: nodeParameter(params),
     getWorkflowStaticData: () => staticData,
     getRequestObject: () => ({ headers: call.headers, rawBody: call.rawBody, body: JSON.parse(call.rawBody.toString('utf8')) }),
@@ -134,8 +135,8 @@ function webhookContext(call: IncomingCall, params: NodeParams, staticData: IDat
   return { ctx, written };
 }
 
-async function runWebhook(node: SluiceTrigger, call: IncomingCall, params: NodeParams, staticData: IDataObject) {
-  const { ctx, written } = webhookContext(call, params, staticData);
+async function runWebhook(node: SluiceTrigger, call: IncomingCall, params: NodeParams, staticData: IDataObject, typeVersion?: number) {
+  const { ctx, written } = webhookContext(call, params, staticData, typeVersion);
   const result: IWebhookResponseData = await node.webhook.call(ctx);
   return { result, written };
 }
@@ -276,12 +277,23 @@ describe('activation: checkExists / create / delete against the hooks API', () =
     expect(t.staticData).toEqual({});
   });
 
-  it('checkExists is false when the stored hook points at another URL (test vs production)', async () => {
+  it('checkExists deletes a stored hook that points at another URL, so it stops receiving deliveries', async () => {
     const t = newTrigger();
     await t.methods.create.call(t.hook());
-    const other = hookContext({ credentials, params: t.params, staticData: t.staticData, webhookUrl: t.webhookUrl.replace('/webhook/', '/webhook-test/') });
-    expect(await t.methods.checkExists.call(other)).toBe(false);
-    await t.methods.delete.call(t.hook());
+    const oldHookId = t.staticData.hookId as string;
+    // n8n now gives this node another URL (its base URL or path changed).
+    const movedUrl = t.webhookUrl.replace('/webhook/', '/webhook-moved/');
+    const moved = hookContext({ credentials, params: t.params, staticData: t.staticData, webhookUrl: movedUrl });
+    expect(await t.methods.checkExists.call(moved)).toBe(false);
+    expect(t.staticData).toEqual({});
+    expect((await gw.api('GET', `/api/v1/hooks/${oldHookId}`)).status).toBe(404);
+    expect(((await gw.api('GET', '/api/v1/webhooks')).body.data as any[]).some((s) => s.id === oldHookId)).toBe(false);
+
+    // create() then subscribes the new URL, and only it is live.
+    expect(await t.methods.create.call(moved)).toBe(true);
+    expect((await gw.api('GET', `/api/v1/hooks/${t.staticData.hookId}`)).body).toMatchObject({ target_url: movedUrl });
+    expect(await t.methods.checkExists.call(moved)).toBe(true);
+    await t.methods.delete.call(moved);
   });
 
   it('replaces a hook whose signing secret was lost, since nothing it delivers could be verified', async () => {
@@ -310,7 +322,7 @@ describe('activation: checkExists / create / delete against the hooks API', () =
 });
 
 describe('deliveries: a real event through the gateway to webhook()', () => {
-  it('verifies the signature of a real delivery and emits the envelope as the item', async () => {
+  it('verifies the signature of a real delivery and emits the envelope with the delivery headers', async () => {
     const t = newTrigger();
     await t.methods.create.call(t.hook());
     n8n.activate(t.webhookUrl, t.node, t.params, t.staticData);
@@ -324,8 +336,18 @@ describe('deliveries: a real event through the gateway to webhook()', () => {
     expect(done.status).toBe('delivered');
     expect(done.attempts).toHaveLength(1);
     expect(done.attempts[0].response.status).toBe(200);
-    const items = n8n.emitted.slice(before).find((batch) => batch[0]?.id === eventId);
-    expect(items).toEqual([{ event: 'call.ended', id: eventId, timestamp: fixture('call.ended').timestamp, data: fixture('call.ended').data }]);
+    const items = n8n.emitted.slice(before).find((batch) => (batch[0]?.body as IDataObject | undefined)?.id === eventId);
+    const envelope = { event: 'call.ended', id: eventId, timestamp: fixture('call.ended').timestamp, data: fixture('call.ended').data };
+    expect(items).toEqual([{ body: envelope, headers: expect.objectContaining({ 'content-type': 'application/json', 'x-webhook-event': 'call.ended' }) }]);
+    // webhook-id is what a workflow deduplicates on: the one the gateway logged for this delivery.
+    const headers = items![0].headers as Record<string, string>;
+    expect(headers['webhook-id']).toBe(done.attempts[0].request.headers['webhook-id']);
+    expect(headers['webhook-id']).toMatch(/^msg_/);
+
+    // A version 1 node (a workflow built before version 2) still emits the body alone.
+    const call = n8n.calls.find((c) => c.rawBody.toString('utf8').includes(eventId))!;
+    const v1 = await runWebhook(t.node, call, t.params, t.staticData, 1);
+    expect(v1.result.workflowData?.[0].map((item) => item.json)).toEqual([envelope]);
     await t.methods.delete.call(t.hook());
   });
 
@@ -356,7 +378,7 @@ describe('deliveries: a real event through the gateway to webhook()', () => {
 
     // With verification turned off, the same tampered call goes through.
     const lax = await runWebhook(t.node, tampered, { ...t.params, options: { verifySignature: false } }, t.staticData);
-    expect(lax.result.workflowData?.[0][0].json).toMatchObject({ event: 'call.failed', id: eventId });
+    expect(lax.result.workflowData?.[0][0].json).toMatchObject({ body: { event: 'call.failed', id: eventId } });
     await t.methods.delete.call(t.hook());
   });
 
@@ -396,6 +418,38 @@ describe('deliveries: a real event through the gateway to webhook()', () => {
     expect(done.attempts[0]).toMatchObject({ outcome: 'retry', response: { status: 404 } });
     expect(done.attempts.at(-1)).toMatchObject({ outcome: 'success', response: { status: 200 } });
     await t.methods.delete.call(t.hook());
+  });
+});
+
+/**
+ * n8n's "Test" button for the credential: the credential's `authenticate` header and `test`
+ * request with its expressions resolved; any answer but 2xx fails the test (axios semantics).
+ */
+async function testCredential(creds: Credentials): Promise<number> {
+  const credential = new SluiceApi();
+  const resolve = (value: string) => value.replace(/^=/, '').replace(/\{\{\$credentials\.(\w+)\}\}/g, (_m, name: string) => String(creds[name as keyof Credentials]));
+  const { request } = credential.test;
+  const url = new URL(request.url!.replace(/^\//, ''), resolve(request.baseURL!).replace(/\/*$/, '/'));
+  for (const [name, value] of Object.entries(request.qs ?? {})) url.searchParams.set(name, String(value));
+  const headers = credential.authenticate.properties.headers as Record<string, string>;
+  const response = await fetch(url, {
+    method: request.method ?? 'GET',
+    headers: Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, resolve(value)])),
+  });
+  await response.arrayBuffer();
+  return response.status;
+}
+
+describe('credential test', () => {
+  it('passes with an admin key and fails with a read, ingest or wrong key', async () => {
+    expect(await testCredential(credentials)).toBe(200);
+    for (const role of ['read', 'ingest']) {
+      const key = (await gw.api('POST', '/api/v1/keys', { role })).body.key as string;
+      // A read key can list event types, so the old test passed it; activation then failed with 403.
+      expect((await fetch(`${gw.url}/api/v1/event-types`, { headers: { authorization: `Bearer ${key}` } })).status === 200).toBe(role === 'read');
+      expect(await testCredential({ ...credentials, apiKey: key }), role).toBe(403);
+    }
+    expect(await testCredential({ ...credentials, apiKey: 'sk_wrong' })).toBe(401);
   });
 });
 
@@ -480,7 +534,18 @@ describe('package', () => {
     const description = new SluiceTrigger().description;
     expect(description.credentials).toEqual([{ name: new SluiceApi().name, required: true }]);
     expect(description.webhooks).toEqual([expect.objectContaining({ name: 'default', httpMethod: 'POST' })]);
-    expect(fs.existsSync(path.join(REPO_ROOT, 'connectors/n8n/nodes/SluiceTrigger', String(description.icon).replace('file:', '')))).toBe(true);
-    expect(new SluiceApi().test.request).toMatchObject({ url: '/api/v1/event-types' });
+    expect(description.version).toEqual([1, 2]);
+    expect(description.defaultVersion).toBe(2);
+    // Light and dark icons for the node and the credential, each path relative to its own file.
+    const icons = [
+      ['connectors/n8n/nodes/SluiceTrigger', description.icon],
+      ['connectors/n8n/credentials', new SluiceApi().icon],
+    ] as const;
+    for (const [dir, icon] of icons) {
+      expect(icon).toEqual({ light: expect.stringMatching(/^file:.+\.svg$/), dark: expect.stringMatching(/^file:.+\.svg$/) });
+      for (const file of Object.values(icon as Record<string, string>)) expect(fs.existsSync(path.join(REPO_ROOT, dir, file.replace('file:', ''))), file).toBe(true);
+    }
+    expect(pkg.author).toEqual({ name: expect.any(String), email: expect.stringContaining('@') });
+    expect(pkg.homepage).toMatch(/^https:\/\//);
   });
 });

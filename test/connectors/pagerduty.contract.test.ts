@@ -28,6 +28,10 @@ async function fakePagerDuty(override: (req: ReceivedRequest, index: number) => 
   const receiver = await receiverForTest((req, index) => {
     const event = JSON.parse(req.body);
     if (req.url !== '/v2/enqueue') return json(404, { message: 'Not Found' });
+    // PagerDuty limits an event to 512 KB (read here as the stricter 512,000 bytes).
+    if (Buffer.byteLength(req.body) > 512_000) {
+      return json(400, { status: 'invalid event', message: 'Event object is invalid', errors: ['Event object is too large'] });
+    }
     if (typeof event.routing_key !== 'string' || event.routing_key.length !== 32) {
       return json(400, { status: 'invalid event', message: 'Event object is invalid', errors: ["Length of 'routing_key' is incorrect (should be 32 characters)"] });
     }
@@ -63,6 +67,41 @@ function signalResolved(conversationId: string, signalType: string) {
 }
 
 describe('pagerduty Events API v2', () => {
+  it('cuts a near-1 MB event\'s custom_details to fit PagerDuty\'s 512 KB, says what was cut, and links the delivery in the dashboard', async () => {
+    const gw = await gatewayForTest({ SLUICE_PUBLIC_URL: 'https://sluice.example.com/' });
+    const pd = await fakePagerDuty();
+    const sub = await subscribe(gw, pd.url);
+    const base = eventFrom('call.failed');
+    // Sluice takes events up to 1 MB: a 900 KB transcript in a call.failed.
+    const transcript = 'Caller: hello, is anyone there? '.repeat(29_000);
+    const big = { ...base, data: { ...base.data, transcript: { formatted: transcript } } };
+    expect(Buffer.byteLength(JSON.stringify(big))).toBeGreaterThan(900_000);
+    const deliveryId = deliveryFor(await post(gw, big), sub.id);
+
+    const delivery = await waitForDelivery(gw, deliveryId);
+    expect(delivery).toMatchObject({ status: 'delivered', attempt_count: 1, last_status_code: 202 });
+    expect(Buffer.byteLength(pd.requests[0].body)).toBeLessThanOrEqual(512_000);
+    const [sent] = pd.events();
+    const details = sent.payload.custom_details;
+    expect(details.call).toEqual(base.data.call);
+    expect(details.transcript.formatted.startsWith('Caller: hello, is anyone there? ')).toBe(true);
+    expect(details.transcript.formatted.endsWith('…')).toBe(true);
+    expect(details._sluice_cut).toEqual({
+      reason: expect.stringMatching(/^PagerDuty accepts events up to 512,000 bytes; this one was 9\d\d,\d{3}, so Sluice cut its largest fields/),
+      cuts: [expect.stringMatching(/^custom_details\.transcript\.formatted: cut from 9\d\d,\d{3} to \d{3},\d{3} bytes$/)],
+    });
+    expect(sent).toMatchObject({ client: 'Sluice', client_url: `https://sluice.example.com/#/deliveries/${deliveryId}` });
+  }, 20_000); // a 900 KB event through ingest, the template and the cut: more than the default 5 s on a busy machine
+
+  it('sends no client_url without SLUICE_PUBLIC_URL', async () => {
+    const gw = await gatewayForTest();
+    const pd = await fakePagerDuty();
+    const sub = await subscribe(gw, pd.url);
+    await waitForDelivery(gw, deliveryFor(await post(gw, eventFrom('call.failed')), sub.id));
+    expect(pd.events()[0]).toMatchObject({ client: 'Sluice' });
+    expect(pd.events()[0].client_url).toBeUndefined();
+  });
+
   it('triggers on a signal and resolves it with the same dedup_key on signal.resolved', async () => {
     const gw = await gatewayForTest();
     const pd = await fakePagerDuty();

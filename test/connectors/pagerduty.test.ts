@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Ajv } from 'ajv';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { RATE_LIMIT_FLOOR_MS, enqueueUrl, pagerDutyConnector, pagerDutyDedupKey } from '../../connectors/pagerduty/index.ts';
+import { RATE_LIMIT_FLOOR_MS, dashboardDeliveryUrl, enqueueUrl, pagerDutyConnector, pagerDutyDedupKey } from '../../connectors/pagerduty/index.ts';
+import { CUT_NOTE_KEY, PAGERDUTY_MAX_EVENT_BYTES, fitEvent } from '../../connectors/pagerduty/fit-event.ts';
 import type { ConnectorContext, ResponseInfo } from '../../src/delivery/connector.ts';
 import { MappingRegistry } from '../../src/services/mapping-registry.ts';
 import { ajvErrorsToDetails } from '../../src/services/subscription-input.ts';
@@ -285,5 +286,65 @@ describe('pagerduty: what each response means', () => {
 
   it('other statuses fail the delivery', () => {
     expect(classify(response(404, '{"message":"Not Found"}'))).toEqual({ outcome: 'fail', reason: 'PagerDuty answered 404: Not Found' });
+  });
+});
+
+describe('pagerduty: events within PagerDuty\'s 512 KB', () => {
+  const trigger = (customDetails: unknown) => ({
+    routing_key: ROUTING_KEY,
+    event_action: 'trigger',
+    dedup_key: 'sluice-evt_big',
+    payload: { summary: 'Big', source: 'sluice', severity: 'info', custom_details: customDetails },
+  });
+  const size = (value: unknown) => Buffer.byteLength(JSON.stringify(value));
+
+  it('leaves an event that fits untouched', () => {
+    const event = trigger({ a: 'x'.repeat(1_000) });
+    expect(fitEvent(event)).toBe(event);
+  });
+
+  it('shortens the largest string first, keeping its start, and notes the cut', () => {
+    const details = { small: 'keep me', notes: 'n'.repeat(200_000), transcript: 't'.repeat(700_000) };
+    const fitted = fitEvent(trigger(details)) as any;
+    expect(size(fitted)).toBeLessThanOrEqual(PAGERDUTY_MAX_EVENT_BYTES);
+    expect(fitted.payload.custom_details.small).toBe('keep me');
+    expect(fitted.payload.custom_details.notes).toBe(details.notes);
+    expect(fitted.payload.custom_details.transcript).toMatch(/^t+…$/);
+    expect(fitted.payload.custom_details[CUT_NOTE_KEY].cuts).toEqual([expect.stringMatching(/^custom_details\.transcript: cut from 700,002 to \d{3},\d{3} bytes$/)]);
+    // The template's output is not changed: the delivery log shows it as rendered.
+    expect(details.transcript).toHaveLength(700_000);
+  });
+
+  it('drops the last parts of a large array (its start kept), then of the next largest field', () => {
+    const lines = Array.from({ length: 20_000 }, (_, i) => ({ at: i, text: 'ok' }));
+    const fitted = fitEvent(trigger({ id: 'call_1', lines, blob: { parts: Array.from({ length: 3_000 }, () => 'p'.repeat(100)) } })) as any;
+    expect(size(fitted)).toBeLessThanOrEqual(PAGERDUTY_MAX_EVENT_BYTES);
+    const details = fitted.payload.custom_details;
+    expect(details.id).toBe('call_1');
+    expect(details.lines.length).toBeGreaterThan(0);
+    expect(details.lines.length).toBeLessThan(20_000);
+    expect(details.lines[0]).toEqual({ at: 0, text: 'ok' });
+    expect(details[CUT_NOTE_KEY].cuts[0]).toMatch(/^custom_details\.lines: its last \d+ of 20,?000 fields removed$/);
+  });
+
+  it('handles multi-byte text and custom_details that is not an object', () => {
+    const fitted = fitEvent(trigger('é😀'.repeat(200_000))) as any;
+    expect(size(fitted)).toBeLessThanOrEqual(PAGERDUTY_MAX_EVENT_BYTES);
+    expect(fitted.payload.custom_details.value).toMatch(/^(é😀)+(é)?…$/u);
+    expect(fitted.payload.custom_details[CUT_NOTE_KEY].cuts).toHaveLength(1);
+  });
+
+  it('refuses, naming the template, an event too big outside custom_details', () => {
+    const event = { ...trigger({}), links: [{ href: 'https://example.com', text: 'x'.repeat(600_000) }] };
+    expect(() => fitEvent(event)).toThrow(/payload, links and images/);
+  });
+
+  it('adds client_url (the delivery in the dashboard) when SLUICE_PUBLIC_URL is set, unless the template chose one', async () => {
+    const ctx = { ...(await contextFor(fixture('call.failed'))), deliveryId: 'dlv_01ABC', publicUrl: 'https://sluice.example.com' };
+    expect(JSON.parse(pagerDutyConnector.buildRequest(ctx).body!)).toMatchObject({ client: 'Sluice', client_url: 'https://sluice.example.com/#/deliveries/dlv_01ABC' });
+    expect(dashboardDeliveryUrl('https://ops.example.com/sluice/', 'dlv_1')).toBe('https://ops.example.com/sluice/#/deliveries/dlv_1');
+    const own = { ...ctx, payload: { ...(ctx.payload as object), client_url: 'https://runbook.example.com' } };
+    expect(JSON.parse(pagerDutyConnector.buildRequest(own).body!).client_url).toBe('https://runbook.example.com');
+    expect(JSON.parse(pagerDutyConnector.buildRequest({ ...ctx, publicUrl: undefined }).body!).client_url).toBeUndefined();
   });
 });

@@ -46,12 +46,13 @@ async function webhookSubscription(gw: TestGateway, fakeUrl: string, extra: Reco
   return createSubscription(gw, { connector: 'slack', connector_options: { webhook_url: `${fakeUrl}${HOOK_PATH}` }, events: ['call.*', 'signal.*'], retry: FAST, ...extra });
 }
 
-async function botSubscription(gw: TestGateway, fakeUrl: string) {
+async function botSubscription(gw: TestGateway, fakeUrl: string, extra: Record<string, unknown> = {}) {
   return createSubscription(gw, {
     connector: 'slack',
     connector_options: { bot_token: BOT_TOKEN, channel: 'C0123456789', api_base_url: `${fakeUrl}/api` },
     events: ['call.*', 'signal.*'],
     retry: FAST,
+    ...extra,
   });
 }
 
@@ -236,6 +237,36 @@ describe('slack chat.postMessage (bot token)', () => {
     const after = await gw.api('GET', `/api/v1/webhooks/${sub.id}`);
     expect(after.body.enabled).toBe(false);
     expect(after.body.disabled_reason).toMatch(/^Slack chat\.postMessage error not_in_channel: the bot is not a member/);
+  });
+
+  it.each(['channel_not_found', 'not_in_channel', 'is_archived'])(
+    '%s on a channel the template chose fails only that delivery; the subscription keeps delivering',
+    async (code) => {
+      const gw = await gatewayForTest();
+      // Slack answers the error for the template's channel, and posts to the subscription's own.
+      const slack = await receiverForTest((req) => (JSON.parse(req.body).channel === 'C0123456789' ? api(posted) : api({ ok: false, error: code })));
+      const routed = '$merge([$$, {"channel": event = "call.ended" ? "#vip-calls" : "C0123456789"}])';
+      const sub = await botSubscription(gw, slack.url, { mapping: `(${routed})` });
+      const first = await send(gw, sub.id, 'call.ended');
+      const delivery = await waitForDelivery(gw, first.deliveryId);
+      expect(delivery).toMatchObject({ status: 'failed', attempt_count: 1 });
+      expect(delivery.attempts[0].outcome).toBe('fail');
+      expect(delivery.last_error).toMatch(new RegExp(`^Slack chat\\.postMessage error ${code} for channel "#vip-calls", which the template chose`));
+      expect((await gw.api('GET', `/api/v1/webhooks/${sub.id}`)).body).toMatchObject({ enabled: true, disabled_reason: null });
+
+      const next = await send(gw, sub.id, 'signal.frustration_spike');
+      expect((await waitForDelivery(gw, next.deliveryId)).status).toBe('delivered');
+      expect(slack.requests.map((r) => bodyOf(r).channel)).toEqual(['#vip-calls', 'C0123456789']);
+    },
+  );
+
+  it('a channel error still disables the subscription when the template kept its own channel', async () => {
+    const gw = await gatewayForTest();
+    const slack = await receiverForTest(() => api({ ok: false, error: 'channel_not_found' }));
+    const sub = await botSubscription(gw, slack.url, { mapping: '$merge([$$, {"channel": "C0123456789"}])' });
+    const delivery = await waitForDelivery(gw, (await send(gw, sub.id)).deliveryId);
+    expect(delivery.attempts[0].outcome).toBe('disabled');
+    expect((await gw.api('GET', `/api/v1/webhooks/${sub.id}`)).body.enabled).toBe(false);
   });
 
   it('{"ok": false, "error": "invalid_blocks"} fails the delivery with Slack\'s explanation', async () => {

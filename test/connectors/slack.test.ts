@@ -81,6 +81,8 @@ describe('slack: golden requests', () => {
     const request = slackConnector.buildRequest(await contextFor(fixture('call.ended')));
     const expected = {
       text: 'Call ended: inbound, +1234567890 (3m). Customer inquired about order status',
+      unfurl_links: false,
+      unfurl_media: false,
       blocks: [
         { type: 'header', text: { type: 'plain_text', text: ':telephone_receiver: Call ended: inbound, +1234567890', emoji: true } },
         { type: 'section', text: { type: 'mrkdwn', text: 'Customer inquired about order status' } },
@@ -112,6 +114,8 @@ describe('slack: golden requests', () => {
     const expected = {
       channel: 'C0123456789',
       text: '[HIGH] Frustration spike in conversation conv_84302 (agent sam.k)',
+      unfurl_links: false,
+      unfurl_media: false,
       blocks: [
         { type: 'header', text: { type: 'plain_text', text: ':red_circle: Frustration spike [HIGH]', emoji: true } },
         { type: 'section', text: { type: 'mrkdwn', text: "Frustration score *0.87* with Dana Whitfield:\n>This is the third time I'm calling about the same charge." } },
@@ -218,6 +222,42 @@ describe('slack: golden requests', () => {
     expect(context.elements).toEqual([expect.objectContaining({ type: 'mrkdwn' }), { type: 'mrkdwn', text: ':test_tube: test event' }]);
   });
 
+  it('escapes field labels built from data keys, so a key cannot notify the channel', async () => {
+    const data = { '<!channel>': 'x', nested: { '<@U024BE7LH> & co': 'y' } };
+    const message = await messageFor({ event: 'review.received', id: 'evt_keys', timestamp: '2026-03-16T08:12:45Z', data });
+    const labels = message.blocks[1].fields.map((f: any) => f.text.split('\n')[0]);
+    expect(labels).toEqual(['*&lt;!channel&gt;*', '*Nested &lt;@U024BE7LH&gt; &amp; co*']);
+    const signal = await messageFor({ ...fixture('signal.frustration_spike'), data: { ...fixture('signal.frustration_spike').data, '<!here>': 'now' } });
+    expect(JSON.stringify(signal.blocks)).not.toMatch(/<!(here|channel)>/);
+    expect(signal.blocks.flatMap((b: any) => b.fields ?? []).map((f: any) => f.text)).toContain('*&lt;!here&gt;*\nnow');
+  });
+
+  it('asks Slack not to unfurl links, so a recording link shows no preview card', async () => {
+    for (const name of FIXTURES) {
+      const message = await messageFor(fixture(name));
+      expect(message, name).toMatchObject({ unfurl_links: false, unfurl_media: false });
+    }
+  });
+
+  it('cuts a header of 150 emoji to 150 code points, the unit Slack\'s SDK counts, without splitting an emoji', async () => {
+    const base = fixture('agent.status_changed');
+    // 150 single-code-point emoji (300 UTF-16 units): with the ":robot_face: Agent " prefix, over 150.
+    const smiles = await messageFor({ ...base, data: { ...base.data, agent: { id: 'a1', name: '😀'.repeat(150) } } });
+    const header = smiles.blocks[0].text.text as string;
+    expectWithinSlackLimits(smiles);
+    expect(chars(header)).toBe(150);
+    expect(header).toMatch(/^:[a-z_]+: Agent 😀+…$/u);
+    expect(header).not.toMatch(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])/); // no lone half of a surrogate pair
+    // 150 family emoji (5 code points each, joined by ZWJ) after ":large_green_circle: Agent " (27):
+    // 122 code points are left before the "…", which a code-point cut would end inside a family.
+    const family = '👨‍👩‍👧';
+    const families = await messageFor({ ...base, data: { ...base.data, to: 'online', agent: { id: 'a1', name: family.repeat(150) } } });
+    const cut = families.blocks[0].text.text as string;
+    expect(chars(cut)).toBeLessThanOrEqual(150);
+    expect(cut).toMatch(new RegExp(`(${family})+…$`, 'u'));
+    expect(cut.replace(/^.*?Agent /u, '').replace('…', '').split(family).every((rest) => rest === '')).toBe(true);
+  });
+
   it('lists any other event\'s fields, at most 10, and links its first https URL', async () => {
     const data: Record<string, unknown> = { review: { url: 'https://example.com/r?a=1&b=2|3' } };
     for (let i = 1; i <= 14; i++) data[`f${i}`] = i;
@@ -275,8 +315,9 @@ describe('slack: what each response means', () => {
   const webhook = { url: WEBHOOK_URL, options: { webhook_url: WEBHOOK_URL }, payload: {}, event: fixture('call.ended'), deliveryId: 'd', msgId: 'm', headers: {} };
   const api = { ...webhook, url: `${SLACK_API_BASE_URL}/chat.postMessage`, options: BOT };
   const request = { method: 'POST' as const, url: WEBHOOK_URL, headers: {}, body: '{}', sign: false };
+  const apiRequest = (channel: string) => ({ ...request, url: api.url, body: JSON.stringify({ channel, text: 'hi' }) });
   const viaWebhook = (r: ResponseInfo): Verdict => slackConnector.classifyResponse(r, webhook, request);
-  const viaApi = (r: ResponseInfo): Verdict => slackConnector.classifyResponse(r, api, request);
+  const viaApi = (r: ResponseInfo, channel = BOT.channel): Verdict => slackConnector.classifyResponse(r, api, apiRequest(channel));
 
   it('incoming webhook: 200 ok is delivered', () => {
     expect(viaWebhook(response(200, 'ok'))).toEqual({ outcome: 'success' });
@@ -336,6 +377,14 @@ describe('slack: what each response means', () => {
       expect((verdict as { reason: string }).reason).toMatch(new RegExp(`^Slack chat.postMessage error ${code}: .+`));
     },
   );
+
+  it.each(['channel_not_found', 'is_archived', 'not_in_channel'])('chat.postMessage: %s for a channel the template chose fails only that delivery', (code) => {
+    const verdict = viaApi(response(200, JSON.stringify({ ok: false, error: code })), '#somewhere-else');
+    expect(verdict.outcome).toBe('fail');
+    expect((verdict as { reason: string }).reason).toMatch(new RegExp(`^Slack chat.postMessage error ${code} for channel "#somewhere-else", which the template chose`));
+    // Errors about the token are the subscription's whatever the channel.
+    expect(viaApi(response(200, '{"ok":false,"error":"invalid_auth"}'), '#somewhere-else').outcome).toBe('disable');
+  });
 
   it('chat.postMessage: other errors fail the delivery, with Slack\'s explanation when it gives one', () => {
     expect(viaApi(response(200, '{"ok":false,"error":"msg_too_long"}'))).toEqual({ outcome: 'fail', reason: 'Slack chat.postMessage error msg_too_long' });

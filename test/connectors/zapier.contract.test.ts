@@ -235,6 +235,11 @@ describe('the Zapier app (connectors/zapier/zapier-app)', () => {
     await expect(
       run(trigger.operation.perform, { authData, subscribeData, cleanedRequest: {}, rawRequest: { ...rawRequest, content: received.body.replace('call_abc123', 'call_forged') } }),
     ).rejects.toMatchObject({ code: 'InvalidSignature' });
+    // Without the raw request (or the secret) there is nothing to verify: refused, not let through.
+    const unsigned = { authData, subscribeData, cleanedRequest: JSON.parse(received.body) };
+    await expect(run(trigger.operation.perform, unsigned)).rejects.toMatchObject({ code: 'InvalidSignature' });
+    await expect(run(trigger.operation.perform, { ...unsigned, rawRequest: { ...rawRequest, content: undefined } })).rejects.toMatchObject({ code: 'InvalidSignature' });
+    await expect(run(trigger.operation.perform, { ...unsigned, rawRequest, subscribeData: { id: subscribeData.id } })).rejects.toMatchObject({ code: 'InvalidSignature' });
 
     // The Zap editor's samples: the real event, flat, with its id.
     const samples = await run(trigger.operation.performList, { authData, inputData: {}, meta: { isLoadingSample: true } });
@@ -245,5 +250,95 @@ describe('the Zapier app (connectors/zapier/zapier-app)', () => {
       expect(await run(trigger.operation.performUnsubscribe, { authData, subscribeData, targetUrl: `${zapier.url}${HOOK_PATH}` })).toEqual({ id: subscribeData.id, deleted: true });
     }
     expect((await postEvent(gw, 'call.ended')).deliveries.map((d) => d.subscription_id)).not.toContain(subscribeData.id);
+  });
+});
+
+// --- the app through zapier-platform-core itself: its schema validation and its real `z` ------
+
+describe('the Zapier app under zapier-platform-core', () => {
+  const core = require('zapier-platform-core');
+  const { validateApp } = require('zapier-platform-core/src/tools/schema');
+  const app = require(APP_DIR);
+  const appTester = core.createAppTester(app);
+
+  it('passes zapier-platform-core\'s schema validation (what `zapier validate` checks locally)', () => {
+    expect(validateApp(app)).toEqual([]);
+    expect(app.platformVersion).toBe(core.version);
+    expect(Object.keys(app.triggers)).toEqual(['call_ended', 'evaluation_completed', 'lead_created', 'signal', 'new_event', 'event_type_list', 'postable_event_type_list']);
+    expect(Object.keys(app.creates)).toEqual(['send_event']);
+    expect(app.triggers.event_type_list.display.hidden).toBe(true);
+    expect(app.triggers.postable_event_type_list.display.hidden).toBe(true);
+    expect(app.triggers.new_event.operation.inputFields[0]).toMatchObject({ key: 'event_type', required: true, dynamic: 'event_type_list.id.name' });
+    expect(app.creates.send_event.operation.inputFields[0]).toMatchObject({ key: 'event_type', required: true, dynamic: 'postable_event_type_list.id.name' });
+  });
+
+  it('New Event: the dropdown lists the whole catalog, and the chosen type is subscribed, delivered, verified and listed', async () => {
+    const zapier = await fakeZapier();
+    const gw = await gatewayForTest();
+    const authData = { base_url: gw.url, api_key: ADMIN_KEY };
+
+    const choices = await appTester(app.triggers.event_type_list.operation.perform, { authData, inputData: {} });
+    expect(choices.map((c: { id: string }) => c.id)).toEqual(catalog.list().map((t) => t.name).sort());
+    expect(choices).toHaveLength(20);
+    expect(choices.find((c: { id: string }) => c.id === 'review.received')).toMatchObject({ name: 'review.received', description: expect.stringMatching(/review/i) });
+    const postable = await appTester(app.triggers.postable_event_type_list.operation.perform, { authData, inputData: {} });
+    expect(postable.map((c: { id: string }) => c.id)).not.toContain('sluice.delivery.failed');
+    expect(postable).toHaveLength(18);
+
+    const trigger = app.triggers.new_event.operation;
+    const inputData = { event_type: 'agent.status_changed' };
+    const subscribeData = await appTester(trigger.performSubscribe, { authData, inputData, targetUrl: `${zapier.url}${HOOK_PATH}`, meta: { zap: { id: 77 } } });
+    expect(subscribeData).toMatchObject({ event: 'agent.status_changed', connector: 'zapier', signing_secret: expect.stringMatching(/^whsec_/) });
+
+    const event = fixture('agent.status_changed');
+    await gw.api('POST', '/api/v1/events', event);
+    await waitFor(() => zapier.requests.length === 1, 5_000, 'the delivery to the fake Zapier');
+    const [received] = zapier.requests;
+    const rawRequest = { method: 'POST', querystring: '', headers: zapierRawHeaders(received.headers), content: received.body };
+    const items = await appTester(trigger.perform, { authData, inputData, subscribeData, cleanedRequest: JSON.parse(received.body), rawRequest });
+    expect(items).toEqual([await flat(event)]);
+    // Unsigned (no rawRequest): refused by the real core as well.
+    await expect(appTester(trigger.perform, { authData, inputData, subscribeData, cleanedRequest: JSON.parse(received.body) })).rejects.toThrow(/raw request/);
+
+    expect(await appTester(trigger.performList, { authData, inputData })).toEqual([await flat(event)]);
+    expect(await appTester(trigger.performUnsubscribe, { authData, inputData, subscribeData })).toEqual({ id: subscribeData.id, deleted: true });
+  });
+
+  it('Send Event: posts the event to Sluice, which delivers it; the same Event ID twice is stored once', async () => {
+    const receiver = await fakeZapier();
+    const gw = await gatewayForTest();
+    const sub = await createSubscription(gw, { url: `${receiver.url}/hooks/catch/1/2/`, events: ['signal.frustration_spike'], connector: 'zapier' });
+    const authData = { base_url: `${gw.url}/`, api_key: ADMIN_KEY };
+    const inputData = {
+      event_type: 'signal.frustration_spike',
+      id: 'evt_from_zap_0001',
+      timestamp: '2026-04-27T17:45:03Z',
+      data_json: JSON.stringify({ customer: { name: 'Dana Whitfield' }, frustration_score: 0.87 }),
+      data: { conversation_id: 'conv_zap_1', agent: 'sam.k', severity: 'high' },
+    };
+    const created = await appTester(app.creates.send_event.operation.perform, { authData, inputData });
+    expect(created).toMatchObject({ id: 'evt_from_zap_0001', event: 'signal.frustration_spike', duplicate: false, deliveries: [{ subscription_id: sub.id }] });
+    await waitFor(() => receiver.requests.length === 1, 5_000, 'the delivery of the sent event');
+    expect(JSON.parse(receiver.requests[0].body)).toMatchObject({
+      id: 'evt_from_zap_0001',
+      event: 'signal.frustration_spike',
+      data_conversation_id: 'conv_zap_1',
+      data_customer_name: 'Dana Whitfield',
+      data_frustration_score: 0.87,
+    });
+
+    const again = await appTester(app.creates.send_event.operation.perform, { authData, inputData });
+    expect(again).toMatchObject({ id: 'evt_from_zap_0001', duplicate: true, deliveries: created.deliveries });
+    expect((await gw.api('GET', `/api/v1/webhooks/${sub.id}/deliveries`)).body.data).toHaveLength(1);
+  });
+
+  it('Send Event: explains bad input with Sluice\'s paths, and bad JSON before calling Sluice', async () => {
+    const gw = await gatewayForTest();
+    const authData = { base_url: gw.url, api_key: ADMIN_KEY };
+    const send = (inputData: Record<string, unknown>) => appTester(app.creates.send_event.operation.perform, { authData, inputData });
+    await expect(send({ event_type: 'lead.created', data_json: '{"lead": ' })).rejects.toThrow(/Data \(JSON\) is not valid JSON/);
+    await expect(send({ event_type: 'lead.created', data_json: '[1, 2]' })).rejects.toThrow(/must be a JSON object/);
+    await expect(send({ event_type: 'lead.created', data: { note: 'no lead' } })).rejects.toThrow(/Sluice refused the event: .*\$\.data/);
+    await expect(send({ event_type: 'sluice.delivery.failed', data: {} })).rejects.toThrow(/Sluice refused the event/);
   });
 });

@@ -16,6 +16,11 @@ describe('template helpers', () => {
     expect(truncate('abcdefg', 6, '')).toBe('abcdef');
     expect(truncate('abcdefg', 2, '...')).toBe('ab'); // the suffix alone does not fit
     expect(truncate('👍🏽👍🏽', 3)).toBe('👍🏽…'); // code points, not UTF-16 units
+    expect(truncate('😀'.repeat(150), 150)).toBe('😀'.repeat(150)); // 150 code points fit, though 300 UTF-16 units
+    expect(truncate('👍🏽👍🏽', 4)).toBe('👍🏽👍🏽');
+    expect(truncate('👍🏽👍🏽👍🏽', 4)).toBe('👍🏽…'); // never the thumb without its skin tone
+    expect(truncate('a🇫🇷🇫🇷', 3)).toBe('a…'); // nor half a flag
+    expect(truncate('👨‍👩‍👧👨‍👩‍👧', 6, '')).toBe('👨‍👩‍👧'); // nor part of a family
     expect(truncate(undefined, 3)).toBeUndefined();
     expect(() => truncate('abc', -1)).toThrow(/whole number/);
   });

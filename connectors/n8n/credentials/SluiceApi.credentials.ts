@@ -1,4 +1,4 @@
-import type { IAuthenticateGeneric, ICredentialTestRequest, ICredentialType, INodeProperties } from 'n8n-workflow';
+import type { IAuthenticateGeneric, ICredentialTestRequest, ICredentialType, Icon, INodeProperties } from 'n8n-workflow';
 
 /** A Sluice instance: its base URL and an API key (admin role: the trigger manages hooks). */
 export class SluiceApi implements ICredentialType {
@@ -7,6 +7,8 @@ export class SluiceApi implements ICredentialType {
   displayName = 'Sluice API';
 
   documentationUrl = 'https://www.npmjs.com/package/n8n-nodes-sluice';
+
+  icon: Icon = { light: 'file:../icons/sluice.svg', dark: 'file:../icons/sluice.dark.svg' };
 
   properties: INodeProperties[] = [
     {
@@ -38,11 +40,14 @@ export class SluiceApi implements ICredentialType {
     },
   };
 
+  // An admin-only read (the hooks API's sample call), so a read or ingest key fails here with
+  // 403 instead of passing and then failing when a workflow is activated.
   test: ICredentialTestRequest = {
     request: {
       baseURL: '={{$credentials.baseUrl}}',
-      url: '/api/v1/event-types',
+      url: '/api/v1/hooks/sample',
       method: 'GET',
+      qs: { event: 'call.ended', connector: 'n8n' },
     },
   };
 }

@@ -1,10 +1,10 @@
 'use strict';
 /**
- * The Sluice integration for Zapier (Platform CLI shape). Push it with
- *   cd connectors/zapier/zapier-app && npm install && npx zapier-platform-cli push
- * See ../README.md. Every trigger is a REST hook: turning a Zap on subscribes it through
- * POST /api/v1/hooks, turning it off unsubscribes it, and the Zap editor's samples come
- * from GET /api/v1/hooks/sample.
+ * The Sluice integration for Zapier (Platform CLI shape). Push it with the Zapier CLI, which
+ * needs Node 22 or later (see ../README.md). Every visible trigger is a REST hook: turning a
+ * Zap on subscribes it through POST /api/v1/hooks, turning it off unsubscribes it, and the Zap
+ * editor's samples come from GET /api/v1/hooks/sample. The hidden event_type_list triggers feed
+ * the event type dropdowns; the Send Event create posts an event to Sluice.
  */
 const authentication = require('./authentication');
 const middleware = require('./middleware');
@@ -12,8 +12,12 @@ const callEnded = require('./triggers/call-ended');
 const evaluationCompleted = require('./triggers/evaluation-completed');
 const leadCreated = require('./triggers/lead-created');
 const signal = require('./triggers/signal');
+const newEvent = require('./triggers/new-event');
+const eventTypeLists = require('./triggers/event-type-list');
+const sendEvent = require('./creates/send-event');
 
-const triggers = [callEnded, evaluationCompleted, leadCreated, signal];
+const triggers = [callEnded, evaluationCompleted, leadCreated, signal, newEvent, eventTypeLists.all, eventTypeLists.postable];
+const creates = [sendEvent];
 
 module.exports = {
   version: require('./package.json').version,
@@ -25,5 +29,5 @@ module.exports = {
 
   triggers: Object.fromEntries(triggers.map((trigger) => [trigger.key, trigger])),
   searches: {},
-  creates: {},
+  creates: Object.fromEntries(creates.map((create) => [create.key, create])),
 };

@@ -50,9 +50,11 @@ export class SluiceTrigger implements INodeType {
   description: INodeTypeDescription = {
     displayName: 'Sluice Trigger',
     name: 'sluiceTrigger',
-    icon: 'file:sluice.svg',
+    icon: { light: 'file:../../icons/sluice.svg', dark: 'file:../../icons/sluice.dark.svg' },
     group: ['trigger'],
-    version: 1,
+    // Version 2 emits {body, headers}; version 1 (workflows built before it) the body alone.
+    version: [1, 2],
+    defaultVersion: 2,
     subtitle: '={{($parameter["events"] || []).join(", ")}}',
     description: 'Starts the workflow when Sluice delivers one of the chosen events, signature verified',
     defaults: { name: 'Sluice Trigger' },
@@ -133,14 +135,15 @@ export class SluiceTrigger implements INodeType {
         }
         if (response.statusCode !== 200) throw unexpectedResponse(this, `GET ${hookPath(state.hookId)}`, response);
         const hook = response.body as { target_url?: unknown } | null;
-        if (hook?.target_url !== webhookUrlOf(this)) return false;
-        if (typeof state.signingSecret !== 'string' || !state.signingSecret) {
-          // The hook is ours but its secret is lost, so no delivery could be verified: replace it.
-          await sluiceRequest(this, 'DELETE', hookPath(state.hookId));
-          forgetHook(state);
-          return false;
-        }
-        return true;
+        const pointsHere = hook?.target_url === webhookUrlOf(this);
+        const hasSecret = typeof state.signingSecret === 'string' && state.signingSecret !== '';
+        if (pointsHere && hasSecret) return true;
+        // A hook for another URL (n8n's base URL or path changed) would keep delivering there, and
+        // one whose secret is lost could never be verified: delete it before create() replaces it.
+        const deleted = await sluiceRequest(this, 'DELETE', hookPath(state.hookId));
+        if (deleted.statusCode >= 300 && deleted.statusCode !== 404) throw unexpectedResponse(this, `DELETE ${hookPath(state.hookId)}`, deleted);
+        forgetHook(state);
+        return false;
       },
 
       /** Subscribes this node's webhook URL; keeps the hook id and signing secret in static data. */
@@ -198,6 +201,12 @@ export class SluiceTrigger implements INodeType {
         return { noWebhookResponse: true };
       }
     }
-    return { workflowData: [this.helpers.returnJsonArray(this.getBodyData())] };
+    const body = this.getBodyData() as IDataObject | IDataObject[];
+    if (this.getNode().typeVersion < 2) return { workflowData: [this.helpers.returnJsonArray(body)] };
+    // The delivery's headers travel with each item: webhook-id is the same on every retry of a
+    // delivery, so a workflow can deduplicate on it (x-webhook-event names the event).
+    const headers = this.getHeaderData() as IDataObject;
+    const items = (Array.isArray(body) ? body : [body]).map((element) => ({ body: element, headers }));
+    return { workflowData: [this.helpers.returnJsonArray(items)] };
   }
 }

@@ -1,6 +1,7 @@
 'use strict';
 /**
- * One REST-hook trigger per Sluice event type, all built the same way:
+ * REST-hook triggers, all built the same way, for one Sluice event type (or wildcard), or for
+ * the type the Zap's user picks (`event: null`: the `event_type` input field):
  * - performSubscribe   POST   /api/v1/hooks {target_url, event, connector: "zapier"} -> {id, signing_secret, ...}
  * - performUnsubscribe DELETE /api/v1/hooks/{id} (idempotent on Sluice's side)
  * - perform            the flat payload Sluice POSTed to the Zap, after its signature is checked
@@ -43,6 +44,9 @@ const signatureMatches = (secret, rawRequest) => {
     });
 };
 
+/** The trigger's own event type, or the one the user picked in the Zap. */
+const eventOf = (event, bundle) => event || (bundle.inputData && bundle.inputData.event_type);
+
 const subscribe = (event) => async (z, bundle) => {
   const zapId = bundle.meta && bundle.meta.zap && bundle.meta.zap.id;
   const response = await z.request({
@@ -50,7 +54,7 @@ const subscribe = (event) => async (z, bundle) => {
     method: 'POST',
     body: {
       target_url: bundle.targetUrl,
-      event,
+      event: eventOf(event, bundle),
       connector: 'zapier',
       ...(zapId ? { description: `Zapier: Zap ${zapId}` } : {}),
     },
@@ -67,11 +71,21 @@ const unsubscribe = async (z, bundle) => {
   return response.data;
 };
 
+/**
+ * Zapier documents `bundle.rawRequest` (headers and body as received) for a hook's perform,
+ * and the subscribe answer always carries the secret: without either there is nothing to
+ * verify against, so the item is refused rather than let through unsigned.
+ */
 const perform = async (z, bundle) => {
   const secret = bundle.subscribeData && bundle.subscribeData.signing_secret;
   const raw = bundle.rawRequest;
-  // Verify when Zapier gives both the secret kept at subscribe time and the raw request.
-  if (secret && raw && typeof raw.content === 'string' && !signatureMatches(secret, raw)) {
+  if (!secret) {
+    throw new z.errors.Error('This Zap holds no Sluice signing secret; turn the Zap off and on again to subscribe afresh.', 'InvalidSignature', 401);
+  }
+  if (!raw || typeof raw.content !== 'string') {
+    throw new z.errors.Error('Zapier gave no raw request to check the Sluice signature against; the item was ignored.', 'InvalidSignature', 401);
+  }
+  if (!signatureMatches(secret, raw)) {
     throw new z.errors.Error('The request did not carry a valid Sluice signature; it was ignored.', 'InvalidSignature', 401);
   }
   const payload = bundle.cleanedRequest;
@@ -79,17 +93,21 @@ const perform = async (z, bundle) => {
 };
 
 const list = (event) => async (z, bundle) => {
-  const response = await z.request({ url: apiUrl(bundle, '/hooks/sample'), params: { event } });
+  const response = await z.request({ url: apiUrl(bundle, '/hooks/sample'), params: { event: eventOf(event, bundle) } });
   return response.data;
 };
 
-/** A complete trigger definition for one Sluice event type (or wildcard such as `signal.*`). */
-const restHookTrigger = ({ key, event, noun, label, description, sample, outputFields }) => ({
+/**
+ * A complete trigger definition for one Sluice event type (or wildcard such as `signal.*`),
+ * or, with `event: null` and an `event_type` input field, for the type the user picks.
+ */
+const restHookTrigger = ({ key, event, noun, label, description, sample, outputFields, inputFields }) => ({
   key,
   noun,
   display: { label, description },
   operation: {
     type: 'hook',
+    ...(inputFields ? { inputFields } : {}),
     performSubscribe: subscribe(event),
     performUnsubscribe: unsubscribe,
     perform,
@@ -99,4 +117,4 @@ const restHookTrigger = ({ key, event, noun, label, description, sample, outputF
   },
 });
 
-module.exports = { apiUrl, restHookTrigger, signatureMatches };
+module.exports = { apiUrl, restHookTrigger, signatureMatches, perform };
