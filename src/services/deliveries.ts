@@ -1,6 +1,7 @@
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import type { AttemptRecord, DeliveryRecord, DeliveryStatus, Storage } from '../storage/types.ts';
 import type { IngestService } from './ingest.ts';
+import { fieldsOf, replayRequestSchema } from '../core/api-schemas.ts';
 import type { SubscriptionService } from './subscriptions.ts';
 
 export const DELIVERY_STATUSES: readonly DeliveryStatus[] = ['pending', 'delivering', 'delivered', 'failed', 'cancelled'];
@@ -127,8 +128,9 @@ export class DeliveryService {
     await this.#deps.subscriptions.get(subscriptionId);
     const input = (body ?? {}) as Record<string, unknown>;
     if (typeof input !== 'object' || Array.isArray(input)) throw new ValidationError('Invalid replay request.', [{ path: '$', message: 'must be a JSON object' }]);
-    const unknown = Object.keys(input).filter((k) => !['status', 'since', 'until', 'event'].includes(k));
-    if (unknown.length) throw new ValidationError('Invalid replay request.', unknown.map((k) => ({ path: `$.${k}`, message: 'is not a known field (status, since, until, event)' })));
+    const known = fieldsOf(replayRequestSchema);
+    const unknown = Object.keys(input).filter((k) => !known.includes(k));
+    if (unknown.length) throw new ValidationError('Invalid replay request.', unknown.map((k) => ({ path: `$.${k}`, message: `is not a known field (${known.join(', ')})` })));
     const ids = await this.#deps.storage.findDeliveriesForReplay({
       subscription_id: subscriptionId,
       status: parseStatus(input.status, '$.status'),

@@ -1,45 +1,15 @@
 import { Ajv, type ErrorObject } from 'ajv';
 import type { ErrorDetail } from '../errors.ts';
+import { authSchema, subscriptionCreateSchema, subscriptionPatchSchema } from '../core/api-schemas.ts';
 
-/**
- * The shape of subscription create/patch bodies. Semantic checks (known events, URL policy,
- * templates, connector options) follow in the subscription service; this catches unknown
- * fields and wrong types with their JSON paths.
+/*
+ * Subscription create/patch bodies are checked against their schemas in core/api-schemas.ts.
+ * Semantic checks (known events, URL policy, templates, connector options) follow in the
+ * subscription service; this catches unknown fields and wrong types with their JSON paths.
  */
-const authSchema = {
-  type: 'object',
-  required: ['type'],
-  oneOf: [
-    { type: 'object', additionalProperties: false, required: ['type', 'username', 'password'], properties: { type: { const: 'basic' }, username: { type: 'string', minLength: 1, maxLength: 256, pattern: '^[^:]*$' }, password: { type: 'string', maxLength: 1024 } } },
-    { type: 'object', additionalProperties: false, required: ['type', 'token'], properties: { type: { const: 'bearer' }, token: { type: 'string', minLength: 1, maxLength: 4096 } } },
-    { type: 'object', additionalProperties: false, required: ['type', 'name', 'value'], properties: { type: { const: 'header' }, name: { type: 'string', minLength: 1, maxLength: 256 }, value: { type: 'string', minLength: 1, maxLength: 4096 } } },
-  ],
-};
-
-const fields = {
-  url: { type: 'string', minLength: 1, maxLength: 2048 },
-  events: { type: 'array', minItems: 1, maxItems: 100, items: { type: 'string', minLength: 1, maxLength: 200 } },
-  description: { type: ['string', 'null'], maxLength: 1000 },
-  enabled: { type: 'boolean' },
-  headers: { type: 'object', maxProperties: 50, additionalProperties: { type: 'string', maxLength: 4096 } },
-  auth: { anyOf: [{ type: 'null' }, authSchema] },
-  filter: { type: ['string', 'null'], maxLength: 10_000 },
-  mapping: { type: ['string', 'null'], maxLength: 100_000 },
-  connector: { type: 'string', minLength: 1, maxLength: 50 },
-  connector_options: { type: 'object' },
-  retry: {
-    anyOf: [
-      { type: 'null' },
-      { type: 'object', additionalProperties: false, properties: { schedule: { type: 'array' }, max_attempts: { type: 'integer' } } },
-    ],
-  },
-  timeout: { type: ['number', 'null'], exclusiveMinimum: 0, maximum: 300 },
-  rate_limit: { type: ['number', 'null'], exclusiveMinimum: 0, maximum: 10_000 },
-};
-
 const ajv = new Ajv({ allErrors: true, strict: false });
-const validateCreate = ajv.compile({ type: 'object', additionalProperties: false, required: ['events'], properties: fields });
-const validatePatch = ajv.compile({ type: 'object', additionalProperties: false, minProperties: 1, properties: fields });
+const validateCreate = ajv.compile(subscriptionCreateSchema);
+const validatePatch = ajv.compile(subscriptionPatchSchema);
 /** One validator per auth type, so an auth object's errors come from its own type only. */
 const AUTH_VALIDATORS = new Map(authSchema.oneOf.map((branch) => [branch.properties.type.const, ajv.compile(branch)]));
 

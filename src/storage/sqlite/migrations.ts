@@ -111,4 +111,12 @@ export const SQLITE_MIGRATIONS: Migration[] = [
     name: 'latency of the last attempt on each delivery',
     sql: 'ALTER TABLE deliveries ADD COLUMN last_latency_ms REAL;',
   },
+  {
+    version: 3,
+    name: 'subscription names (subscriptions as code)',
+    sql: `
+      ALTER TABLE subscriptions ADD COLUMN name TEXT;
+      CREATE UNIQUE INDEX subscriptions_by_name ON subscriptions(name) WHERE name IS NOT NULL AND deleted_at IS NULL;
+    `,
+  },
 ];
