@@ -1,4 +1,5 @@
 import http from 'node:http';
+import type { Express } from 'express';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, type Config } from './config.ts';
@@ -29,6 +30,7 @@ import { keysRouter } from './http/routes/keys.ts';
 import { eventsRouter } from './http/routes/events.ts';
 import { webhooksRouter } from './http/routes/webhooks.ts';
 import { hooksRouter } from './http/routes/hooks.ts';
+import { openapiRouter } from './http/routes/openapi.ts';
 import { HookService } from './services/hooks.ts';
 import { dashboardRouter } from './http/dashboard-router.ts';
 import { CONNECTORS } from '../connectors/index.ts';
@@ -51,6 +53,8 @@ export interface Sluice {
   readonly mappings: MappingRegistry;
   readonly deliveries: DeliveryService;
   readonly worker: DeliveryWorker;
+  /** The express application (its routes are checked against the OpenAPI document). */
+  readonly app: Express;
   /** The base URL the server listens on, once started. */
   url: string;
   start(): Promise<void>;
@@ -221,6 +225,7 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
     isReady: () => ready,
     metrics: metrics.registry,
     apiRouters: [
+      openapiRouter({ maxBatchEvents: config.maxBatchEvents, maxBodyBytes: config.maxBodyBytes }),
       keysRouter(keys),
       eventsRouter({ keys, ingest, eventTypes: () => catalog.list(), maxBatchEvents: config.maxBatchEvents }),
       webhooksRouter({ keys, subscriptions }),
@@ -243,6 +248,7 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
     mappings,
     deliveries,
     worker,
+    app,
     url: '',
     async start() {
       const applied = await storage.migrate();
