@@ -22,9 +22,9 @@ export const authSchema = {
 export const AUTH_SECRET_FIELDS: Record<string, string> = { basic: 'password', bearer: 'token', header: 'value' };
 
 export const subscriptionFields = {
-  name: { type: ['string', 'null'], pattern: SUBSCRIPTION_NAME_PATTERN, description: 'A stable, unique name (lowercase letters, digits, . _ -): how `sluice apply` recognises the subscription.' },
-  url: { type: 'string', minLength: 1, maxLength: 2048, description: 'Destination URL; HTTPS unless SLUICE_ALLOW_INSECURE_URLS=true, never a private address. Connectors with their own endpoint leave it out.' },
-  events: { type: 'array', minItems: 1, maxItems: 100, items: { type: 'string', minLength: 1, maxLength: 200 }, description: 'Catalog event names, `call.*` prefix wildcards or `*`.' },
+  name: { type: ['string', 'null'], pattern: SUBSCRIPTION_NAME_PATTERN, description: 'A stable, unique name (lowercase letters, digits, . _ -): how `sluice apply` recognises the subscription.', examples: ['crm-sync'] },
+  url: { type: 'string', minLength: 1, maxLength: 2048, description: 'Destination URL; HTTPS unless SLUICE_ALLOW_INSECURE_URLS=true, never a private address. Connectors with their own endpoint leave it out.', examples: ['https://hooks.example.com/sluice'] },
+  events: { type: 'array', minItems: 1, maxItems: 100, items: { type: 'string', minLength: 1, maxLength: 200 }, description: 'Catalog event names, `call.*` prefix wildcards or `*`.', examples: [['call.ended', 'signal.*']] },
   description: { type: ['string', 'null'], maxLength: 1000 },
   enabled: { type: 'boolean', description: 'false stops new deliveries.' },
   headers: { type: 'object', maxProperties: 50, additionalProperties: { type: 'string', maxLength: 4096 }, description: 'Custom request headers, stored and shown as given.' },
