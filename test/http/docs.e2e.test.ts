@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { launchChromium } from '../support/browser.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ADMIN_KEY, REPO_ROOT, startGateway, type TestGateway } from '../support/gateway.ts';
@@ -13,10 +14,7 @@ beforeAll(async () => {
   fs.mkdirSync(path.join(REPO_ROOT, 'test-artifacts/screenshots'), { recursive: true });
   [gateway, browser] = await Promise.all([
     startGateway(),
-    chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    }),
+    launchChromium(),
   ]);
 }, 60_000);
 
