@@ -1,4 +1,5 @@
 import http from 'node:http';
+import type { Express } from 'express';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, type Config } from './config.ts';
@@ -30,6 +31,7 @@ import { authenticate } from './http/auth.ts';
 import { eventsRouter } from './http/routes/events.ts';
 import { webhooksRouter } from './http/routes/webhooks.ts';
 import { hooksRouter } from './http/routes/hooks.ts';
+import { openapiRouter } from './http/routes/openapi.ts';
 import { HookService } from './services/hooks.ts';
 import { dashboardRouter } from './http/dashboard-router.ts';
 import { CONNECTORS } from '../connectors/index.ts';
@@ -52,6 +54,8 @@ export interface Sluice {
   readonly mappings: MappingRegistry;
   readonly deliveries: DeliveryService;
   readonly worker: DeliveryWorker;
+  /** The express application (its routes are checked against the OpenAPI document). */
+  readonly app: Express;
   /** The base URL the server listens on, once started. */
   url: string;
   start(): Promise<void>;
@@ -226,6 +230,7 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
     metricsToken: config.metricsToken,
     authenticate: authenticate(keys),
     apiRouters: [
+      openapiRouter({ maxBatchEvents: config.maxBatchEvents, maxBodyBytes: config.maxBodyBytes }),
       keysRouter(keys),
       eventsRouter({ keys, ingest, eventTypes: () => catalog.list(), maxBatchEvents: config.maxBatchEvents }),
       webhooksRouter({ keys, subscriptions }),
@@ -254,6 +259,7 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
     mappings,
     deliveries,
     worker,
+    app,
     url: '',
     async start() {
       const applied = await storage.migrate();

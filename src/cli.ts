@@ -1,11 +1,14 @@
 import path from 'node:path';
-import { Command, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { loadConfig } from './config.ts';
 import { SqliteStorage } from './storage/sqlite/sqlite-storage.ts';
 import { ApiKeyService, ROLES, toPublicKey } from './services/api-keys.ts';
 import type { Role, Storage } from './storage/types.ts';
 import { runMappingsTest } from './services/mappings-test-report.ts';
 import { ConflictError } from './errors.ts';
+import { CliError, EXIT } from './cli/exit-codes.ts';
+import { registerDailyCommands } from './cli/daily-commands.ts';
+import { registerConfigCommands } from './cli/apply-commands.ts';
 
 /** Opens the configured store directly: key commands work with or without a running gateway. */
 async function openStorage(): Promise<Storage> {
@@ -24,7 +27,11 @@ async function withKeys<T>(fn: (keys: ApiKeyService) => Promise<T>): Promise<T> 
   }
 }
 
-const program = new Command('sluice').description('Sluice webhook gateway').showHelpAfterError();
+const program = new Command('sluice')
+  .description('Sluice webhook gateway. Exit codes: 0 ok, 1 refused by the gateway, 2 bad usage or input, 3 gateway unreachable, 4 signature invalid (verify).')
+  .showHelpAfterError()
+  // Throw instead of exiting, so usage errors get their documented exit code (2).
+  .exitOverride();
 
 program
   .command('start')
@@ -92,7 +99,15 @@ mappings
     process.exitCode = code;
   });
 
+registerDailyCommands(program);
+registerConfigCommands(program);
+
 program.parseAsync(process.argv).catch((err: Error) => {
+  if (err instanceof CommanderError) {
+    // commander printed the message (or the help) already.
+    process.exitCode = err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    return;
+  }
   process.stderr.write(`sluice: ${err.message}\n`);
-  process.exitCode = 1;
+  process.exitCode = err instanceof CliError ? err.exitCode : EXIT.refused;
 });

@@ -7,7 +7,7 @@ import express, { Router, type Response } from 'express';
 
 const DASHBOARD_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'dashboard');
 
-/** The three browser modules the dashboard runs on, served from node_modules: no CDN, works offline. */
+/** The browser files the dashboard and /docs run on, served from node_modules: no CDN, works offline. */
 function vendorFiles(): Record<string, string> {
   const require = createRequire(import.meta.url);
   const sibling = (specifier: string, file: string) => path.join(path.dirname(require.resolve(specifier)), file);
@@ -15,6 +15,9 @@ function vendorFiles(): Record<string, string> {
     'preact.module.js': sibling('preact', 'preact.module.js'),
     'hooks.module.js': sibling('preact/hooks', 'hooks.module.js'),
     'htm.module.js': sibling('htm', 'htm.module.js'),
+    // Swagger UI renders /docs from /api/v1/openapi.json.
+    'swagger-ui-bundle.js': sibling('swagger-ui-dist/package.json', 'swagger-ui-bundle.js'),
+    'swagger-ui.css': sibling('swagger-ui-dist/package.json', 'swagger-ui.css'),
   };
 }
 
@@ -65,13 +68,23 @@ export function dashboardRouter(): Router {
     res.type('html').send(html);
   });
 
+  // The API reference: its own page, under the same kind of policy (no inline script at all).
+  const docsHtml = fs.readFileSync(path.join(DASHBOARD_DIR, 'docs.html'), 'utf8');
+  const docsCsp = contentSecurityPolicy(docsHtml);
+  router.get('/docs', (_req, res) => {
+    securityHeaders(res, docsCsp);
+    res.setHeader('Cache-Control', 'no-cache');
+    res.type('html').send(docsHtml);
+  });
+
   const vendor = vendorFiles();
   router.get('/assets/vendor/:file', (req, res, next) => {
     const name = String(req.params.file);
     const file = Object.hasOwn(vendor, name) ? vendor[name] : undefined;
     if (!file) return next();
     securityHeaders(res, csp);
-    res.sendFile(file, { maxAge: '1d', headers: { 'Content-Type': 'text/javascript; charset=utf-8' } });
+    const type = name.endsWith('.css') ? 'text/css; charset=utf-8' : 'text/javascript; charset=utf-8';
+    res.sendFile(file, { maxAge: '1d', headers: { 'Content-Type': type } });
   });
 
   router.use(

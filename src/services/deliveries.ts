@@ -1,6 +1,7 @@
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import type { AttemptRecord, DeliveryRecord, DeliveryStatus, Storage } from '../storage/types.ts';
 import type { IngestService } from './ingest.ts';
+import { fieldsOf, replayRequestSchema } from '../core/api-schemas.ts';
 import type { SubscriptionService } from './subscriptions.ts';
 
 /** The statuses the API shows and filters by; a paused delivery is `pending` with `paused: true`. */
@@ -140,8 +141,9 @@ export class DeliveryService {
     await this.#deps.subscriptions.get(subscriptionId);
     const input = (body ?? {}) as Record<string, unknown>;
     if (typeof input !== 'object' || Array.isArray(input)) throw new ValidationError('Invalid replay request.', [{ path: '$', message: 'must be a JSON object' }]);
-    const unknown = Object.keys(input).filter((k) => !['status', 'since', 'until', 'event', 'cursor'].includes(k));
-    if (unknown.length) throw new ValidationError('Invalid replay request.', unknown.map((k) => ({ path: `$.${k}`, message: 'is not a known field (status, since, until, event, cursor)' })));
+    const known = fieldsOf(replayRequestSchema);
+    const unknown = Object.keys(input).filter((k) => !known.includes(k));
+    if (unknown.length) throw new ValidationError('Invalid replay request.', unknown.map((k) => ({ path: `$.${k}`, message: `is not a known field (${known.join(', ')})` })));
     if (input.cursor !== undefined && (typeof input.cursor !== 'string' || !/^dlv_[0-9A-Za-z]+$/.test(input.cursor))) {
       throw new ValidationError('Invalid replay request.', [{ path: '$.cursor', message: 'must be the next_cursor of a previous replay answer' }]);
     }

@@ -12,6 +12,7 @@ import type { ConnectorDefinition } from '../delivery/connector.ts';
 import type { EventRecord, Storage, SubscriptionRecord } from '../storage/types.ts';
 import type { SubscriptionService } from './subscriptions.ts';
 import { ajvErrorsToDetails } from './subscription-input.ts';
+import { hookSubscribeSchema } from '../core/api-schemas.ts';
 
 /** The connectors a trigger node may subscribe with; Zapier's is the default. */
 export const HOOK_CONNECTORS = ['zapier', 'n8n'] as const;
@@ -54,22 +55,7 @@ export interface SampleQuery {
 }
 
 const ajv = new Ajv({ allErrors: true, strict: false });
-const urlField = { type: 'string', minLength: 1, maxLength: 2048 };
-const validateSubscribe = ajv.compile({
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    target_url: urlField,
-    /** Zapier's legacy REST hooks send the same URL under both names. */
-    subscription_url: urlField,
-    event: { type: 'string', minLength: 1, maxLength: 200 },
-    events: { type: 'array', minItems: 1, maxItems: 100, items: { type: 'string', minLength: 1, maxLength: 200 } },
-    connector: { type: 'string', minLength: 1, maxLength: 50 },
-    filter: { type: ['string', 'null'], maxLength: 10_000 },
-    mapping: { type: ['string', 'null'], maxLength: 100_000 },
-    description: { type: ['string', 'null'], maxLength: 1000 },
-  },
-});
+const validateSubscribe = ajv.compile(hookSubscribeSchema);
 
 function invalid(details: ErrorDetail[]): ValidationError {
   return new ValidationError('The hook subscription is invalid.', details);

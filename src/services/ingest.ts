@@ -3,6 +3,7 @@ import { stringify as stableStringify } from 'safe-stable-stringify';
 import { ConflictError, ValidationError, type ErrorDetail } from '../errors.ts';
 import { newId } from '../core/ids.ts';
 import { eventMatches } from '../core/event-match.ts';
+import { eventEnvelopeSchema, fieldsOf } from '../core/api-schemas.ts';
 import type { ClaimedDelivery, DeliveryRecord, EventRecord, IngestItem, IngestResult, Storage } from '../storage/types.ts';
 import { GroupCommit } from './group-commit.ts';
 import type { RuntimeSubscription } from './subscriptions.ts';
@@ -51,7 +52,7 @@ export interface AcceptedEvent {
   duplicate: boolean;
 }
 
-const ENVELOPE_FIELDS = new Set(['event', 'id', 'timestamp', 'data']);
+const ENVELOPE_FIELDS = new Set(fieldsOf(eventEnvelopeSchema));
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,254}$/;
 
 /**

@@ -1,58 +1,17 @@
 import { Ajv, type ErrorObject } from 'ajv';
 import type { ErrorDetail } from '../errors.ts';
+import { authSchema, subscriptionCreateSchema, subscriptionPatchSchema } from '../core/api-schemas.ts';
 
-/**
- * The shape of subscription create/patch bodies. Semantic checks (known events, URL policy,
- * templates, connector options) follow in the subscription service; this catches unknown
- * fields and wrong types with their JSON paths.
+export { RATE_LIMIT_RANGE } from '../core/api-schemas.ts';
+
+/*
+ * Subscription create/patch bodies are checked against their schemas in core/api-schemas.ts.
+ * Semantic checks (known events, URL policy, templates, connector options) follow in the
+ * subscription service; this catches unknown fields and wrong types with their JSON paths.
  */
-/**
- * Deliveries per second a subscription may be paced to. Below the floor one delivery would wait
- * for days and the pacer's slots run past what a date can hold.
- */
-export const RATE_LIMIT_RANGE = { min: 0.001, max: 10_000 } as const;
-
-const authSchema = {
-  type: 'object',
-  required: ['type'],
-  oneOf: [
-    { type: 'object', additionalProperties: false, required: ['type', 'username', 'password'], properties: { type: { const: 'basic' }, username: { type: 'string', minLength: 1, maxLength: 256, pattern: '^[^:]*$', errorMessage: 'must be 1 to 256 characters without a colon' }, password: { type: 'string', maxLength: 1024 } } },
-    { type: 'object', additionalProperties: false, required: ['type', 'token'], properties: { type: { const: 'bearer' }, token: { type: 'string', minLength: 1, maxLength: 4096 } } },
-    { type: 'object', additionalProperties: false, required: ['type', 'name', 'value'], properties: { type: { const: 'header' }, name: { type: 'string', minLength: 1, maxLength: 256 }, value: { type: 'string', minLength: 1, maxLength: 4096 } } },
-  ],
-};
-
-const fields = {
-  url: { type: 'string', minLength: 1, maxLength: 2048 },
-  events: { type: 'array', minItems: 1, maxItems: 100, items: { type: 'string', minLength: 1, maxLength: 200 } },
-  description: { type: ['string', 'null'], maxLength: 1000 },
-  enabled: { type: 'boolean' },
-  headers: { type: 'object', maxProperties: 50, additionalProperties: { type: 'string', maxLength: 4096 } },
-  auth: { anyOf: [{ type: 'null' }, authSchema] },
-  filter: { type: ['string', 'null'], maxLength: 10_000 },
-  mapping: { type: ['string', 'null'], maxLength: 100_000 },
-  connector: { type: 'string', minLength: 1, maxLength: 50 },
-  connector_options: { type: 'object' },
-  retry: {
-    anyOf: [
-      { type: 'null' },
-      { type: 'object', additionalProperties: false, properties: { schedule: { type: 'array' }, max_attempts: { type: 'integer' } } },
-    ],
-  },
-  timeout: { type: ['number', 'null'], exclusiveMinimum: 0, maximum: 300 },
-  rate_limit: {
-    type: ['number', 'null'],
-    minimum: RATE_LIMIT_RANGE.min,
-    maximum: RATE_LIMIT_RANGE.max,
-    errorMessage: `must be null or a number of deliveries per second from ${RATE_LIMIT_RANGE.min} to ${RATE_LIMIT_RANGE.max}`,
-  },
-};
-
 const ajv = new Ajv({ allErrors: true, strict: false });
-const createSchema = { type: 'object', additionalProperties: false, required: ['events'], properties: fields };
-const patchSchema = { type: 'object', additionalProperties: false, minProperties: 1, properties: fields };
-const validateCreate = ajv.compile(createSchema);
-const validatePatch = ajv.compile(patchSchema);
+const validateCreate = ajv.compile(subscriptionCreateSchema);
+const validatePatch = ajv.compile(subscriptionPatchSchema);
 /** One validator per auth type, so an auth object's errors come from its own type only. */
 const AUTH_VALIDATORS = new Map(authSchema.oneOf.map((branch) => [branch.properties.type.const, ajv.compile(branch)]));
 
@@ -155,7 +114,7 @@ function explanationFor(schema: object, schemaPath: string): { at: string; messa
 
 export function checkSubscriptionShape(body: unknown, mode: 'create' | 'patch'): ErrorDetail[] {
   if (!body || typeof body !== 'object' || Array.isArray(body)) return [{ path: '$', message: 'must be a JSON object' }];
-  const [validate, schema] = mode === 'create' ? [validateCreate, createSchema] : [validatePatch, patchSchema];
+  const [validate, schema] = mode === 'create' ? [validateCreate, subscriptionCreateSchema] : [validatePatch, subscriptionPatchSchema];
   if (validate(body)) return [];
   const details = ajvErrorsToDetails(validate.errors, '$', schema);
   if (!('auth' in body)) return details;

@@ -1,4 +1,4 @@
-import { NotFoundError, ValidationError, type ErrorDetail } from '../errors.ts';
+import { ConflictError, NotFoundError, ValidationError, type ErrorDetail } from '../errors.ts';
 import { newId } from '../core/ids.ts';
 import { generateSigningSecret, secretPrefix } from '../core/signing.ts';
 import { resolveSchedule, validateRetryPolicy } from '../core/backoff.ts';
@@ -149,6 +149,7 @@ export class SubscriptionService {
     const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
     return {
       id: sub.id,
+      name: sub.name ?? null,
       url: sub.url,
       events: sub.events,
       description: sub.description,
@@ -185,6 +186,7 @@ export class SubscriptionService {
     const secret = generateSigningSecret();
     const record: SubscriptionRecord = {
       id: newId('sub', now),
+      name: input.name ?? null,
       url: input.url ?? '',
       events: input.events,
       description: input.description ?? null,
@@ -228,6 +230,7 @@ export class SubscriptionService {
     const shapeErrors = checkSubscriptionShape(merged.body, 'patch');
     if (shapeErrors.length) throw new ValidationError('The subscription change is invalid.', shapeErrors);
     const input = merged.body as Record<string, any>;
+    if ('name' in input) record.name = input.name;
     if ('url' in input) record.url = input.url;
     if ('events' in input) record.events = input.events;
     if ('description' in input) record.description = input.description;
@@ -319,6 +322,7 @@ export class SubscriptionService {
 
   /** Semantic checks shared by create and patch; seals auth and secret options into `record`. */
   async #applyAndCheck(record: SubscriptionRecord, input: Record<string, any>, creating: boolean): Promise<void> {
+    if (record.name) await this.#assertNameFree(record.name, record.id);
     const details: ErrorDetail[] = [];
     const connector = this.#deps.connectors.get(record.connector);
     if (!connector) {
@@ -374,6 +378,11 @@ export class SubscriptionService {
       await this.#collect(details, () => this.#deps.checkDestination(connector.resolveUrl!(options), '$.connector_options'));
     }
     if (details.length) throw new ValidationError('The subscription is invalid.', details);
+  }
+
+  async #assertNameFree(name: string, id: string): Promise<void> {
+    const holder = (await this.list()).find((s) => s.name === name && s.id !== id);
+    if (holder) throw new ConflictError('name_taken', `Subscription ${holder.id} already has the name "${name}".`, [{ path: '$.name', message: 'is already taken' }]);
   }
 
   async #collect(details: ErrorDetail[], check: () => Promise<void>): Promise<void> {

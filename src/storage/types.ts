@@ -31,6 +31,8 @@ export interface RetryPolicy {
 
 export interface SubscriptionRecord {
   id: string;
+  /** Optional, unique among live subscriptions: the key `sluice apply` matches on. */
+  name?: string | null;
   url: string;
   events: string[];
   description: string | null;

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../support/browser.ts';
 import { ADMIN_KEY, REPO_ROOT, fixture, startGateway, type TestGateway } from '../support/gateway.ts';
 import { startReceiver } from '../support/receiver.ts';
 
@@ -23,10 +24,7 @@ beforeAll(async () => {
   [gateway, receiver, browser] = await Promise.all([
     startGateway(),
     startReceiver(),
-    chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    }),
+    launchChromium(),
   ]);
 }, 60_000);
 

@@ -59,6 +59,7 @@ function Shell({ role, onSignOut }) {
         <${NavLink} href="#/" current=${route.path}>Subscriptions<//>
         <${NavLink} href="#/deliveries" current=${route.path}>Delivery log<//>
         <${NavLink} href="#/mapping" current=${route.path}>Mapping editor<//>
+        <a href="/docs">API reference</a>
       </nav>
       <div class="who">
         <span class=${'badge role-' + role}>${role === 'admin' ? 'Admin key' : 'Read-only key'}</span>

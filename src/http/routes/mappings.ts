@@ -3,6 +3,9 @@ import { ValidationError, type ErrorDetail } from '../../errors.ts';
 import type { ApiKeyService } from '../../services/api-keys.ts';
 import type { MappingPreviewService } from '../../services/mapping-preview.ts';
 import { requireRole } from '../auth.ts';
+import { fieldsOf, mappingPreviewSchema } from '../../core/api-schemas.ts';
+
+const PREVIEW_FIELDS = fieldsOf(mappingPreviewSchema);
 
 export function mappingsRouter(deps: { keys: ApiKeyService; preview: MappingPreviewService }): Router {
   const router = Router();
@@ -16,7 +19,7 @@ export function mappingsRouter(deps: { keys: ApiKeyService; preview: MappingPrev
     const body = req.body as Record<string, unknown> | undefined;
     if (!body || typeof body !== 'object' || Array.isArray(body)) throw new ValidationError('Invalid preview request.', [{ path: '$', message: 'must be a JSON object {template | mapping, event, filter?}' }]);
     const details: ErrorDetail[] = [];
-    for (const key of Object.keys(body)) if (!['template', 'mapping', 'event', 'event_id', 'filter', 'subscription_id'].includes(key)) details.push({ path: `$.${key}`, message: 'is not a known field' });
+    for (const key of Object.keys(body)) if (!PREVIEW_FIELDS.includes(key)) details.push({ path: `$.${key}`, message: 'is not a known field' });
     for (const key of ['template', 'mapping', 'filter', 'event_id', 'subscription_id']) {
       if (body[key] !== undefined && body[key] !== null && typeof body[key] !== 'string') details.push({ path: `$.${key}`, message: 'must be a string' });
     }

@@ -140,4 +140,12 @@ export const SQLITE_MIGRATIONS: Migration[] = [
     name: 'deliveries count claims that ended without an attempt record (crash loops)',
     sql: 'ALTER TABLE deliveries ADD COLUMN unfinished_claims INTEGER NOT NULL DEFAULT 0;',
   },
+  {
+    version: 7,
+    name: 'subscription names (subscriptions as code)',
+    sql: `
+      ALTER TABLE subscriptions ADD COLUMN name TEXT;
+      CREATE UNIQUE INDEX subscriptions_by_name ON subscriptions(name) WHERE name IS NOT NULL AND deleted_at IS NULL;
+    `,
+  },
 ];
