@@ -229,8 +229,8 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
     metrics: metrics.registry,
     metricsToken: config.metricsToken,
     authenticate: authenticate(keys),
+    publicApiRouters: [openapiRouter({ maxBatchEvents: config.maxBatchEvents, maxBodyBytes: config.maxBodyBytes })],
     apiRouters: [
-      openapiRouter({ maxBatchEvents: config.maxBatchEvents, maxBodyBytes: config.maxBodyBytes }),
       keysRouter(keys),
       eventsRouter({ keys, ingest, eventTypes: () => catalog.list(), maxBatchEvents: config.maxBatchEvents }),
       webhooksRouter({ keys, subscriptions }),

@@ -160,7 +160,15 @@ export function registerDailyCommands(program: Command): void {
       if (opts.since) body.since = sinceToIso(opts.since);
       if (opts.until) body.until = sinceToIso(opts.until);
       if (opts.event) body.event = opts.event;
-      const result = await client.request<{ replayed: number; delivery_ids: string[] }>('POST', `/api/v1/webhooks/${encodeURIComponent(opts.subscription!)}/replay`, body);
+      // One call queues at most the gateway's SLUICE_REPLAY_LIMIT; follow its cursor to the end.
+      const result = { replayed: 0, delivery_ids: [] as string[] };
+      let cursor: string | null = null;
+      do {
+        const page: { replayed: number; delivery_ids: string[]; next_cursor?: string | null } = await client.request('POST', `/api/v1/webhooks/${encodeURIComponent(opts.subscription!)}/replay`, cursor ? { ...body, cursor } : body);
+        result.replayed += page.replayed;
+        result.delivery_ids.push(...page.delivery_ids);
+        cursor = page.next_cursor ?? null;
+      } while (cursor);
       if (opts.json) return printJson(result);
       print(`replaying ${result.replayed} deliver${result.replayed === 1 ? 'y' : 'ies'}`);
       for (const id of result.delivery_ids) print(`  ${id}`);

@@ -15,6 +15,8 @@ export interface HttpAppDeps {
   metricsToken?: string;
   /** Runs before any /api/v1 body is read: refuses requests without a valid API key. */
   authenticate: RequestHandler;
+  /** Routers mounted under /api/v1 before authentication: GET-only documents anyone may read (openapi.json). */
+  publicApiRouters?: Router[];
   /** Routers mounted under /api/v1. */
   apiRouters: Router[];
   /** Mounted at / after the API (the dashboard). */
@@ -72,11 +74,14 @@ export function createHttpApp(deps: HttpAppDeps): Express {
     res.type(deps.metrics.contentType).send(await deps.metrics.metrics());
   });
 
-  // Every API route needs a key: check it before reading a single byte of the body.
+  // The public documents read no body; every other API route needs a key, checked before a
+  // single byte of the body is read.
+  const publicRouters = deps.publicApiRouters ?? [];
+  for (const router of publicRouters) app.use('/api/v1', router);
   app.use('/api/v1', deps.authenticate);
   app.use('/api/v1', jsonBody({ limit: deps.maxBodyBytes, maxDepth: MAX_JSON_DEPTH }));
   for (const router of deps.apiRouters) app.use('/api/v1', router);
-  app.use('/api/v1', methodNotAllowed(deps.apiRouters), notFoundHandler);
+  app.use('/api/v1', methodNotAllowed([...publicRouters, ...deps.apiRouters]), notFoundHandler);
   for (const router of deps.rootRouters ?? []) app.use(router);
   app.use(notFoundHandler);
   app.use(errorHandler(deps.logger));

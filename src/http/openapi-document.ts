@@ -276,6 +276,20 @@ export const API_PREFIX = '/api/v1';
 const OPTIONAL_BODY = new Set(['testSubscription', 'replaySubscriptionDeliveries']);
 
 export function buildOpenApiDocument(opts: OpenApiOptions): Json {
+  return asOpenApiSchemas(buildDocument(opts)) as Json;
+}
+
+/**
+ * The validators' schemas carry `errorMessage` (the ajv-errors convention, one sentence for a
+ * node's errors); OpenAPI admits only `x-` extensions there, so it is renamed on the way out.
+ */
+function asOpenApiSchemas(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(asOpenApiSchemas);
+  if (!value || typeof value !== 'object') return value;
+  return Object.fromEntries(Object.entries(value).map(([key, item]) => [key === 'errorMessage' ? 'x-error-message' : key, asOpenApiSchemas(item)]));
+}
+
+function buildDocument(opts: OpenApiOptions): Json {
   const paths: Record<string, Json> = {};
   for (const op of operations(opts)) {
     const path = API_PREFIX + op.path;

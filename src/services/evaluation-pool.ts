@@ -1,35 +1,47 @@
 /**
- * Where every template and filter the gateway runs is evaluated: a small pool of worker
- * threads, each with a capped heap, watched from this thread. Whatever a template does — loop,
- * allocate, meet a pathological input — it cannot crash the process, grow its memory past
- * `threads × heapMb`, or hold the event loop that serves HTTP and storage.
+ * Where every template and filter the gateway runs is evaluated: a small pool of evaluator
+ * processes (evaluator-process.ts), each with a capped heap, watched from here. Whatever a
+ * template does — loop, allocate, meet a pathological input — it cannot crash the gateway, grow
+ * its memory past `processes × heapMb`, or hold the event loop that serves HTTP and storage.
  *
- * - Watchdog: an evaluation still running `timeoutMs + graceMs` after it was handed to a thread
- *   ends that thread; the evaluation fails `*_timeout` and a fresh thread takes its place.
- *   (jsonata's own time limit stops most runaway templates at the limit, inside the thread.)
- * - Heap cap: a thread that runs out of memory dies alone; the evaluation fails
+ * Processes, not worker threads: measured here, a worker thread that runs out of heap while
+ * growing one array aborts the whole process (V8's fatal OOM path; Node documents
+ * `resourceLimits` as best effort), and `--max-old-space-size` on the gateway overrides a
+ * thread's own limit. A process pays about 20 MB more RSS and a few tens of microseconds
+ * more per evaluation (see the README's Limits section), and holds.
+ *
+ * - Watchdog: an evaluation still running `timeoutMs + graceMs` after it was handed to an
+ *   evaluator kills that process; the evaluation fails `*_timeout` and a fresh one takes its
+ *   place. (jsonata's own time limit stops most runaway templates at the limit, inside it.)
+ * - Heap cap: an evaluator that runs out of memory dies alone; the evaluation fails
  *   `*_memory_exceeded`.
- * - Fairness: evaluations wait in one queue per owner (a subscription, the previews) and threads
- *   serve owners in turn. One owner never holds every ready thread: with two or more threads,
+ * - Fairness: evaluations wait in one queue per owner (a subscription, the previews) and evaluators
+ *   serve owners in turn. One owner never holds every ready evaluator: with two or more,
  *   someone else's evaluation always finds one, however slow this owner's evaluations are.
  * - Breaker (core/evaluation-breaker.ts): an owner that hit the time or memory limit runs one
- *   evaluation at a time, and only while another thread is ready (a replacement thread takes
- *   a moment to start); a source that keeps hitting it is refused outright for a cooling-off
+ *   evaluation at a time, and only while another evaluator is ready (a replacement takes a
+ *   moment to start); a source that keeps hitting it is refused outright for a cooling-off
  *   period (`*_suspended`).
  */
-import { Worker } from 'node:worker_threads';
+import { fork, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildSync } from 'esbuild';
 import { TemplateError } from '../errors.ts';
 import { EvaluationBreaker, type BreakerOptions } from '../core/evaluation-breaker.ts';
 import { DEFAULT_EVALUATION_LIMITS, type EvaluationLimits, type ExpressionKind, type TemplateBindings } from '../core/mapping.ts';
-import type { ThreadReply, ThreadRequest } from './evaluation-protocol.ts';
+import type { EvaluatorReply, EvaluatorRequest } from './evaluation-protocol.ts';
 import type { Logger } from '../logger.ts';
 
 export interface EvaluationPoolOptions {
   threads: number;
   limits?: Partial<EvaluationLimits>;
-  /** Old-generation heap of each thread, in MB. */
+  /** Old-generation heap of each evaluator process, in MB. */
   heapMb?: number;
-  /** Extra time the watchdog allows over the time limit before it ends a thread (default: twice the limit, at least 1 s). */
+  /** Extra time the watchdog allows over the time limit before it kills an evaluator (default: twice the limit, at least 1 s). */
   graceMs?: number;
   breaker?: Partial<BreakerOptions>;
   logger?: Logger;
@@ -61,19 +73,47 @@ interface Task {
 }
 
 interface Slot {
-  worker: Worker;
+  child: ChildProcess;
   ready: boolean;
   task?: Task;
   timer?: NodeJS.Timeout;
-  /** Source ids this thread has been sent. */
+  /** Source ids this evaluator has been sent. */
   known: Set<number>;
-  /** Why the thread died, when it was not the watchdog: its 'error' event comes before 'exit'. */
-  error?: Error & { code?: string };
+  /** The end of what it wrote to stderr: V8 says there when it ran out of heap. */
+  stderr: string;
 }
 
-const THREAD_ENTRY = new URL('./evaluation-thread-entry.js', import.meta.url);
+let evaluatorScript: string | undefined;
+
+/**
+ * The evaluator's code as one self-contained script, bundled once per gateway process and
+ * written where fork() can run it: loading the TypeScript through tsx in each evaluator would
+ * cost a loader and a module graph apiece (about 25 MB and a slower start).
+ */
+function evaluatorScriptPath(): string {
+  if (evaluatorScript && fs.existsSync(evaluatorScript)) return evaluatorScript;
+  const code = buildSync({
+    entryPoints: [fileURLToPath(new URL('./evaluator-process.ts', import.meta.url))],
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    write: false,
+    logLevel: 'silent',
+  }).outputFiles[0].text;
+  const file = path.join(os.tmpdir(), `sluice-evaluator-${createHash('sha256').update(code).digest('hex').slice(0, 16)}.cjs`);
+  if (!fs.existsSync(file)) {
+    // Written aside and renamed: gateways starting together never run a half-written file.
+    const partial = `${file}.${process.pid}.tmp`;
+    fs.writeFileSync(partial, code, { mode: 0o644 });
+    fs.renameSync(partial, file);
+  }
+  evaluatorScript = file;
+  return file;
+}
+
 const MAX_SOURCE_IDS = 5_000;
-/** A thread that dies before it is ready (a broken install) is restarted after this long, not in a loop. */
+/** An evaluator that dies before it is ready (a broken install) is restarted after this long, not in a loop. */
 const RESPAWN_DELAY_MS = 1_000;
 
 export class EvaluationPool {
@@ -81,7 +121,7 @@ export class EvaluationPool {
   /** Waiting evaluations per owner; Map order is the turn order (served owners move to the back). */
   readonly #queues = new Map<string, Task[]>();
   readonly #sourceIds = new Map<string, number>();
-  /** Evaluations in threads, per owner. */
+  /** Evaluations in evaluators, per owner. */
   readonly #running = new Map<string, number>();
   readonly #breaker: EvaluationBreaker;
   readonly #limits: EvaluationLimits;
@@ -97,9 +137,9 @@ export class EvaluationPool {
   constructor(opts: EvaluationPoolOptions) {
     this.#limits = { ...DEFAULT_EVALUATION_LIMITS, ...opts.limits };
     this.#heapMb = opts.heapMb ?? 64;
-    // Generous: jsonata stops ordinary runaways at the limit inside the thread; the watchdog is
+    // Generous: jsonata stops ordinary runaways at the limit inside the evaluator; the watchdog is
     // for the rare native call that never yields, and a second try for a cold first evaluation
-    // (see evaluation-thread.ts) must fit. A stuck thread delays no one else (see #nextTask).
+    // (see evaluator-process.ts) must fit. A stuck evaluator delays no one else (see #nextTask).
     this.#graceMs = opts.graceMs ?? Math.max(1_000, this.#limits.timeoutMs * 2);
     this.#breaker = new EvaluationBreaker(opts.breaker);
     this.#logger = opts.logger;
@@ -111,7 +151,7 @@ export class EvaluationPool {
     return { threads: this.#slots.length, busy: this.#slots.filter((s) => s.task).length, queued: this.#queued, restarts: this.#restarts };
   }
 
-  /** Resolves when every thread has loaded (start-up, and tests that time evaluations). */
+  /** Resolves when every evaluator has started (start-up, and tests that time evaluations). */
   async ready(): Promise<void> {
     while (!this.#closed && this.#slots.some((s) => !s.ready)) await new Promise((r) => setTimeout(r, 5));
   }
@@ -144,14 +184,14 @@ export class EvaluationPool {
       clearTimeout(slot.timer);
       slot.task?.reject(new Error('the evaluation pool is closed'));
       slot.task = undefined;
-      await slot.worker.terminate();
+      await stopProcess(slot.child);
     }));
   }
 
   #sourceId(source: string): number {
     let id = this.#sourceIds.get(source);
     if (id === undefined) {
-      // Ids only grow, so forgetting old ones is safe: a thread asks again for a source it lacks.
+      // Ids only grow, so forgetting old ones is safe: an evaluator asks again for a source it lacks.
       if (this.#sourceIds.size >= MAX_SOURCE_IDS) this.#sourceIds.clear();
       id = ++this.#seq;
       this.#sourceIds.set(source, id);
@@ -159,14 +199,14 @@ export class EvaluationPool {
     return id;
   }
 
-  /** Hands waiting evaluations to idle threads, owners in turn. */
+  /** Hands waiting evaluations to idle evaluators, owners in turn. */
   #pump(): void {
     if (this.#closed || this.#queued === 0) return;
     for (const slot of this.#slots) {
       if (!slot.ready || slot.task) continue;
       let task: Task | undefined;
       while ((task = this.#nextTask())) {
-        // The breaker may have opened while this one waited: it fails now, without a thread.
+        // The breaker may have opened while this one waited: it fails now, without an evaluator.
         const openUntil = this.#breaker.openUntil(task.request.owner, task.request.source, this.#now());
         if (openUntil === undefined) break;
         task.reject(suspended(task.request.kind, openUntil));
@@ -200,17 +240,17 @@ export class EvaluationPool {
     const { owner } = task.request;
     this.#running.set(owner, (this.#running.get(owner) ?? 0) + 1);
     const { request } = task;
-    const message: ThreadRequest = { id: task.id, kind: request.kind, sourceId: task.sourceId, event: request.event, bindings: request.bindings };
+    const message: EvaluatorRequest = { id: task.id, kind: request.kind, sourceId: task.sourceId, event: request.event, bindings: request.bindings };
     if (withSource || !slot.known.has(task.sourceId)) {
       message.source = request.source;
       slot.known.add(task.sourceId);
     }
     clearTimeout(slot.timer);
     slot.timer = setTimeout(() => this.#watchdog(slot, task), this.#limits.timeoutMs + this.#graceMs);
-    slot.worker.postMessage(message);
+    slot.child.send(message);
   }
 
-  /** The task leaves its thread: bookkeeping shared by every way an evaluation ends. */
+  /** The task leaves its evaluator: bookkeeping shared by every way an evaluation ends. */
   #finish(slot: Slot, task: Task): void {
     clearTimeout(slot.timer);
     slot.task = undefined;
@@ -220,7 +260,7 @@ export class EvaluationPool {
     else this.#running.delete(owner);
   }
 
-  #onReply(slot: Slot, reply: ThreadReply): void {
+  #onReply(slot: Slot, reply: EvaluatorReply): void {
     if ('ready' in reply) {
       slot.ready = true;
       this.#pump();
@@ -252,33 +292,36 @@ export class EvaluationPool {
     const { kind } = task.request;
     task.reject(new TemplateError(
       `${label(kind)} evaluation exceeded its time limit of ${this.#limits.timeoutMs} ms.`,
-      [{ message: `evaluation still running after ${this.#limits.timeoutMs} ms; its thread was stopped (a regular expression or a single huge operation?)`, limit_ms: this.#limits.timeoutMs }],
+      [{ message: `evaluation still running after ${this.#limits.timeoutMs} ms; its evaluator was stopped (a single huge operation?)`, limit_ms: this.#limits.timeoutMs }],
       `${kind}_timeout`,
     ));
-    this.#logger?.warn({ owner: task.request.owner, kind }, 'evaluation ran past its time limit; its thread was replaced');
+    this.#logger?.warn({ owner: task.request.owner, kind }, 'evaluation ran past its time limit; its evaluator was replaced');
     this.#replace(slot);
   }
 
-  #onExit(slot: Slot): void {
+  #onExit(slot: Slot, code: number | null, signal: NodeJS.Signals | null): void {
     const task = slot.task;
     if (task) {
       this.#finish(slot, task);
       const { kind } = task.request;
-      if (slot.error?.code === 'ERR_WORKER_OUT_OF_MEMORY') {
+      const how = signal ? `killed by ${signal}` : `exit code ${code}`;
+      if (/heap out of memory|Reached heap limit|Allocation failed/i.test(slot.stderr)) {
         this.#recordLimitFailure(task);
         task.reject(new TemplateError(
           `${label(kind)} evaluation ran out of memory (limit ${this.#heapMb} MB).`,
-          [{ message: `evaluation needed more than the ${this.#heapMb} MB its thread may use (building a huge string or array?)`, limit_mb: this.#heapMb }],
+          [{ message: `evaluation needed more than the ${this.#heapMb} MB its evaluator may use (building a huge string or array?)`, limit_mb: this.#heapMb }],
           `${kind}_memory_exceeded`,
         ));
       } else {
         task.reject(new TemplateError(
-          `${label(kind)} evaluation stopped its thread: ${slot.error?.message ?? 'the thread exited'}.`,
-          [{ message: `evaluation thread stopped: ${slot.error?.message ?? 'exited'}` }],
+          `${label(kind)} evaluation stopped its evaluator (${how}).`,
+          [{ message: `evaluator process stopped: ${how}` }],
           `${kind}_runtime_error`,
         ));
       }
-      this.#logger?.warn({ owner: task.request.owner, kind, err: slot.error?.message }, 'evaluation thread died; replaced');
+      this.#logger?.warn({ owner: task.request.owner, kind, how }, 'evaluator process died; replaced');
+    } else if (!this.#closed) {
+      this.#logger?.warn({ code, signal }, 'an idle evaluator process exited; replaced');
     }
     this.#replace(slot);
   }
@@ -290,13 +333,13 @@ export class EvaluationPool {
     }
   }
 
-  /** Swaps a dead or stopped thread for a fresh one in the same place. */
+  /** Swaps a dead or stopped evaluator for a fresh one in the same place. */
   #replace(slot: Slot): void {
     const index = this.#slots.indexOf(slot);
     if (index < 0 || this.#closed) return;
     this.#slots.splice(index, 1);
-    slot.worker.removeAllListeners('exit');
-    void slot.worker.terminate();
+    slot.child.removeAllListeners('close');
+    void stopProcess(slot.child);
     const diedBeforeReady = !slot.ready;
     this.#restarts++;
     const start = () => {
@@ -309,20 +352,37 @@ export class EvaluationPool {
   }
 
   #spawn(): Slot {
-    const worker = new Worker(THREAD_ENTRY, {
-      workerData: { limits: this.#limits },
-      resourceLimits: { maxOldGenerationSizeMb: this.#heapMb, maxYoungGenerationSizeMb: 8, stackSizeMb: 4 },
+    const child = fork(evaluatorScriptPath(), [JSON.stringify(this.#limits)], {
+      // Its own heap cap (not the gateway's flags), no tsx, and no environment: nothing secret
+      // of the gateway's is in reach of a template.
+      execArgv: [`--max-old-space-size=${this.#heapMb}`, '--max-semi-space-size=4', '--v8-pool-size=1', '--stack-size=4000'],
+      env: {},
+      serialization: 'advanced',
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     });
-    worker.unref();
-    const slot: Slot = { worker, ready: false, known: new Set() };
-    worker.on('message', (reply: ThreadReply) => this.#onReply(slot, reply));
-    worker.on('error', (err) => {
-      slot.error = err;
-      if (!slot.ready) this.#logger?.error({ err }, 'an evaluation thread failed to start');
+    const slot: Slot = { child, ready: false, known: new Set(), stderr: '' };
+    // Neither the process nor its channel keeps the gateway alive.
+    child.unref();
+    child.channel?.unref();
+    (child.stderr as (NodeJS.ReadableStream & { unref?: () => void }) | null)?.unref?.();
+    child.stderr?.on('data', (chunk: Buffer) => {
+      slot.stderr = (slot.stderr + chunk.toString('utf8')).slice(-4096);
     });
-    worker.on('exit', () => this.#onExit(slot));
+    child.on('message', (reply: EvaluatorReply) => this.#onReply(slot, reply));
+    child.on('error', (err) => this.#logger?.error({ err }, 'an evaluator process failed'));
+    // 'close', not 'exit': stderr is read to its end first (V8's out-of-memory report is there).
+    child.on('close', (code, signal) => this.#onExit(slot, code, signal));
     return slot;
   }
+}
+
+/** SIGKILL and wait for the exit: an evaluator holds nothing that needs a clean shutdown. */
+function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGKILL');
+  });
 }
 
 function label(kind: ExpressionKind): string {

@@ -1,20 +1,20 @@
-/** Messages between the evaluation pool and its threads. */
+/** Messages between the evaluation pool and its evaluator processes. */
 import type { ExpressionKind, TemplateBindings } from '../core/mapping.ts';
 import type { ErrorDetail } from '../errors.ts';
 
-export interface ThreadRequest {
+export interface EvaluatorRequest {
   id: number;
   kind: ExpressionKind;
-  /** The pool's number for this source; the source itself comes along the first time a thread sees it. */
+  /** The pool's number for this source; the source itself comes along the first time an evaluator sees it. */
   sourceId: number;
   source?: string;
   event: unknown;
   bindings: TemplateBindings;
 }
 
-export type ThreadReply =
+export type EvaluatorReply =
   | { ready: true }
   | { id: number; output: unknown }
   | { id: number; error: { code: string; message: string; details: ErrorDetail[] } }
-  /** The thread dropped this source from its cache: send it again with the source. */
+  /** The evaluator dropped this source from its cache: send it again with the source. */
   | { id: number; unknownSource: true };

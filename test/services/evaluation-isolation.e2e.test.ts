@@ -76,7 +76,8 @@ describe('templates and filters cannot hurt the gateway (a real gateway process)
     expect(res.body.error.code).toBe('template_size_exceeded');
     const bomb = await callApi(gw, 'POST', '/api/v1/mappings/preview', { template: MEMORY_BOMB, event: {} }, readKey);
     expect(bomb.status).toBe(422);
-    expect(bomb.body.error.code).toBe('template_memory_exceeded');
+    // Out of memory, or out of time first on a loaded machine: either way only the evaluator died.
+    expect(['template_memory_exceeded', 'template_timeout']).toContain(bomb.body.error.code);
     const { max, failures } = await health.stop();
     expect(failures).toBe(0);
     expect(max).toBeLessThan(LIMIT_MS);

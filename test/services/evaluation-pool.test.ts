@@ -39,10 +39,10 @@ describe('EvaluationPool', () => {
     expect((await failure(pool.evaluate(template('{"x": $pad("", 60000000)}')))).code).toBe('template_size_exceeded');
   });
 
-  it('ends a thread stuck in a native call at the watchdog, and keeps serving others meanwhile', async () => {
+  it('kills an evaluator stuck in a native call at the watchdog, and keeps serving others meanwhile', async () => {
     const started = Date.now();
     const stuck = failure(pool.evaluate(template(NATIVE_RUNAWAY, {}, 'sub_runaway')));
-    // The other thread keeps answering while the first is stuck.
+    // The other evaluator keeps answering while the first is stuck.
     const others = await Promise.all(Array.from({ length: 20 }, (_, i) => pool.evaluate(template('data.n + 1', { data: { n: i } }, 'sub_ok'))));
     expect(others).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
     const err = await stuck;
@@ -52,18 +52,30 @@ describe('EvaluationPool', () => {
     expect(Date.now() - started).toBeLessThan(5_000);
     const before = pool.stats.restarts;
     expect(before).toBeGreaterThanOrEqual(1);
-    // The replacement thread works.
+    // The replacement evaluator works.
     await pool.ready();
     expect(await pool.evaluate(template('1 + 1'))).toBe(2);
   });
 
-  it('contains an evaluation that runs out of memory to its thread', async () => {
-    // Doubling a string past the 32 MB heap: no single call is large enough for the $pad check.
-    const err = await failure(pool.evaluate(template('($f := function($s, $n) { $n = 0 ? $s : $f($s & $s, $n - 1) }; $length($f("0123456789abcdef", 24)))', {}, 'sub_memory')));
-    expect(['template_memory_exceeded', 'template_timeout']).toContain(err.code);
-    await pool.ready();
-    expect(await pool.evaluate(template('"still here"'))).toBe('still here');
-  });
+  it('contains evaluations that run out of memory to their evaluator process, every time', async () => {
+    // 60,000 flat 2 KB strings, then a sequence holding them: in a worker thread, running out of
+    // heap on this shape aborted the whole process (V8's fatal OOM path); a process dies alone.
+    const bomb = '{"x": $count([1..60000].$uppercase($pad("", 2000, "x") & $string($)))}';
+    // A time limit the bomb cannot reach first, even on a loaded machine.
+    const roomy = new EvaluationPool({ threads: 2, limits: { timeoutMs: 30_000 }, heapMb: 32 });
+    try {
+      await roomy.ready();
+      for (let i = 0; i < 3; i++) {
+        const err = await failure(roomy.evaluate(template(bomb, {}, `sub_memory_${i}`)));
+        expect(err.code).toBe('template_memory_exceeded');
+        expect(err.message).toMatch(/ran out of memory \(limit 32 MB\)/);
+      }
+      await roomy.ready();
+      expect(await roomy.evaluate(template('"still here"'))).toBe('still here');
+    } finally {
+      await roomy.close();
+    }
+  }, 120_000);
 });
 
 describe('EvaluationPool breaker', () => {
@@ -89,7 +101,7 @@ describe('EvaluationPool breaker', () => {
     }
   }, 30_000);
 
-  it('never lets one owner hold every ready thread: others keep being served while it runs away', async () => {
+  it('never lets one owner hold every ready evaluator: others keep being served while it runs away', async () => {
     const pool = new EvaluationPool({ threads: 2, limits: { timeoutMs: 1_000 }, heapMb: 32 });
     try {
       await pool.ready();

@@ -1,21 +1,28 @@
 /**
- * Thread side of the evaluation pool: compiles templates and filters by source id (cached) and
- * evaluates one request at a time with the limits the pool was started with. Whatever goes
- * wrong in here (a limit, an allocation past the heap cap, a native call that never returns)
- * stays in here: the pool's watchdog ends the thread and starts another.
+ * The evaluator: a child process of the gateway that compiles templates and filters by source id
+ * (cached) and evaluates one request at a time with the limits the pool gave it. Whatever goes
+ * wrong in here — a limit, an allocation past its heap, a native call that never returns — ends
+ * at most this process: the pool's watchdog kills it and starts another. (A worker thread is not
+ * enough: V8 aborts the whole process when some allocations fail at a thread's heap limit.)
+ *
+ * The pool runs this file bundled into one script (see evaluation-pool.ts), so it must not rely
+ * on tsx or import.meta. It gets no environment: `$env` values arrive with each request.
  */
-import { parentPort, workerData } from 'node:worker_threads';
 import { TemplateError } from '../errors.ts';
 import { compileFilter, compileTemplate, evaluateFilter, evaluateTemplate, type CompiledExpression, type EvaluationLimits } from '../core/mapping.ts';
-import type { ThreadReply, ThreadRequest } from './evaluation-protocol.ts';
+import type { EvaluatorReply, EvaluatorRequest } from './evaluation-protocol.ts';
 
-const limits = (workerData as { limits: Partial<EvaluationLimits> }).limits;
+const limits = JSON.parse(process.argv[2] ?? '{}') as Partial<EvaluationLimits>;
 /** Each compiled source, and whether it has finished an evaluation here yet (see evaluate). */
 const compiled = new Map<number, { expression: CompiledExpression; warm: boolean }>();
 const CACHE_LIMIT = 500;
 
+function reply(message: EvaluatorReply): void {
+  process.send!(message);
+}
+
 /**
- * A fresh thread runs jsonata cold: its first evaluations are many times slower until V8 has
+ * A fresh process runs jsonata cold: its first evaluations are many times slower until V8 has
  * compiled the interpreter's hot paths. Exercise them once before taking work, so that a real
  * template's first evaluation here is not the one that pays for it.
  */
@@ -25,7 +32,7 @@ async function warmUp(): Promise<void> {
   for (let i = 0; i < 200; i++) await evaluateTemplate(sample, event, {}, { timeoutMs: 0 });
 }
 
-async function evaluate(req: ThreadRequest): Promise<ThreadReply> {
+async function evaluate(req: EvaluatorRequest): Promise<EvaluatorReply> {
   let entry = compiled.get(req.sourceId);
   if (!entry) {
     if (req.source === undefined) return { id: req.id, unknownSource: true };
@@ -40,7 +47,7 @@ async function evaluate(req: ThreadRequest): Promise<ThreadReply> {
   try {
     output = await run();
   } catch (err) {
-    // The first evaluation of a template in a thread includes V8's warm-up for it; on a loaded
+    // The first evaluation of a template in a process includes V8's warm-up for it; on a loaded
     // machine that alone can pass the time limit. It gets one more try, now warm; a template
     // that is really too slow fails the second time too.
     if (entry.warm || !(err instanceof TemplateError) || !err.code.endsWith('_timeout')) throw err;
@@ -51,16 +58,17 @@ async function evaluate(req: ThreadRequest): Promise<ThreadReply> {
   return { id: req.id, output };
 }
 
-parentPort!.on('message', async (req: ThreadRequest) => {
-  let reply: ThreadReply;
+process.on('message', async (req: EvaluatorRequest) => {
+  let message: EvaluatorReply;
   try {
-    reply = await evaluate(req);
+    message = await evaluate(req);
   } catch (err) {
-    reply = err instanceof TemplateError
+    message = err instanceof TemplateError
       ? { id: req.id, error: { code: err.code, message: err.message, details: err.details } }
       : { id: req.id, error: { code: `${req.kind}_runtime_error`, message: String((err as Error)?.message ?? err), details: [] } };
   }
-  parentPort!.postMessage(reply);
+  reply(message);
 });
-await warmUp();
-parentPort!.postMessage({ ready: true } satisfies ThreadReply);
+// The gateway went away (even by kill -9): nothing is left to evaluate for.
+process.on('disconnect', () => process.exit(0));
+void warmUp().then(() => reply({ ready: true }));
