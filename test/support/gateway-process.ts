@@ -77,22 +77,7 @@ export async function spawnGateway(dataDir: string, env: Record<string, string> 
   return gw;
 }
 
-/** Calls the API of a gateway process (admin key by default); returns status and parsed JSON. */
-export async function callApi(gw: { url: string }, method: string, route: string, body?: unknown, key: string | null = ADMIN_KEY, headers: Record<string, string> = {}): Promise<{ status: number; body: any; headers: Headers }> {
-  const res = await fetch(gw.url + route, {
-    method,
-    headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  let parsed: unknown = text;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    // not JSON: keep the text
-  }
-  return { status: res.status, body: parsed, headers: res.headers };
-}
+export { callApi } from './gateway.ts';
 
 /** SIGTERM, then SIGKILL if the process has not exited within `graceMs`. */
 export async function stopGateway(gw: GatewayProcess, graceMs = 10_000): Promise<void> {

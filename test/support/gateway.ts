@@ -47,22 +47,28 @@ export async function startGateway(env: Record<string, string> = {}, options: { 
   );
   const sluice = await createSluice(config, { logger: createLogger('silent'), announce: () => undefined, now: options.now });
   await sluice.start();
-  const api: TestGateway['api'] = async (method, route, body, key = ADMIN_KEY, headers = {}) => {
-    const res = await fetch(sluice.url + route, {
-      method,
-      headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
-      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-    });
-    const text = await res.text();
-    let parsed: unknown = text;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      // not JSON: keep the text
-    }
-    return { status: res.status, body: parsed, headers: res.headers };
-  };
+  const api: TestGateway['api'] = (method, route, body, key = ADMIN_KEY, headers = {}) => callApi(sluice, method, route, body, key, headers);
   return { sluice, url: sluice.url, dataDir, api, stop: () => sluice.stop() };
+}
+
+/**
+ * Calls the API of a gateway (in this process or a child: anything with a url) with a key (admin
+ * by default); a string body is sent as it is. Returns status, parsed JSON (or the text), headers.
+ */
+export async function callApi(gw: { url: string }, method: string, route: string, body?: unknown, key: string | null = ADMIN_KEY, headers: Record<string, string> = {}): Promise<{ status: number; body: any; headers: Headers }> {
+  const res = await fetch(gw.url + route, {
+    method,
+    headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // not JSON: keep the text
+  }
+  return { status: res.status, body: parsed, headers: res.headers };
 }
 
 /** Polls until `check` returns a truthy value, or fails after `timeoutMs`. */
