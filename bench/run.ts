@@ -91,7 +91,8 @@ interface Gateway {
 /** The gateway runs exactly as `npm start` runs it (same Node flags). */
 function startArgs(): string[] {
   const script: string = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).scripts.start;
-  const [command, ...args] = script.split(/\s+/);
+  // `exec` (the shell npm runs scripts in hands over to node, so signals reach the gateway).
+  const [command, ...args] = script.replace(/^exec\s+/, '').split(/\s+/);
   if (command !== 'node') throw new Error(`bench expects "npm start" to run node, not: ${script}`);
   return [...(process.env.GATEWAY_NODE_FLAGS ? process.env.GATEWAY_NODE_FLAGS.split(/\s+/) : []), ...args];
 }

@@ -125,12 +125,12 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
       kind: 'filter', source: mappings.filter(filter).source, event: envelope, bindings: mappings.bindings(templateView(sub)), owner: sub.record.id,
     })) === true,
     onEventsAccepted: (count) => metrics.eventsAccepted.inc(count),
-    onDeliveriesCreated: ({ pending, preclaimed }) => {
-      metrics.deliveriesCreated.inc(pending.length + preclaimed.length);
+    onDeliveriesCreated: ({ pending, preclaimed, held }) => {
+      metrics.deliveriesCreated.inc(pending.length + preclaimed.length + held);
       if (preclaimed.length) worker.startPreclaimed(preclaimed);
       if (pending.length) worker.notify(pending);
     },
-    preclaim: { reserve: (wanted) => worker.reserve(wanted), release: (count) => worker.release(count) },
+    preclaim: { reserve: (wanted) => worker.reserve(wanted), release: (count) => worker.release(count), isSaturated: (id) => worker.isSaturated(id) },
     logger,
     now,
   });

@@ -1,6 +1,10 @@
 import { loadConfig, ConfigError } from './config.ts';
 import { createLogger } from './logger.ts';
 import { createSluice } from './app.ts';
+import { armExitDeadline } from './exit-deadline.ts';
+
+/** How long past the grace period a shutdown may take (closing storage, threads) before it is forced. */
+const SHUTDOWN_MARGIN_MS = 5_000;
 
 /** Process entry: configuration, start, and a graceful drain on SIGTERM/SIGINT. */
 async function main(): Promise<void> {
@@ -28,6 +32,9 @@ async function main(): Promise<void> {
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
+    // Armed before anything else: whatever blocks the stop or the exit itself, the process ends.
+    const deadlineMs = config.shutdownGraceSeconds * 1000 + SHUTDOWN_MARGIN_MS;
+    armExitDeadline(deadlineMs, () => logger.error({ deadline_ms: deadlineMs }, 'shutdown did not finish in time; forcing exit'));
     logger.info({ signal }, 'shutting down: finishing in-flight deliveries');
     try {
       await sluice.stop();

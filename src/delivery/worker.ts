@@ -86,6 +86,7 @@ class Pacer {
 const PACING_HOLD_LIMIT_MS = 2_000;
 /** Claims that may end with the process gone (crash, kill -9, lost lease) before a delivery is failed instead. */
 const MAX_UNFINISHED_CLAIMS = 3;
+const FRUITLESS_SKIP_PAUSE_MS = 50;
 
 /**
  * The delivery worker: claims due deliveries under a lease, dispatches them with bounded
@@ -101,6 +102,14 @@ export class DeliveryWorker {
   readonly #perOrigin = new Map<string, number>();
   /** Attempts queued for a busy destination; resolved with false when the worker stops. */
   readonly #waiting = new Map<string, ((acquired: boolean) => void)[]>();
+  /** Claimed deliveries in the queues above: they hold no global slot. */
+  #waitingForDestination = 0;
+  /** The subscriptions seen sending to each busy destination: a saturated one's are not claimed. */
+  readonly #originSubscriptions = new Map<string, Set<string>>();
+  readonly #subscriptionOrigin = new Map<string, string>();
+  /** Global slots (SLUICE_DELIVERY_CONCURRENCY) held by attempts going on the wire. */
+  #globalHeld = 0;
+  readonly #globalWaiting: ((acquired: boolean) => void)[] = [];
   readonly #inFlight = new Set<Promise<void>>();
   #pendingCompletions: { completion: AttemptCompletion; after: () => void }[] = [];
   #completionFlush: Promise<void> | null = null;
@@ -117,6 +126,8 @@ export class DeliveryWorker {
   /** Deliveries this worker holds (claimed, not yet completed or released): their leases are renewed. */
   readonly #held = new Set<string>();
   #lastLeaseSweep = 0;
+  /** When a claim passing over saturated destinations last found nothing else due. */
+  #fruitlessSkipAt = 0;
   #notifyScheduled = false;
 
   constructor(deps: WorkerDeps, options: WorkerOptions) {
@@ -153,7 +164,7 @@ export class DeliveryWorker {
     setImmediate(() => {
       this.#notifyScheduled = false;
       const ids = this.#notified.splice(0);
-      const room = this.#opts.concurrency - this.#active - this.#reserved;
+      const room = this.#room();
       if (room <= 0) return; // the poller picks them up as capacity frees
       void this.#claimAndRun(() => this.#deps.storage.claimByIds(ids.slice(0, room), this.#now(), this.#now() + this.#opts.leaseMs));
       if (ids.length > room) this.poke();
@@ -166,7 +177,7 @@ export class DeliveryWorker {
    */
   reserve(wanted: number): { count: number; leaseUntil: number } {
     if (!this.#running) return { count: 0, leaseUntil: 0 };
-    const count = Math.max(0, Math.min(wanted, this.#opts.concurrency - this.#active - this.#reserved));
+    const count = Math.max(0, Math.min(wanted, this.#room()));
     this.#reserved += count;
     return { count, leaseUntil: this.#now() + this.#opts.leaseMs };
   }
@@ -202,10 +213,14 @@ export class DeliveryWorker {
       await this.#sweepLeases();
       do {
         this.#pollAgain = false;
-        const room = this.#opts.concurrency - this.#active - this.#reserved;
+        const room = this.#room();
         if (room <= 0) break;
         const now = this.#now();
-        const claimed = await this.#claimAndRun(() => this.#deps.storage.claimDue(now, Math.min(room, 500), now + this.#opts.leaseMs));
+        const skip = this.#saturatedSubscriptions();
+        // Everything due was a saturated destination's a moment ago: no new scan for each of its completions.
+        if (skip && now - this.#fruitlessSkipAt < FRUITLESS_SKIP_PAUSE_MS) break;
+        const claimed = await this.#claimAndRun(() => this.#deps.storage.claimDue(now, Math.min(room, 500), now + this.#opts.leaseMs, skip));
+        this.#fruitlessSkipAt = skip && claimed === 0 ? now : 0;
         if (claimed === Math.min(room, 500)) this.#pollAgain = true;
       } while (this.#pollAgain && this.#running);
     } catch (err) {
@@ -214,6 +229,37 @@ export class DeliveryWorker {
       this.#polling = false;
       this.#scheduleNextPoll();
     }
+  }
+
+  /**
+   * How many more deliveries to claim. A delivery waiting for its destination's slot holds no
+   * global slot (one slow destination must not fill the pool), so the global limit counts only
+   * the others. The waiting ones are bounded apart: a destination with a full queue gets no more
+   * claims (see #saturatedSubscriptions), so it holds at most one claim batch beyond its queue,
+   * and all of them together at most twice the global limit (memory).
+   */
+  #room(): number {
+    const working = this.#active - this.#waitingForDestination;
+    return Math.min(this.#opts.concurrency - working - this.#reserved, 2 * this.#opts.concurrency - this.#waitingForDestination);
+  }
+
+  /** Its destination has a full queue: the subscription's new deliveries stay pending (ingest asks). */
+  isSaturated(subscriptionId: string): boolean {
+    const origin = this.#subscriptionOrigin.get(subscriptionId);
+    return origin !== undefined && (this.#waiting.get(origin)?.length ?? 0) >= this.#opts.perDestinationConcurrency;
+  }
+
+  /**
+   * Subscriptions of destinations with SLUICE_DESTINATION_CONCURRENCY attempts already queued
+   * behind the ones on the wire: claims pass their deliveries over and leave them pending.
+   */
+  #saturatedSubscriptions(): Set<string> | undefined {
+    let skip: Set<string> | undefined;
+    for (const [origin, queue] of this.#waiting) {
+      if (queue.length < this.#opts.perDestinationConcurrency) continue;
+      for (const id of this.#originSubscriptions.get(origin) ?? []) (skip ??= new Set()).add(id);
+    }
+    return skip;
   }
 
   /**
@@ -234,9 +280,11 @@ export class DeliveryWorker {
   async #scheduleNextPoll(): Promise<void> {
     if (!this.#running || this.#timer) return;
     let delay = this.#opts.maxIdleMs;
-    if (this.#active + this.#reserved < this.#opts.concurrency) {
+    if (this.#room() > 0) {
       const due = await this.#deps.storage.nextDueAt().catch(() => null);
       if (due !== null) delay = Math.max(0, Math.min(delay, due - this.#now()));
+      // What is due may all be for saturated destinations: then not again at once.
+      if (this.#fruitlessSkipAt) delay = Math.max(delay, this.#fruitlessSkipAt + FRUITLESS_SKIP_PAUSE_MS - this.#now());
     }
     if (!this.#running || this.#timer) return;
     this.#timer = setTimeout(() => void this.#poll(), delay);
@@ -314,7 +362,11 @@ export class DeliveryWorker {
     while ((gap = this.#pacer.startGap(sub.record.id, rateLimit, this.#now())) > 0) await sleep(gap);
 
     const origin = originOf(destinationOf(sub, connector));
-    if (!(await this.#acquireOrigin(origin))) {
+    this.#noteDestination(origin, sub.record.id);
+    // The destination's slot first, then a global one: only an attempt about to go on the wire holds that.
+    const acquiredOrigin = await this.#acquireOrigin(origin);
+    if (!acquiredOrigin || !(await this.#acquireGlobal())) {
+      if (acquiredOrigin) this.#releaseOrigin(origin);
       // Shutting down before it went on the wire: back to the queue for the next start.
       await this.#deps.storage.releaseLeases([delivery.id], this.#now());
       return 'released';
@@ -322,6 +374,7 @@ export class DeliveryWorker {
     // The waits above take time: a delete or disable meanwhile must stop this attempt.
     const current = await this.#sendable(claimed);
     if (!('sub' in current)) {
+      this.#releaseGlobal();
       this.#releaseOrigin(origin);
       return current.outcome;
     }
@@ -332,6 +385,7 @@ export class DeliveryWorker {
       result = await dispatchAttempt(this.#deps.dispatch, claimed, sub, connector, this.#now());
     } finally {
       this.#sending--;
+      this.#releaseGlobal();
       this.#releaseOrigin(origin);
     }
     const completion = this.#decide(claimed, sub, result);
@@ -494,9 +548,13 @@ export class DeliveryWorker {
       this.#perOrigin.set(origin, count + 1);
       return true;
     }
+    this.#waitingForDestination++;
     return new Promise<boolean>((resolve) => {
       const queue = this.#waiting.get(origin) ?? [];
-      queue.push(resolve);
+      queue.push((acquired) => {
+        this.#waitingForDestination--;
+        resolve(acquired);
+      });
       this.#waiting.set(origin, queue);
     });
   }
@@ -508,7 +566,37 @@ export class DeliveryWorker {
       return;
     }
     this.#waiting.delete(origin);
-    this.#perOrigin.set(origin, (this.#perOrigin.get(origin) ?? 1) - 1);
+    const count = (this.#perOrigin.get(origin) ?? 1) - 1;
+    if (count > 0) {
+      this.#perOrigin.set(origin, count);
+    } else {
+      this.#perOrigin.delete(origin);
+      for (const id of this.#originSubscriptions.get(origin) ?? []) this.#subscriptionOrigin.delete(id);
+      this.#originSubscriptions.delete(origin);
+    }
+  }
+
+  #noteDestination(origin: string, subscriptionId: string): void {
+    const subscriptions = this.#originSubscriptions.get(origin);
+    if (subscriptions) subscriptions.add(subscriptionId);
+    else this.#originSubscriptions.set(origin, new Set([subscriptionId]));
+    this.#subscriptionOrigin.set(subscriptionId, origin);
+  }
+
+  /** Takes a global slot for an attempt about to go on the wire; false when the worker is stopping. */
+  async #acquireGlobal(): Promise<boolean> {
+    if (this.#stopping) return false;
+    if (this.#globalHeld < this.#opts.concurrency) {
+      this.#globalHeld++;
+      return true;
+    }
+    return new Promise<boolean>((resolve) => this.#globalWaiting.push(resolve));
+  }
+
+  #releaseGlobal(): void {
+    const next = this.#globalWaiting.shift();
+    if (next) next(true); // hand the slot over directly
+    else this.#globalHeld--;
   }
 
   /** Stop claiming, let in-flight attempts finish within the grace period, release the rest. */
@@ -518,6 +606,7 @@ export class DeliveryWorker {
     // Attempts still waiting for a destination slot are not in flight: release them now.
     for (const queue of this.#waiting.values()) for (const resolve of queue.splice(0)) resolve(false);
     this.#waiting.clear();
+    for (const resolve of this.#globalWaiting.splice(0)) resolve(false);
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
     const grace = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), this.#opts.shutdownGraceMs).unref());

@@ -24,9 +24,10 @@ export interface IngestDeps {
   filterMatches: (filter: string, envelope: EventEnvelope, sub: RuntimeSubscription) => Promise<boolean>;
   /**
    * Told about new deliveries after they committed: `pending` ones for the worker to claim,
-   * and `preclaimed` ones that were stored already leased to it and start at once.
+   * `preclaimed` ones that were stored already leased to it and start at once, and how many
+   * were `held` back for a saturated destination (the worker's poll claims them when it has room).
    */
-  onDeliveriesCreated: (created: { pending: string[]; preclaimed: ClaimedDelivery[] }) => void;
+  onDeliveriesCreated: (created: { pending: string[]; preclaimed: ClaimedDelivery[]; held: number }) => void;
   /** Told how many posted events were newly stored (duplicates not counted). */
   onEventsAccepted?: (count: number) => void;
   /**
@@ -43,6 +44,8 @@ export interface DeliveryPreclaim {
   reserve(wanted: number): { count: number; leaseUntil: number };
   /** Gives back slots that were reserved but not used (duplicates, a failed commit). */
   release(count: number): void;
+  /** The subscription's destination is saturated: its new deliveries stay pending, not preclaimed. */
+  isSaturated?(subscriptionId: string): boolean;
 }
 
 export interface AcceptedEvent {
@@ -161,29 +164,32 @@ export class IngestService {
     }
     const pending: string[] = [];
     const preclaimed: ClaimedDelivery[] = [];
+    let held = 0;
     results.forEach((result, i) => {
       if (result.duplicate) return;
       for (const delivery of items[i].deliveries) {
         if (delivery.status === 'delivering') preclaimed.push({ delivery, event: items[i].event });
+        else if (this.#deps.preclaim?.isSaturated?.(delivery.subscription_id)) held++;
         else pending.push(delivery.id);
       }
     });
     if (reserved > preclaimed.length) this.#deps.preclaim!.release(reserved - preclaimed.length);
-    if (notify && (pending.length || preclaimed.length)) this.#deps.onDeliveriesCreated({ pending, preclaimed });
+    if (notify && (pending.length || preclaimed.length || held)) this.#deps.onDeliveriesCreated({ pending, preclaimed, held });
     return results.map((r) => ({ id: r.event_id, event: r.event, deliveries: r.deliveries, duplicate: r.duplicate }));
   }
 
   /** Marks deliveries due now as leased, as far as the worker has room; returns how many. */
   #preclaim(items: IngestItem[], now: number): number {
     if (!this.#deps.preclaim) return 0;
-    const due = items.reduce((n, item) => n + item.deliveries.filter((d) => d.next_attempt_at <= now).length, 0);
+    const preclaimable = (d: DeliveryRecord) => d.next_attempt_at <= now && !this.#deps.preclaim?.isSaturated?.(d.subscription_id);
+    const due = items.reduce((n, item) => n + item.deliveries.filter(preclaimable).length, 0);
     if (!due) return 0;
     const { count, leaseUntil } = this.#deps.preclaim.reserve(due);
     let left = count;
     for (const item of items) {
       for (const delivery of item.deliveries) {
         if (left === 0) return count;
-        if (delivery.next_attempt_at > now) continue;
+        if (!preclaimable(delivery)) continue;
         delivery.status = 'delivering';
         delivery.lease_until = leaseUntil;
         left--;

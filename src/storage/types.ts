@@ -160,6 +160,9 @@ export interface IngestResult {
 }
 
 /** A claimed delivery together with what the dispatcher needs to send it. */
+/** How many due deliveries a claim that skips subscriptions looks at, at most. */
+export const CLAIM_SCAN_LIMIT = 2_000;
+
 export interface ClaimedDelivery {
   delivery: DeliveryRecord;
   event: EventRecord;
@@ -231,8 +234,12 @@ export interface Storage {
   getEvent(id: string): Promise<EventRecord | undefined>;
   recentEvents(eventName: string, limit: number): Promise<EventRecord[]>;
 
-  /** Leases due deliveries (pending, next_attempt_at <= now), oldest first. */
-  claimDue(now: number, limit: number, leaseUntil: number): Promise<ClaimedDelivery[]>;
+  /**
+   * Leases due deliveries (pending, next_attempt_at <= now), oldest first. Deliveries of the
+   * `skip` subscriptions (their destination is saturated) are passed over, looking at no more
+   * than CLAIM_SCAN_LIMIT due deliveries: a huge backlog for one destination costs a bounded scan.
+   */
+  claimDue(now: number, limit: number, leaseUntil: number, skip?: ReadonlySet<string>): Promise<ClaimedDelivery[]>;
   /** Leases the given deliveries if they are still pending and due. */
   claimByIds(ids: string[], now: number, leaseUntil: number): Promise<ClaimedDelivery[]>;
   /**
