@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { jsonPathOf, pointerSegments } from '../core/json-path.ts';
 import addFormatsModule from 'ajv-formats';
 import type { ErrorDetail } from '../errors.ts';
 import { eventMatches, wildcardPrefix } from '../core/event-match.ts';
@@ -24,7 +25,6 @@ interface CatalogEntry {
 const addFormats = addFormatsModule.default;
 
 const NAME_PATTERN = /^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$/;
-const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 
 /**
  * Reads every `*.json` under `dir` (one event type per file, named `<event-name>.json`) and
@@ -154,33 +154,8 @@ function toErrorDetails(errors: ErrorObject[], data: unknown): ErrorDetail[] {
       const allowed = (error.params as { allowedValues?: unknown[] }).allowedValues ?? [];
       message = `must be one of ${allowed.map((v) => JSON.stringify(v)).join(', ')}`;
     }
-    return { path: jsonPath(segments, data), message, keyword: error.keyword };
+    return { path: jsonPathOf(segments, { root: '$.data', data }), message, keyword: error.keyword };
   });
-}
-
-/** `/call/id` -> ['call', 'id'], undoing JSON Pointer escapes. */
-function pointerSegments(pointer: string): string[] {
-  if (!pointer) return [];
-  return pointer
-    .slice(1)
-    .split('/')
-    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
-}
-
-/**
- * Segments -> `$.data.call.id` / `$.data.criteria[0].score` / `$.data["odd key"]`. Walks the
- * data alongside, so a numeric segment becomes `[n]` only where the value really is an array.
- */
-function jsonPath(segments: string[], data: unknown): string {
-  let out = '$.data';
-  let node: unknown = data;
-  for (const segment of segments) {
-    if (Array.isArray(node) && /^\d+$/.test(segment)) out += `[${segment}]`;
-    else if (IDENTIFIER.test(segment)) out += `.${segment}`;
-    else out += `[${JSON.stringify(segment)}]`;
-    node = isObject(node) || Array.isArray(node) ? (node as Record<string, unknown>)[segment] : undefined;
-  }
-  return out;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

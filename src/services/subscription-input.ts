@@ -1,5 +1,6 @@
 import { Ajv, type ErrorObject } from 'ajv';
 import type { ErrorDetail } from '../errors.ts';
+import { jsonPathOf, pointerSegments } from '../core/json-path.ts';
 import { authSchema, subscriptionCreateSchema, subscriptionPatchSchema } from '../core/api-schemas.ts';
 
 export { RATE_LIMIT_RANGE } from '../core/api-schemas.ts';
@@ -35,7 +36,7 @@ export function ajvErrorsToDetails(errors: ErrorObject[] | null | undefined, roo
     }
     // oneOf/anyOf failures repeat what their branches said; keep the most useful line.
     if (err.keyword === 'oneOf' || err.keyword === 'anyOf') continue;
-    let path = root + jsonPathOf(err.instancePath);
+    let path = jsonPathOf(pointerSegments(err.instancePath), { root });
     let message = err.message ?? 'is invalid';
     if (err.keyword === 'additionalProperties') {
       path += `.${(err.params as { additionalProperty: string }).additionalProperty}`;
@@ -53,7 +54,7 @@ export function ajvErrorsToDetails(errors: ErrorObject[] | null | undefined, roo
     seen.add(key);
     details.push({ path, message });
   }
-  for (const { instancePath, message } of explained.values()) details.push({ path: root + jsonPathOf(instancePath), message });
+  for (const { instancePath, message } of explained.values()) details.push({ path: jsonPathOf(pointerSegments(instancePath), { root }), message });
   return details;
 }
 
@@ -93,9 +94,6 @@ function inWords(err: ErrorObject): string | undefined {
   }
 }
 
-function jsonPathOf(instancePath: string): string {
-  return instancePath.split('/').slice(1).map((seg) => (/^\d+$/.test(seg) ? `[${seg}]` : `.${seg.replace(/~1/g, '/').replace(/~0/g, '~')}`)).join('');
-}
 
 /** The outermost node on an error's schema path that carries an `errorMessage`. */
 function explanationFor(schema: object, schemaPath: string): { at: string; message: string } | undefined {
