@@ -1,5 +1,3 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import { Ajv } from 'ajv';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { RATE_LIMIT_FLOOR_MS, dashboardDeliveryUrl, enqueueUrl, pagerDutyConnector, pagerDutyDedupKey } from '../../connectors/pagerduty/index.ts';
@@ -7,23 +5,19 @@ import { CUT_NOTE_KEY, PAGERDUTY_MAX_EVENT_BYTES, fitEvent } from '../../connect
 import type { ConnectorContext, ResponseInfo } from '../../src/delivery/connector.ts';
 import { MappingRegistry } from '../../src/services/mapping-registry.ts';
 import { ajvErrorsToDetails } from '../../src/services/subscription-input.ts';
-import { REPO_ROOT, fixture } from '../support/gateway.ts';
+import { fixture } from '../support/gateway.ts';
+import { FIXTURE_EVENTS, type CatalogEvent, catalogExample, loadShippedMappings } from '../support/catalog.ts';
 
 const ROUTING_KEY = 'R0UT1NGKEY0123456789abcdefABCDEF';
 const ENQUEUE = 'https://events.pagerduty.com/v2/enqueue';
-const FIXTURES = ['agent.status_changed', 'call.ended', 'call.failed', 'evaluation.completed', 'lead.created', 'signal.disclosure_missed', 'signal.frustration_spike', 'signal.product_qualified_lead'];
+const FIXTURES = FIXTURE_EVENTS;
 
-type Event = { event: string; id: string; timestamp: string; data: any; test?: boolean };
-
-function catalogExample(name: string): Event {
-  return JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'catalog/events', `${name}.json`), 'utf8')).example;
-}
+type Event = CatalogEvent;
 
 let mappings: MappingRegistry;
 
 beforeAll(async () => {
-  mappings = new MappingRegistry({ dir: path.join(REPO_ROOT, 'mappings') });
-  await mappings.load();
+  mappings = await loadShippedMappings();
 });
 
 async function contextFor(event: Event, options: Record<string, unknown> = { routing_key: ROUTING_KEY }): Promise<ConnectorContext> {

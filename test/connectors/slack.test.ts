@@ -1,29 +1,23 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import { Ajv } from 'ajv';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SLACK_API_BASE_URL, postMessageUrl, slackConnector, slackErrorCode, slackMode } from '../../connectors/slack/index.ts';
 import type { ConnectorContext, ResponseInfo, Verdict } from '../../src/delivery/connector.ts';
 import { MappingRegistry } from '../../src/services/mapping-registry.ts';
 import { ajvErrorsToDetails } from '../../src/services/subscription-input.ts';
-import { REPO_ROOT, fixture } from '../support/gateway.ts';
+import { fixture } from '../support/gateway.ts';
+import { FIXTURE_EVENTS, type CatalogEvent, catalogExample, loadShippedMappings } from '../support/catalog.ts';
 
 const WEBHOOK_URL = 'https://hooks.slack.com/services/T0001/B0001/abcdefghijklmnopqrstuvwx';
 const BOT = { bot_token: 'xoxb-1234-5678-abcdefghijkl', channel: 'C0123456789' };
-const FIXTURES = ['agent.status_changed', 'call.ended', 'call.failed', 'evaluation.completed', 'lead.created', 'signal.disclosure_missed', 'signal.frustration_spike', 'signal.product_qualified_lead'];
+const FIXTURES = FIXTURE_EVENTS;
 const CATALOG_ONLY = ['signal.resolved', 'sluice.delivery.failed', 'sluice.webhook.disabled', 'review.received', 'transcript.available', 'lead.updated', 'call.qualified', 'audit.log.event'];
 
-type Event = { event: string; id: string; timestamp: string; data: any; test?: boolean };
-
-function catalogExample(name: string): Event {
-  return JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'catalog/events', `${name}.json`), 'utf8')).example;
-}
+type Event = CatalogEvent;
 
 let mappings: MappingRegistry;
 
 beforeAll(async () => {
-  mappings = new MappingRegistry({ dir: path.join(REPO_ROOT, 'mappings') });
-  await mappings.load();
+  mappings = await loadShippedMappings();
 });
 
 async function contextFor(event: Event, options: Record<string, unknown> = { webhook_url: WEBHOOK_URL }, headers: Record<string, string> = {}): Promise<ConnectorContext> {

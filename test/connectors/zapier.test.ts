@@ -1,18 +1,17 @@
-import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { zapierConnector } from '../../connectors/zapier/index.ts';
 import type { ConnectorContext, ResponseInfo } from '../../src/delivery/connector.ts';
 import { MappingRegistry } from '../../src/services/mapping-registry.ts';
-import { REPO_ROOT, fixture } from '../support/gateway.ts';
+import { fixture } from '../support/gateway.ts';
+import { FIXTURE_EVENTS, loadShippedMappings } from '../support/catalog.ts';
 
 const HOOK_URL = 'https://hooks.zapier.com/hooks/standard/1234567/abcdef0123456789/';
-const FIXTURES = ['agent.status_changed', 'call.ended', 'call.failed', 'evaluation.completed', 'lead.created', 'signal.disclosure_missed', 'signal.frustration_spike', 'signal.product_qualified_lead'];
+const FIXTURES = FIXTURE_EVENTS;
 
 let mappings: MappingRegistry;
 
 beforeAll(async () => {
-  mappings = new MappingRegistry({ dir: path.join(REPO_ROOT, 'mappings') });
-  await mappings.load();
+  mappings = await loadShippedMappings();
 });
 
 async function contextFor(name: string, headers: Record<string, string> = {}): Promise<ConnectorContext> {
