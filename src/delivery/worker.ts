@@ -1,5 +1,5 @@
 import { nextAttemptDelay } from '../core/backoff.ts';
-import type { AttemptCompletion, AttemptRecord, ClaimedDelivery, DeliveryStatus, Storage } from '../storage/types.ts';
+import type { AttemptCompletion, AttemptRecord, ClaimedDelivery, CompletionResult, DeliveryStatus, Storage } from '../storage/types.ts';
 import type { RuntimeSubscription } from '../services/subscriptions.ts';
 import type { ConnectorDefinition } from './connector.ts';
 import { destinationOf, dispatchAttempt, type DispatchDeps, type DispatchResult } from './dispatch.ts';
@@ -16,6 +16,12 @@ export interface WorkerOptions {
   shutdownGraceMs: number;
   /** Longest wait between polls of the queue when nothing is due sooner. */
   maxIdleMs?: number;
+  /**
+   * The database is this process's alone (SQLite): every lease found at start was left by a dead
+   * process and is taken back at once. Shared (PostgreSQL): only expired leases are, since the
+   * others belong to live neighbours.
+   */
+  exclusiveStorage?: boolean;
 }
 
 /** Things that happen to a delivery that the rest of the gateway hears about. */
@@ -83,6 +89,12 @@ class Pacer {
   }
 }
 
+/** What storage did with one completion: recorded (lease still held), and whether it disabled the subscription. */
+interface Written {
+  applied: boolean;
+  disabled: boolean;
+}
+
 const PACING_HOLD_LIMIT_MS = 2_000;
 /** Claims that may end with the process gone (crash, kill -9, lost lease) before a delivery is failed instead. */
 const MAX_UNFINISHED_CLAIMS = 3;
@@ -102,7 +114,7 @@ export class DeliveryWorker {
   /** Attempts queued for a busy destination; resolved with false when the worker stops. */
   readonly #waiting = new Map<string, ((acquired: boolean) => void)[]>();
   readonly #inFlight = new Set<Promise<void>>();
-  #pendingCompletions: { completion: AttemptCompletion; after: () => void }[] = [];
+  #pendingCompletions: { completion: AttemptCompletion; after: (written: Written) => void }[] = [];
   #completionFlush: Promise<void> | null = null;
   #running = false;
   #stopping = false;
@@ -122,7 +134,7 @@ export class DeliveryWorker {
   constructor(deps: WorkerDeps, options: WorkerOptions) {
     this.#deps = deps;
     // Polls also renew leases: at least three per lease period.
-    this.#opts = { maxIdleMs: Math.min(1_000, options.leaseMs / 3), ...options };
+    this.#opts = { maxIdleMs: Math.min(1_000, options.leaseMs / 3), exclusiveStorage: true, ...options };
     this.#now = deps.now ?? Date.now;
     this.#random = deps.random ?? Math.random;
   }
@@ -137,9 +149,10 @@ export class DeliveryWorker {
   }
 
   async start(): Promise<void> {
-    // Leases left by a crashed process are reclaimed before anything else runs.
-    const reclaimed = await this.#deps.storage.reclaimExpiredLeases(this.#now() + this.#opts.leaseMs * 2);
-    if (reclaimed) this.#deps.logger.info({ reclaimed }, 'reclaimed deliveries leased by a previous process');
+    // Leases left by a crashed process are reclaimed before anything else runs (on a shared
+    // database, those that expired: a live instance's leases are not ours to take).
+    const reclaimed = await this.#deps.storage.reclaimExpiredLeases(this.#now() + (this.#opts.exclusiveStorage ? this.#opts.leaseMs * 2 : 0));
+    if (reclaimed) this.#deps.logger.info({ reclaimed }, 'reclaimed deliveries leased by a stopped process');
     this.#running = true;
     this.poke();
   }
@@ -293,8 +306,8 @@ export class DeliveryWorker {
       // The gateway died (or lost its lease) every time it held this delivery: something in it —
       // a template, an enormous payload — may be what kills it. Stop the loop; a replay retries.
       const attempt = this.#blankAttempt(claimed, `abandoned: the gateway stopped ${crashes} times while processing this delivery, before any attempt was recorded; replay it once the cause is fixed`);
-      await this.#complete({ attempt, delivery_id: delivery.id, status: 'failed', next_attempt_at: null, subscription_id: sub.record.id, disable_subscription_reason: null, delete_subscription: false });
-      this.#deps.hooks?.onDeliveryFailed?.({ claimed, sub, attempt });
+      const written = await this.#complete({ attempt, delivery_id: delivery.id, status: 'failed', next_attempt_at: null, subscription_id: sub.record.id, disable_subscription_reason: null, delete_subscription: false });
+      if (written.applied) this.#deps.hooks?.onDeliveryFailed?.({ claimed, sub, attempt });
       return attempt;
     }
 
@@ -335,12 +348,14 @@ export class DeliveryWorker {
       this.#releaseOrigin(origin);
     }
     const completion = this.#decide(claimed, sub, result);
-    await this.#complete(completion);
+    const written = await this.#complete(completion);
     this.#mirrorHealth(sub, completion.status);
-    if (completion.status === 'failed') this.#deps.hooks?.onDeliveryFailed?.({ claimed, sub, attempt: completion.attempt });
+    // Operational events once: only the completion that was written (its lease still held) reports
+    // a failure, and only the one that actually disabled the subscription reports that.
+    if (completion.status === 'failed' && written.applied) this.#deps.hooks?.onDeliveryFailed?.({ claimed, sub, attempt: completion.attempt });
     if (completion.disable_subscription_reason) {
       this.#deps.invalidateSubscriptions();
-      this.#deps.hooks?.onSubscriptionDisabled?.({ sub, reason: completion.disable_subscription_reason, deleted: completion.delete_subscription, attempt: completion.attempt });
+      if (written.disabled) this.#deps.hooks?.onSubscriptionDisabled?.({ sub, reason: completion.disable_subscription_reason, deleted: completion.delete_subscription, attempt: completion.attempt });
     }
     return completion.attempt;
   }
@@ -464,7 +479,7 @@ export class DeliveryWorker {
   }
 
   /** Completions are written in batches: every attempt finishing in the same tick shares a transaction. */
-  #complete(completion: AttemptCompletion): Promise<void> {
+  #complete(completion: AttemptCompletion): Promise<Written> {
     this.#deps.hooks?.onAttempt?.(completion.attempt);
     return new Promise((resolve) => {
       this.#pendingCompletions.push({ completion, after: resolve });
@@ -475,13 +490,16 @@ export class DeliveryWorker {
   async #flushCompletions(): Promise<void> {
     while (this.#pendingCompletions.length) {
       const batch = this.#pendingCompletions.splice(0, 1000);
+      let result: CompletionResult = { applied: [], disabledBy: [] };
       try {
-        await this.#deps.storage.completeAttempts(batch.map((b) => b.completion), this.#now());
+        result = await this.#deps.storage.completeAttempts(batch.map((b) => b.completion), this.#now());
       } catch (err) {
         // The lease expires and the delivery is retried: at least once, never lost.
         this.#deps.logger.error({ err, count: batch.length }, 'recording attempts failed; deliveries will be retried after their lease');
       }
-      for (const b of batch) b.after();
+      const applied = new Set(result.applied);
+      const disabledBy = new Set(result.disabledBy);
+      for (const b of batch) b.after({ applied: applied.has(b.completion.delivery_id), disabled: disabledBy.has(b.completion.delivery_id) });
     }
     this.#completionFlush = null;
   }
