@@ -81,6 +81,10 @@ class Pacer {
     return 0;
   }
 
+  isParked(deliveryId: string): boolean {
+    return this.#parked.has(deliveryId);
+  }
+
   /** The delivery waits for its slot in the queue; its slot stays reserved. */
   park(deliveryId: string, slot: number, now: number): void {
     this.#parked.set(deliveryId, slot);
@@ -315,7 +319,7 @@ export class DeliveryWorker {
     // A test send answers an operator waiting on the button, so it is not paced.
     const reservedAt = this.#now();
     const rateLimit = claimed.event.test || !sub.record.rate_limit ? null : Math.max(sub.record.rate_limit, RATE_LIMIT_RANGE.min);
-    const wait = this.#pacer.reserve(sub.record.id, delivery.id, rateLimit, reservedAt);
+    const wait = await this.#reserveSlot(sub.record.id, delivery.id, rateLimit, reservedAt);
     if (wait > PACING_HOLD_LIMIT_MS) {
       // Delayed, never dropped: back to the queue, due when its slot comes.
       this.#pacer.park(delivery.id, reservedAt + wait, reservedAt);
@@ -358,6 +362,17 @@ export class DeliveryWorker {
       if (written.disabled) this.#deps.hooks?.onSubscriptionDisabled?.({ sub, reason: completion.disable_subscription_reason, deleted: completion.delete_subscription, attempt: completion.attempt });
     }
     return completion.attempt;
+  }
+
+  /**
+   * How long to wait for the subscription's next start slot. On a database shared by several
+   * instances the slots are kept there, so the rate holds in total rather than per instance
+   * (only rate-limited subscriptions pay for that round trip); otherwise they are kept here.
+   */
+  async #reserveSlot(subscriptionId: string, deliveryId: string, perSecond: number | null, now: number): Promise<number> {
+    const shared = this.#deps.storage.reserveRateSlot?.bind(this.#deps.storage);
+    if (!perSecond || !shared || this.#pacer.isParked(deliveryId)) return this.#pacer.reserve(subscriptionId, deliveryId, perSecond, now);
+    return Math.max(0, (await shared(subscriptionId, now, 1000 / perSecond)) - now);
   }
 
   /**

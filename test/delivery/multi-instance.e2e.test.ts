@@ -172,6 +172,30 @@ describe('several gateway instances on one PostgreSQL database', () => {
     }
   }, 60_000);
 
+  it('hold a rate_limit in total, not per instance', async () => {
+    const destination = await receiver(0);
+    try {
+      const { gateways: [a, b] } = await startInstances(2);
+      const sub = await callApi(a, 'POST', '/api/v1/webhooks', { url: destination.url, events: ['call.ended'], rate_limit: 4 });
+      expect(sub.status, JSON.stringify(sub.body)).toBe(201);
+      await waitFor(async () => (await callApi(b, 'GET', `/api/v1/webhooks/${sub.body.id}`)).status === 200, 5_000, 'the subscription on b');
+      // Both instances take part: each ingests half and starts its own share at once.
+      await Promise.all([postBatches(a, 1, 6), postBatches(b, 1, 6)]);
+      await waitFor(() => destination.unique().size >= 12, 20_000, `all 12 deliveries (have ${destination.unique().size})`);
+      const times = destination.arrivals.map((x) => x.at).sort((x, y) => x - y);
+      // 4/s: starts at least 250 ms apart (less timer lateness on a busy machine), 12 of them
+      // spanning at least 11 intervals. Paced per instance they would come in pairs.
+      const gaps = times.slice(1).map((t, i) => t - times[i]);
+      expect(Math.min(...gaps), `gaps ${gaps.join(', ')}`).toBeGreaterThanOrEqual(150);
+      expect(times.at(-1)! - times[0]).toBeGreaterThanOrEqual(11 * 250 - 100);
+      const [byA, byB] = [await successes(a), await successes(b)];
+      expect(byA, 'both instances sent').toBeGreaterThan(0);
+      expect(byB, 'both instances sent').toBeGreaterThan(0);
+    } finally {
+      await destination.close();
+    }
+  }, 60_000);
+
   it('start together on an empty database: migrations run once, every instance is ready', async () => {
     const url = await createTestSchema(database!);
     const gateways = await Promise.all(Array.from({ length: 3 }, () => spawnGateway(tempDir('sluice-multi-'), sharedDatabaseEnv(url), 60_000)));
