@@ -196,6 +196,36 @@ describe('several gateway instances on one PostgreSQL database', () => {
     }
   }, 60_000);
 
+  it('ride out a lost database: /readyz is 503 meanwhile, nothing is accepted that is not stored, and work resumes', async () => {
+    const destination = await receiver(0);
+    const admin = new pg.Client({ connectionString: database!.url.replace(/\/[^/?]+(\?|$)/, '/postgres$1') });
+    await admin.connect();
+    try {
+      const { gateways: [a] } = await startInstances(1);
+      const sub = await callApi(a, 'POST', '/api/v1/webhooks', { url: destination.url, events: ['call.ended'] });
+      expect(sub.status).toBe(201);
+      // The database goes away: no new connections, and the gateway's are cut.
+      await admin.query(`ALTER DATABASE ${database!.name} ALLOW_CONNECTIONS false`);
+      await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [database!.name]);
+      await waitFor(async () => (await fetch(`${a.url}/readyz`)).status === 503, 10_000, '/readyz to turn 503');
+      const refused = await callApi(a, 'POST', '/api/v1/events', newEvent());
+      expect(refused.status).toBeGreaterThanOrEqual(500);
+      // Back again: ready, accepting and delivering without a restart.
+      await admin.query(`ALTER DATABASE ${database!.name} ALLOW_CONNECTIONS true`);
+      await waitFor(async () => (await fetch(`${a.url}/readyz`)).status === 200, 20_000, '/readyz to be 200 again');
+      const accepted = await waitFor(async () => {
+        const res = await callApi(a, 'POST', '/api/v1/events', newEvent());
+        return res.status === 202 ? res.body : undefined;
+      }, 10_000, 'ingest to work again');
+      await waitFor(() => destination.arrivals.some((x) => x.eventId === accepted.id), 10_000, 'the delivery after the outage');
+      expect(destination.arrivals.some((x) => x.eventId === refused.body?.id)).toBe(false);
+    } finally {
+      await admin.query(`ALTER DATABASE ${database!.name} ALLOW_CONNECTIONS true`).catch(() => undefined);
+      await admin.end();
+      await destination.close();
+    }
+  }, 60_000);
+
   it('start together on an empty database: migrations run once, every instance is ready', async () => {
     const url = await createTestSchema(database!);
     const gateways = await Promise.all(Array.from({ length: 3 }, () => spawnGateway(tempDir('sluice-multi-'), sharedDatabaseEnv(url), 60_000)));
