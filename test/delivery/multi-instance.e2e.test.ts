@@ -183,11 +183,13 @@ describe('several gateway instances on one PostgreSQL database', () => {
       await Promise.all([postBatches(a, 1, 6), postBatches(b, 1, 6)]);
       await waitFor(() => destination.unique().size >= 12, 20_000, `all 12 deliveries (have ${destination.unique().size})`);
       const times = destination.arrivals.map((x) => x.at).sort((x, y) => x - y);
-      // 4/s: starts at least 250 ms apart (less timer lateness on a busy machine), 12 of them
-      // spanning at least 11 intervals. Paced per instance they would come in pairs.
+      // 4/s: slots 250 ms apart. A start may come late (a busy machine's timers) and the next one
+      // on time, so one gap can shrink; any three starts still span two intervals, less that
+      // lateness, and the twelve span eleven. Paced per instance they would come in pairs.
       const gaps = times.slice(1).map((t, i) => t - times[i]);
-      expect(Math.min(...gaps), `gaps ${gaps.join(', ')}`).toBeGreaterThanOrEqual(150);
-      expect(times.at(-1)! - times[0]).toBeGreaterThanOrEqual(11 * 250 - 100);
+      const spans = times.slice(2).map((t, i) => t - times[i]);
+      expect(Math.min(...spans), `gaps ${gaps.join(', ')}`).toBeGreaterThanOrEqual(300);
+      expect(times.at(-1)! - times[0], `gaps ${gaps.join(', ')}`).toBeGreaterThanOrEqual(11 * 250 - 150);
       const [byA, byB] = [await successes(a), await successes(b)];
       expect(byA, 'both instances sent').toBeGreaterThan(0);
       expect(byB, 'both instances sent').toBeGreaterThan(0);
