@@ -13,7 +13,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { Pool } from 'undici';
+import pg from 'pg';
 import { SqliteStorage } from '../src/storage/sqlite/sqlite-storage.ts';
+import { PostgresStorage } from '../src/storage/postgres/postgres-storage.ts';
 import { newId } from '../src/core/ids.ts';
 import type { DeliveryRecord, IngestItem } from '../src/storage/types.ts';
 
@@ -234,6 +236,93 @@ function record(key: string, scenario: string, value: number, unit: string, targ
   rows.push({ scenario, figure: `${figures[key]} ${unit}`, target: target ? `${target.op} ${target.value}` : '', met });
 }
 
+/** PostgreSQL for the (p) rows: a fresh database per scenario on this server, dropped after. */
+const POSTGRES_ADMIN_URL = process.env.SLUICE_BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+async function withAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: POSTGRES_ADMIN_URL, connectionTimeoutMillis: 3_000 });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+async function freshDatabase(label: string): Promise<{ url: string; drop: () => Promise<void> }> {
+  const name = `sluice_bench_${label}_${process.pid}_${Date.now().toString(36)}`;
+  await withAdmin((c) => c.query(`CREATE DATABASE ${name}`));
+  const url = new URL(POSTGRES_ADMIN_URL);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), drop: () => withAdmin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).then(() => undefined) };
+}
+
+/** Like throughputScenario, on PostgreSQL with `instances` gateways sharing the database; the load is split evenly. */
+async function postgresThroughputScenario(rx: Receiver, instances: number, amount: number) {
+  const db = await freshDatabase(`p${instances}`);
+  const gateways: Gateway[] = [];
+  for (let i = 0; i < instances; i++) gateways.push(await startGateway(fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-pg-')), { SLUICE_DATABASE_URL: db.url }));
+  await api(gateways[0], 'POST', '/api/v1/webhooks', { url: `${rx.url}/p`, events: ['call.ended'], mapping: SIMPLE_MAPPING });
+  await sleep(200); // the other instances hear of the subscription (NOTIFY)
+  await Promise.all(gateways.map((gw) => load(`${gw.url}/api/v1/events`, callEnded, { amount: 500, connections: 16 })));
+  await rx.waitFor(500 * instances, 30_000);
+  rx.reset();
+  const t0 = Date.now();
+  const results = await Promise.all(gateways.map((gw) => load(`${gw.url}/api/v1/events`, callEnded, { amount: Math.round(amount / instances), connections: Math.round(64 / instances) })));
+  const accepted = results.reduce((n, r) => n + r.accepted, 0);
+  const t2 = await rx.waitFor(accepted, 120_000);
+  const peak = Math.max(...gateways.map((gw) => gw.peakRssMb()));
+  for (const gw of gateways) {
+    await gw.stop();
+    fs.rmSync(gw.dataDir, { recursive: true, force: true });
+  }
+  await db.drop();
+  return { e2eEvents: accepted / ((t2 - t0) / 1000), ingestRate: accepted / Math.max(...results.map((r) => r.seconds)), peak };
+}
+
+/** A PostgreSQL backlog drained by one instance, then by two: the rate over each window. */
+async function postgresDrainScenario(rx: Receiver, backlog: number, windowMs: number) {
+  const db = await freshDatabase('drain');
+  const dirs = [0, 1].map(() => fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-pg-drain-')));
+  let gw = await startGateway(dirs[0], { SLUICE_DATABASE_URL: db.url });
+  const sub = await api(gw, 'POST', '/api/v1/webhooks', { url: `${rx.url}/pdrain`, events: ['call.ended'], mapping: SIMPLE_MAPPING });
+  await gw.stop();
+  const storage = new PostgresStorage({ url: db.url, poolSize: 2, instanceId: 'bench-seed' });
+  const seedStart = Date.now();
+  const now = Date.now();
+  for (let done = 0; done < backlog; ) {
+    const items: IngestItem[] = [];
+    for (let i = 0; i < 10_000 && done < backlog; i++, done++) {
+      const id = `evt_b_${seq++}_0`;
+      items.push({
+        event: { id, event: 'call.ended', timestamp: callEnded.timestamp, data: callEnded.data, received_at: now, idempotency_key: null, test: false },
+        deliveries: [{ id: newId('dlv', now), event_id: id, subscription_id: sub.id, event: 'call.ended', msg_id: newId('msg', now), status: 'pending', attempts: 0, chain: 1, next_attempt_at: now, lease_until: null, created_at: now, updated_at: now, last_attempt_at: null, last_status_code: null, last_error: null }],
+      });
+    }
+    await storage.ingest(items);
+  }
+  await storage.close();
+  const seedSeconds = (Date.now() - seedStart) / 1000;
+  rx.reset();
+  const window = async () => {
+    const t0 = Date.now();
+    const first = rx.count;
+    while (rx.count < backlog && Date.now() < t0 + windowMs) await sleep(20);
+    return (rx.count - first) / ((Date.now() - t0) / 1000);
+  };
+  gw = await startGateway(dirs[0], { SLUICE_DATABASE_URL: db.url });
+  while (rx.count === 0) await sleep(2);
+  const one = await window();
+  const second = await startGateway(dirs[1], { SLUICE_DATABASE_URL: db.url });
+  const two = await window();
+  const left = backlog - rx.count;
+  await gw.stop();
+  await second.stop();
+  for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
+  await db.drop();
+  return { one, two, seedSeconds, left };
+}
+
 async function throughputScenario(rx: Receiver, name: string, subscriptions: Record<string, unknown>[], template: { event: string; data: unknown }, amount: number, env: Record<string, string> = {}) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `sluice-bench-${name}-`));
   const gw = await startGateway(dataDir, env);
@@ -403,6 +492,28 @@ async function main(): Promise<void> {
     record('raw_forwarder_per_s', 'bare forwarder, node:http (reference)', rawForwarder, 'events/s');
     record('a_ratio_to_forwarder', '(a) as a share of the forwarder', a.e2eEvents / forwarder, '×', { op: '>=', value: 0.55 });
   }
+  if (want('p')) {
+    const reachable = await withAdmin(async () => true).catch((err: Error) => {
+      log(`(p) PostgreSQL rows skipped: ${POSTGRES_ADMIN_URL} is not reachable (${err.message}); set SLUICE_BENCH_POSTGRES_URL`);
+      return false;
+    });
+    if (reachable) {
+      log('(p) PostgreSQL: end to end with one and two instances, simple mapping, 1 subscription');
+      const amount = Math.round(30_000 * scale);
+      const one = await postgresThroughputScenario(rx, 1, amount);
+      const two = await postgresThroughputScenario(rx, 2, amount);
+      record('p1_events_per_s', '(p) PostgreSQL end to end, 1 instance', one.e2eEvents, 'events/s');
+      if (figures.a_events_per_s) record('p1_ratio_to_sqlite', '(p) 1 instance / SQLite (a)', one.e2eEvents / figures.a_events_per_s, '×', { op: '>=', value: 0.6 });
+      record('p2_events_per_s', '(p) PostgreSQL end to end, 2 instances', two.e2eEvents, 'events/s');
+      record('p2_ratio_to_p1', '(p) 2 instances / 1 instance', two.e2eEvents / one.e2eEvents, '×');
+      record('p_peak_rss_mb', '(p) peak RSS of a PostgreSQL instance', Math.max(one.peak, two.peak), 'MB');
+      log('(p) PostgreSQL backlog drain: one instance, then two');
+      const drain = await postgresDrainScenario(rx, Math.round(200_000 * scale), Math.max(4_000, 15_000 * scale));
+      record('p_drain_1_per_s', '(p) PostgreSQL drain rate, 1 instance', drain.one, 'deliveries/s');
+      record('p_drain_2_per_s', '(p) PostgreSQL drain rate, 2 instances', drain.two, 'deliveries/s');
+      seedNote += `${seedNote ? '\n' : ''}PostgreSQL backlog seeding: ${Math.round(drain.seedSeconds)} s for ${Math.round(200_000 * scale)} deliveries (not part of the drain rate)`;
+    }
+  }
   if (want('b')) {
     log('(b) ingest -> delivered, Slack connector default template');
     const slackSub = [{ events: ['signal.frustration_spike'], connector: 'slack', connector_options: { webhook_url: `${rx.url}/slack` }, rate_limit: null }];
@@ -435,7 +546,7 @@ async function main(): Promise<void> {
     const small = await drainScenario(rx, Math.round(10_000 * scale), 60_000);
     const big = await drainScenario(rx, Math.round(1_000_000 * scale), Math.max(5_000, 20_000 * scale));
     peaks.push(small.peak, big.peak);
-    seedNote = `backlog seeding: ${Math.round(big.seedSeconds)} s for ${Math.round(1_000_000 * scale)} deliveries (not part of the drain rate)`;
+    seedNote += `${seedNote ? '\n' : ''}backlog seeding: ${Math.round(big.seedSeconds)} s for ${Math.round(1_000_000 * scale)} deliveries (not part of the drain rate)`;
     record('e_small_per_s', '(e) drain rate, 10k backlog', small.rate, 'deliveries/s');
     record('e_big_per_s', '(e) drain rate, 1M backlog (first 20 s)', big.rate, 'deliveries/s');
     record('e_ratio', '(e) 1M-backlog rate / 10k-backlog rate', big.rate / small.rate, '×', { op: '>=', value: 0.8 });

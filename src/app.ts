@@ -9,6 +9,10 @@ import { loadSecretBox } from './master-key.ts';
 import type { SecretBox } from './core/secret-box.ts';
 import type { Storage } from './storage/types.ts';
 import { SqliteStorage } from './storage/sqlite/sqlite-storage.ts';
+import { PostgresStorage } from './storage/postgres/postgres-storage.ts';
+import { DatabaseStartError } from './storage/postgres/connection.ts';
+import os from 'node:os';
+import { randomBytes } from 'node:crypto';
 import { ApiKeyService } from './services/api-keys.ts';
 import { SubscriptionService } from './services/subscriptions.ts';
 import { IngestService } from './services/ingest.ts';
@@ -62,33 +66,65 @@ export interface Sluice {
   stop(): Promise<void>;
 }
 
+/** What the master key check seals: any instance whose key cannot open it has another key. */
+const MASTER_KEY_CHECK = 'sluice master key check';
+
 /**
  * A different SLUICE_MASTER_KEY (or a lost master.key) cannot open the stored secrets; without
  * this check the gateway would start and then answer 500 to every ingest and subscription read.
+ * A shared database keeps a sealed check value, so a second instance with another key is refused
+ * even before any subscription exists.
  */
 async function assertMasterKeyOpensSecrets(storage: Storage, box: SecretBox): Promise<void> {
-  const [sample] = await storage.listSubscriptions();
+  const shared = storage.masterKeyCheck ? await storage.masterKeyCheck(box.seal(MASTER_KEY_CHECK)) : undefined;
+  const sample = shared ?? (await storage.listSubscriptions())[0]?.secret_sealed;
   if (!sample) return;
+  let opened: string | undefined;
   try {
-    box.open(sample.secret_sealed);
+    opened = box.open(sample);
   } catch {
-    throw new Error('The master key cannot decrypt the stored secrets: start with the SLUICE_MASTER_KEY (or the data dir\'s master.key) they were saved with.');
+    // refused below
+  }
+  if (opened === undefined || (shared !== undefined && opened !== MASTER_KEY_CHECK)) {
+    throw new ConfigError(storage.engine === 'postgres'
+      ? 'the master key cannot decrypt the secrets stored in this database: every instance sharing it must run with the same SLUICE_MASTER_KEY (and, for a passphrase, the same master.salt)'
+      : 'the master key cannot decrypt the stored secrets: start with the SLUICE_MASTER_KEY (or the data dir\'s master.key) they were saved with');
+  }
+}
+
+/**
+ * The storage engine: PostgreSQL when SLUICE_DATABASE_URL is set (any number of instances may
+ * share it), else the SQLite file in the data dir (one process).
+ */
+export function createStorage(config: Config, logger?: Logger): Storage {
+  if (!config.databaseUrl) return new SqliteStorage(path.join(config.dataDir, 'sluice.db'));
+  return new PostgresStorage({
+    url: config.databaseUrl,
+    poolSize: config.databasePool,
+    // Unique per process: a restarted instance must not mistake its predecessor's leases for its own.
+    instanceId: `${os.hostname()}/${process.pid}/${randomBytes(3).toString('hex')}`,
+    onError: (err) => logger?.warn({ err: err.message }, 'database connection problem; retrying'),
+  });
+}
+
+/** Migrations, with a database that cannot be used at start reported in one line (exit 2). */
+async function migrate(storage: Storage): Promise<number> {
+  try {
+    return await storage.migrate();
+  } catch (err) {
+    if (err instanceof DatabaseStartError) throw new ConfigError(`SLUICE_DATABASE_URL: ${err.message}`);
+    throw err;
   }
 }
 
 /** The composition root: the only place concrete parts are chosen and wired together. */
 export async function createSluice(config: Config, options: SluiceOptions = {}): Promise<Sluice> {
-  if (config.databaseUrl) {
-    // Refuse rather than silently fall back to SQLite: an operator who asked for PostgreSQL
-    // must not find their events in a file they do not back up.
-    throw new ConfigError('SLUICE_DATABASE_URL: the PostgreSQL backend is not part of this version yet; unset it to use the embedded SQLite database');
-  }
   const logger = options.logger ?? createLogger(config.logLevel);
   const now = options.now ?? Date.now;
   const metrics = createMetrics({ inFlight: () => worker.sendingCount });
   const { box, generated, file: keyFile } = loadSecretBox(config.masterKey, config.dataDir);
 
-  const storage: Storage = new SqliteStorage(path.join(config.dataDir, 'sluice.db'));
+  const storage = createStorage(config, logger);
   const catalog = loadEventCatalog(config.catalogDir);
   const evaluationLimits = { timeoutMs: config.templateTimeoutMs, maxOutputBytes: config.templateMaxOutputBytes, maxSequence: config.templateMaxItems };
   const mappings = new MappingRegistry({ dir: config.mappingsDir, logger, envAllowlist: config.templateEnvAllowlist, limits: evaluationLimits });
@@ -194,6 +230,8 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
       concurrency: config.deliveryConcurrency,
       perDestinationConcurrency: config.perDestinationConcurrency,
       leaseMs: config.leaseSeconds * 1000,
+      // A SQLite file is this process's alone: every lease in it at start is a dead process's.
+      exclusiveStorage: storage.engine === 'sqlite',
       disableAfterMs: config.disableAfterDays * 86_400_000,
       shutdownGraceMs: config.shutdownGraceSeconds * 1000,
     },
@@ -225,7 +263,7 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
   const app = createHttpApp({
     logger,
     maxBodyBytes: config.maxBodyBytes,
-    isReady: () => ready,
+    isReady: () => ready && (storage.isAvailable?.() ?? true),
     metrics: metrics.registry,
     metricsToken: config.metricsToken,
     authenticate: authenticate(keys),
@@ -262,9 +300,15 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
     app,
     url: '',
     async start() {
-      const applied = await storage.migrate();
+      const applied = await migrate(storage);
       if (applied) logger.info({ applied }, 'database migrations applied');
       await assertMasterKeyOpensSecrets(storage, box);
+      // Other instances' changes: new work to claim, subscriptions and keys to read again.
+      await storage.watch?.((change) => {
+        if (change === 'work') worker.poke();
+        else if (change === 'subscriptions') subscriptions.invalidate();
+        else keys.invalidate();
+      });
       await mappings.load();
       await evaluations.ready();
       if (config.watchMappings) mappings.watch();

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { loadConfig } from './config.ts';
-import { SqliteStorage } from './storage/sqlite/sqlite-storage.ts';
+import { createStorage } from './app.ts';
 import { ApiKeyService, ROLES, toPublicKey } from './services/api-keys.ts';
 import type { Role, Storage } from './storage/types.ts';
 import { runMappingsTest } from './services/mappings-test-report.ts';
@@ -13,7 +13,7 @@ import { registerConfigCommands } from './cli/apply-commands.ts';
 /** Opens the configured store directly: key commands work with or without a running gateway. */
 async function openStorage(): Promise<Storage> {
   const config = loadConfig();
-  const storage = new SqliteStorage(path.join(config.dataDir, 'sluice.db'));
+  const storage = createStorage(config);
   await storage.migrate();
   return storage;
 }

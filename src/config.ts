@@ -8,6 +8,8 @@ export interface Config {
   port: number;
   dataDir: string;
   databaseUrl: string | undefined;
+  /** Connections each instance keeps to PostgreSQL (pool size, plus one for LISTEN). */
+  databasePool: number;
   adminKey: string | undefined;
   masterKey: string | undefined;
   allowInsecureUrls: boolean;
@@ -47,7 +49,8 @@ export const CONFIG_VARIABLES = {
   SLUICE_HOST: ['127.0.0.1', 'address to listen on'],
   SLUICE_PORT: ['8080', 'port to listen on'],
   SLUICE_DATA_DIR: ['./data', 'SQLite database, master key file'],
-  SLUICE_DATABASE_URL: ['', 'a postgres:// URL selects the PostgreSQL backend'],
+  SLUICE_DATABASE_URL: ['', 'a postgres:// URL selects the PostgreSQL backend (several instances may share it)'],
+  SLUICE_DATABASE_POOL: ['10', 'PostgreSQL connections per instance (plus one that listens for changes)'],
   SLUICE_ADMIN_KEY: ['', 'bootstraps an admin API key'],
   SLUICE_MASTER_KEY: ['', 'encrypts secrets at rest (else a key file in the data dir)'],
   SLUICE_ALLOW_INSECURE_URLS: ['false', 'permit http:// and private/loopback destinations'],
@@ -147,9 +150,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
   const optional = (name: keyof typeof CONFIG_VARIABLES): string | undefined => get(name) || undefined;
 
   const databaseUrl = optional('SLUICE_DATABASE_URL');
-  if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
-    throw new ConfigError('SLUICE_DATABASE_URL must be a postgres:// URL (leave it unset for SQLite)');
-  }
+  if (databaseUrl) checkDatabaseUrl(databaseUrl);
   const adminKey = optional('SLUICE_ADMIN_KEY');
   if (adminKey && adminKey.length < 16) throw new ConfigError('SLUICE_ADMIN_KEY must be at least 16 characters');
 
@@ -181,6 +182,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     port: int('SLUICE_PORT', 0, 65535),
     dataDir: path.resolve(cwd, get('SLUICE_DATA_DIR')),
     databaseUrl,
+    databasePool: int('SLUICE_DATABASE_POOL', 1, 1000),
     adminKey,
     masterKey: optional('SLUICE_MASTER_KEY'),
     allowInsecureUrls: bool('SLUICE_ALLOW_INSECURE_URLS'),
@@ -211,4 +213,22 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     maxConnections: int('SLUICE_MAX_CONNECTIONS', 1, 1_000_000),
     publicUrl: publicUrl?.replace(/\/+$/, ''),
   });
+}
+
+/** Refuses what the driver would misread or fail on later, without echoing the password. */
+function checkDatabaseUrl(url: string): void {
+  if (!/^postgres(ql)?:\/\//.test(url)) throw new ConfigError('SLUICE_DATABASE_URL must be a postgres:// URL (leave it unset for SQLite)');
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ConfigError('SLUICE_DATABASE_URL is not a valid URL; the form is postgres://user:password@host:5432/database (percent-encode special characters in the password)');
+  }
+  if (parsed.port && !(Number(parsed.port) >= 1 && Number(parsed.port) <= 65535)) throw new ConfigError(`SLUICE_DATABASE_URL has an invalid port "${parsed.port}"`);
+  try {
+    decodeURIComponent(parsed.password);
+    decodeURIComponent(parsed.pathname);
+  } catch {
+    throw new ConfigError('SLUICE_DATABASE_URL has a malformed percent-escape (in the password or database name)');
+  }
 }

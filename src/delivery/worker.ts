@@ -1,5 +1,5 @@
 import { nextAttemptDelay } from '../core/backoff.ts';
-import type { AttemptCompletion, AttemptRecord, ClaimedDelivery, DeliveryStatus, Storage } from '../storage/types.ts';
+import type { AttemptCompletion, AttemptRecord, ClaimedDelivery, CompletionResult, DeliveryStatus, Storage } from '../storage/types.ts';
 import type { RuntimeSubscription } from '../services/subscriptions.ts';
 import type { ConnectorDefinition } from './connector.ts';
 import { destinationOf, dispatchAttempt, type DispatchDeps, type DispatchResult } from './dispatch.ts';
@@ -16,6 +16,12 @@ export interface WorkerOptions {
   shutdownGraceMs: number;
   /** Longest wait between polls of the queue when nothing is due sooner. */
   maxIdleMs?: number;
+  /**
+   * The database is this process's alone (SQLite): every lease found at start was left by a dead
+   * process and is taken back at once. Shared (PostgreSQL): only expired leases are, since the
+   * others belong to live neighbours.
+   */
+  exclusiveStorage?: boolean;
 }
 
 /** Things that happen to a delivery that the rest of the gateway hears about. */
@@ -75,12 +81,22 @@ class Pacer {
     return 0;
   }
 
+  isParked(deliveryId: string): boolean {
+    return this.#parked.has(deliveryId);
+  }
+
   /** The delivery waits for its slot in the queue; its slot stays reserved. */
   park(deliveryId: string, slot: number, now: number): void {
     this.#parked.set(deliveryId, slot);
     // Deliveries cancelled while parked never come back; forget their long-past slots.
     if (this.#parked.size > 10_000) for (const [id, at] of this.#parked) if (at < now - 60_000) this.#parked.delete(id);
   }
+}
+
+/** What storage did with one completion: recorded (lease still held), and whether it disabled the subscription. */
+interface Written {
+  applied: boolean;
+  disabled: boolean;
 }
 
 const PACING_HOLD_LIMIT_MS = 2_000;
@@ -111,7 +127,7 @@ export class DeliveryWorker {
   #globalHeld = 0;
   readonly #globalWaiting: ((acquired: boolean) => void)[] = [];
   readonly #inFlight = new Set<Promise<void>>();
-  #pendingCompletions: { completion: AttemptCompletion; after: () => void }[] = [];
+  #pendingCompletions: { completion: AttemptCompletion; after: (written: Written) => void }[] = [];
   #completionFlush: Promise<void> | null = null;
   #running = false;
   #stopping = false;
@@ -133,7 +149,7 @@ export class DeliveryWorker {
   constructor(deps: WorkerDeps, options: WorkerOptions) {
     this.#deps = deps;
     // Polls also renew leases: at least three per lease period.
-    this.#opts = { maxIdleMs: Math.min(1_000, options.leaseMs / 3), ...options };
+    this.#opts = { maxIdleMs: Math.min(1_000, options.leaseMs / 3), exclusiveStorage: true, ...options };
     this.#now = deps.now ?? Date.now;
     this.#random = deps.random ?? Math.random;
   }
@@ -148,9 +164,10 @@ export class DeliveryWorker {
   }
 
   async start(): Promise<void> {
-    // Leases left by a crashed process are reclaimed before anything else runs.
-    const reclaimed = await this.#deps.storage.reclaimExpiredLeases(this.#now() + this.#opts.leaseMs * 2);
-    if (reclaimed) this.#deps.logger.info({ reclaimed }, 'reclaimed deliveries leased by a previous process');
+    // Leases left by a crashed process are reclaimed before anything else runs (on a shared
+    // database, those that expired: a live instance's leases are not ours to take).
+    const reclaimed = await this.#deps.storage.reclaimExpiredLeases(this.#now() + (this.#opts.exclusiveStorage ? this.#opts.leaseMs * 2 : 0));
+    if (reclaimed) this.#deps.logger.info({ reclaimed }, 'reclaimed deliveries leased by a stopped process');
     this.#running = true;
     this.poke();
   }
@@ -341,8 +358,8 @@ export class DeliveryWorker {
       // The gateway died (or lost its lease) every time it held this delivery: something in it —
       // a template, an enormous payload — may be what kills it. Stop the loop; a replay retries.
       const attempt = this.#blankAttempt(claimed, `abandoned: the gateway stopped ${crashes} times while processing this delivery, before any attempt was recorded; replay it once the cause is fixed`);
-      await this.#complete({ attempt, delivery_id: delivery.id, status: 'failed', next_attempt_at: null, subscription_id: sub.record.id, disable_subscription_reason: null, delete_subscription: false });
-      this.#deps.hooks?.onDeliveryFailed?.({ claimed, sub, attempt });
+      const written = await this.#complete({ attempt, delivery_id: delivery.id, status: 'failed', next_attempt_at: null, subscription_id: sub.record.id, disable_subscription_reason: null, delete_subscription: false });
+      if (written.applied) this.#deps.hooks?.onDeliveryFailed?.({ claimed, sub, attempt });
       return attempt;
     }
 
@@ -350,7 +367,7 @@ export class DeliveryWorker {
     // A test send answers an operator waiting on the button, so it is not paced.
     const reservedAt = this.#now();
     const rateLimit = claimed.event.test || !sub.record.rate_limit ? null : Math.max(sub.record.rate_limit, RATE_LIMIT_RANGE.min);
-    const wait = this.#pacer.reserve(sub.record.id, delivery.id, rateLimit, reservedAt);
+    const wait = await this.#reserveSlot(sub.record.id, delivery.id, rateLimit, reservedAt);
     if (wait > PACING_HOLD_LIMIT_MS) {
       // Delayed, never dropped: back to the queue, due when its slot comes.
       this.#pacer.park(delivery.id, reservedAt + wait, reservedAt);
@@ -389,14 +406,27 @@ export class DeliveryWorker {
       this.#releaseOrigin(origin);
     }
     const completion = this.#decide(claimed, sub, result);
-    await this.#complete(completion);
+    const written = await this.#complete(completion);
     this.#mirrorHealth(sub, completion.status);
-    if (completion.status === 'failed') this.#deps.hooks?.onDeliveryFailed?.({ claimed, sub, attempt: completion.attempt });
+    // Operational events once: only the completion that was written (its lease still held) reports
+    // a failure, and only the one that actually disabled the subscription reports that.
+    if (completion.status === 'failed' && written.applied) this.#deps.hooks?.onDeliveryFailed?.({ claimed, sub, attempt: completion.attempt });
     if (completion.disable_subscription_reason) {
       this.#deps.invalidateSubscriptions();
-      this.#deps.hooks?.onSubscriptionDisabled?.({ sub, reason: completion.disable_subscription_reason, deleted: completion.delete_subscription, attempt: completion.attempt });
+      if (written.disabled) this.#deps.hooks?.onSubscriptionDisabled?.({ sub, reason: completion.disable_subscription_reason, deleted: completion.delete_subscription, attempt: completion.attempt });
     }
     return completion.attempt;
+  }
+
+  /**
+   * How long to wait for the subscription's next start slot. On a database shared by several
+   * instances the slots are kept there, so the rate holds in total rather than per instance
+   * (only rate-limited subscriptions pay for that round trip); otherwise they are kept here.
+   */
+  async #reserveSlot(subscriptionId: string, deliveryId: string, perSecond: number | null, now: number): Promise<number> {
+    const shared = this.#deps.storage.reserveRateSlot?.bind(this.#deps.storage);
+    if (!perSecond || !shared || this.#pacer.isParked(deliveryId)) return this.#pacer.reserve(subscriptionId, deliveryId, perSecond, now);
+    return Math.max(0, (await shared(subscriptionId, now, 1000 / perSecond)) - now);
   }
 
   /**
@@ -518,7 +548,7 @@ export class DeliveryWorker {
   }
 
   /** Completions are written in batches: every attempt finishing in the same tick shares a transaction. */
-  #complete(completion: AttemptCompletion): Promise<void> {
+  #complete(completion: AttemptCompletion): Promise<Written> {
     this.#deps.hooks?.onAttempt?.(completion.attempt);
     return new Promise((resolve) => {
       this.#pendingCompletions.push({ completion, after: resolve });
@@ -529,13 +559,16 @@ export class DeliveryWorker {
   async #flushCompletions(): Promise<void> {
     while (this.#pendingCompletions.length) {
       const batch = this.#pendingCompletions.splice(0, 1000);
+      let result: CompletionResult = { applied: [], disabledBy: [] };
       try {
-        await this.#deps.storage.completeAttempts(batch.map((b) => b.completion), this.#now());
+        result = await this.#deps.storage.completeAttempts(batch.map((b) => b.completion), this.#now());
       } catch (err) {
         // The lease expires and the delivery is retried: at least once, never lost.
         this.#deps.logger.error({ err, count: batch.length }, 'recording attempts failed; deliveries will be retried after their lease');
       }
-      for (const b of batch) b.after();
+      const applied = new Set(result.applied);
+      const disabledBy = new Set(result.disabledBy);
+      for (const b of batch) b.after({ applied: applied.has(b.completion.delivery_id), disabled: disabledBy.has(b.completion.delivery_id) });
     }
     this.#completionFlush = null;
   }

@@ -98,6 +98,11 @@ export class ApiKeyService {
     return match;
   }
 
+  /** Forget verified keys (another instance revoked one). */
+  invalidate(): void {
+    this.#cache.clear();
+  }
+
   list(): Promise<ApiKeyRecord[]> {
     return this.storage.listApiKeys();
   }

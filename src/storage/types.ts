@@ -181,6 +181,17 @@ export interface AttemptCompletion {
   delete_subscription: boolean;
 }
 
+/** What a batch of completions actually wrote: a completion whose lease was lost changes nothing. */
+export interface CompletionResult {
+  /** Deliveries whose outcome was recorded (the claim still held them). */
+  applied: string[];
+  /** Deliveries whose completion disabled or deleted their subscription (it was not already). */
+  disabledBy: string[];
+}
+
+/** Changes other instances sharing the database must hear about. */
+export type StorageChange = 'work' | 'subscriptions' | 'keys';
+
 export interface DeliveryQuery {
   subscription_id?: string;
   status?: DeliveryStatus;
@@ -252,7 +263,7 @@ export interface Storage {
   renewLeases(ids: string[], leaseUntil: number): Promise<void>;
   /** Returns deliveries whose lease expired (a crashed worker, a lost completion) to pending; the count. */
   reclaimExpiredLeases(now: number): Promise<number>;
-  completeAttempts(completions: AttemptCompletion[], now: number): Promise<void>;
+  completeAttempts(completions: AttemptCompletion[], now: number): Promise<CompletionResult>;
   /** Earliest next_attempt_at of a pending delivery, for the worker's timer. */
   nextDueAt(): Promise<number | null>;
 
@@ -264,4 +275,20 @@ export interface Storage {
   findDeliveriesForReplay(query: ReplayQuery): Promise<string[]>;
   /** Success counts over a window, for health at a glance. */
   deliveryStats(subscriptionId: string, since: number): Promise<{ delivered: number; failed: number; pending: number }>;
+
+  // --- shared databases (PostgreSQL): engines used by one process alone leave these out -------
+  /**
+   * Calls `onChange` when any instance (this one included) changes something others cache or
+   * wait for; after a lost connection, with every kind (changes may have been missed).
+   */
+  watch?(onChange: (change: StorageChange) => void): Promise<void>;
+  /** False while the database cannot be reached (readiness turns 503). */
+  isAvailable?(): boolean;
+  /** Stores `sealed` as the master key check unless one is stored; returns the stored one. */
+  masterKeyCheck?(sealed: string): Promise<string>;
+  /**
+   * rate_limit shared by all instances: reserves the subscription's next start slot, at least
+   * `intervalMs` after the previous one and not before `now`; returns the slot.
+   */
+  reserveRateSlot?(subscriptionId: string, now: number, intervalMs: number): Promise<number>;
 }

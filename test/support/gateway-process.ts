@@ -57,8 +57,8 @@ export function launchGateway(dataDir: string, env: Record<string, string> = {},
   return { child, url: `http://127.0.0.1:${port}`, port, output: () => output, exited };
 }
 
-/** Starts the gateway on a fresh port; resolves once /readyz answers 200. */
-export async function spawnGateway(dataDir: string, env: Record<string, string> = {}): Promise<GatewayProcess> {
+/** Starts the gateway on a fresh port; resolves once /readyz answers 200 (several starting at once on a busy machine take longer). */
+export async function spawnGateway(dataDir: string, env: Record<string, string> = {}, readyTimeoutMs = 15_000): Promise<GatewayProcess> {
   const gw = launchGateway(dataDir, env, await freePort());
   await waitFor(
     async () => {
@@ -71,7 +71,7 @@ export async function spawnGateway(dataDir: string, env: Record<string, string> 
         }).on('error', () => resolve(false));
       });
     },
-    15_000,
+    readyTimeoutMs,
     'the gateway to be ready',
   );
   return gw;
@@ -119,4 +119,27 @@ export function watchHealth(url: string): { stop(): Promise<{ max: number; count
       return { max, count, failures };
     },
   };
+}
+
+/** The master key every instance of a shared database is started with (they must share one). */
+export const SHARED_MASTER_KEY = '5a'.repeat(32);
+
+/**
+ * Environment for an instance on a shared PostgreSQL database (pass it to spawnGateway or
+ * launchGateway): the database URL and the shared master key, plus any overrides.
+ */
+export function sharedDatabaseEnv(databaseUrl: string, env: Record<string, string> = {}): Record<string, string> {
+  return { SLUICE_DATABASE_URL: databaseUrl, SLUICE_MASTER_KEY: SHARED_MASTER_KEY, ...env };
+}
+
+/** A counter from a gateway's /metrics (summed over its labels that match `labels`). */
+export async function metricValue(gw: { url: string }, name: string, labels = ''): Promise<number> {
+  const text = await (await fetch(`${gw.url}/metrics`)).text();
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name) || (labels && !line.includes(labels))) continue;
+    const [series, value] = line.split(' ');
+    if (series === name || series.startsWith(`${name}{`)) total += Number(value);
+  }
+  return total;
 }

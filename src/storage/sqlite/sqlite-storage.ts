@@ -3,12 +3,13 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import type {
   ApiKeyRecord, AttemptCompletion, AttemptRecord, ClaimedDelivery, DeliveryQuery, DeliveryRecord,
-  EventRecord, IngestItem, IngestResult, ReplayQuery, Storage, SubscriptionRecord,
+  CompletionResult, EventRecord, IngestItem, IngestResult, ReplayQuery, Storage, SubscriptionRecord,
 } from '../types.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
 import { CLAIM_SCAN_LIMIT } from '../types.ts';
 import { idFloor } from '../../core/ids.ts';
 import { ConflictError } from '../../errors.ts';
+import { foldSubscriptionHealth } from '../subscription-health.ts';
 
 type Row = Record<string, any>;
 
@@ -47,29 +48,6 @@ function statusCondition(status: string, params: unknown[]): string {
   if (status === 'pending') return "status IN ('pending','paused')";
   params.push(status);
   return 'status = ?';
-}
-
-type FailureClock = 'keep' | 'reset' | 'restart' | 'continue';
-
-/**
- * What a batch of completions does to each subscription's health columns, in order: the last
- * status, whether anything succeeded, and how the failure clock (`failing_since`) moves —
- * reset by a success, restarted by a failure after a success, else continued.
- */
-export function foldSubscriptionHealth(completions: AttemptCompletion[]): Map<string, { status: string; success: 0 | 1; failing: FailureClock }> {
-  const out = new Map<string, { status: string; success: 0 | 1; failing: FailureClock }>();
-  for (const c of completions) {
-    const h = out.get(c.subscription_id) ?? { status: c.status, success: 0 as 0 | 1, failing: 'keep' as FailureClock };
-    h.status = c.status;
-    if (c.status === 'delivered') {
-      h.success = 1;
-      h.failing = 'reset';
-    } else if (c.status === 'failed' || c.status === 'pending') {
-      h.failing = h.failing === 'reset' || h.failing === 'restart' ? 'restart' : 'continue';
-    }
-    out.set(c.subscription_id, h);
-  }
-  return out;
 }
 
 /**
@@ -317,7 +295,7 @@ export class SqliteStorage implements Storage {
     return this.#stmt(`UPDATE deliveries SET status = ${WAITING_STATUS}, lease_until = NULL, updated_at = ? WHERE status = 'delivering' AND lease_until < ?`).run(now, now).changes;
   }
 
-  async completeAttempts(completions: AttemptCompletion[], now: number): Promise<void> {
+  async completeAttempts(completions: AttemptCompletion[], now: number): Promise<CompletionResult> {
     const insertAttempt = this.#stmt(`INSERT INTO attempts (id, delivery_id, chain, number, started_at, outcome, method, url, request_headers, request_body, response_status, response_headers, response_body, latency_ms, error, steps)
       VALUES (@id, @delivery_id, @chain, @number, @started_at, @outcome, @method, @url, @request_headers, @request_body, @response_status, @response_headers, @response_body, @latency_ms, @error, @steps)`);
     // Only a delivery still leased by us is updated: a deleted subscription cancels it meanwhile.
@@ -330,6 +308,7 @@ export class SqliteStorage implements Storage {
     const disable = this.#stmt('UPDATE subscriptions SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ? AND enabled = 1 AND deleted_at IS NULL');
     const remove = this.#stmt('UPDATE subscriptions SET deleted_at = ?, enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL');
     const cancelPending = this.#stmt("UPDATE deliveries SET status = 'cancelled', lease_until = NULL, updated_at = ?, last_error = ? WHERE subscription_id = ? AND status IN ('pending','paused','delivering') AND id != ?");
+    const result: CompletionResult = { applied: [], disabledBy: [] };
     this.#relaxed(() => {
       for (const c of completions) {
         const a = c.attempt;
@@ -339,18 +318,23 @@ export class SqliteStorage implements Storage {
           response_headers: json(a.response_headers),
           steps: json(a.steps),
         });
-        updateDelivery.run({ id: c.delivery_id, status: c.status, next_attempt_at: c.next_attempt_at, now, started_at: a.started_at, status_code: a.response_status, error: a.error, chain: a.chain, latency: a.latency_ms });
+        const applied = updateDelivery.run({ id: c.delivery_id, status: c.status, next_attempt_at: c.next_attempt_at, now, started_at: a.started_at, status_code: a.response_status, error: a.error, chain: a.chain, latency: a.latency_ms }).changes;
+        if (applied) result.applied.push(c.delivery_id);
         if (c.delete_subscription) {
-          remove.run(now, c.disable_subscription_reason, now, c.subscription_id);
+          if (remove.run(now, c.disable_subscription_reason, now, c.subscription_id).changes) result.disabledBy.push(c.delivery_id);
           cancelPending.run(now, c.disable_subscription_reason, c.subscription_id, c.delivery_id);
         } else if (c.disable_subscription_reason) {
           // Disabled, not deleted: what waits for it is paused, not dropped.
-          if (disable.run(c.disable_subscription_reason, now, c.subscription_id).changes) this.#pauseOrResume(c.subscription_id, false, now);
+          if (disable.run(c.disable_subscription_reason, now, c.subscription_id).changes) {
+            this.#pauseOrResume(c.subscription_id, false, now);
+            result.disabledBy.push(c.delivery_id);
+          }
         }
       }
       // One health update per subscription per batch, not one per attempt.
       for (const [id, health] of foldSubscriptionHealth(completions)) touchSubscription.run({ id, now, ...health });
     });
+    return result;
   }
 
   async nextDueAt(): Promise<number | null> {

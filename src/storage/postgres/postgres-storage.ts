@@ -1,0 +1,588 @@
+import type pg from 'pg';
+import type {
+  ApiKeyRecord, AttemptCompletion, AttemptRecord, ClaimedDelivery, CompletionResult, DeliveryQuery, DeliveryRecord,
+  EventRecord, IngestItem, IngestResult, ReplayQuery, Storage, StorageChange, SubscriptionRecord,
+} from '../types.ts';
+import { foldSubscriptionHealth } from '../subscription-health.ts';
+import { POSTGRES_MIGRATIONS } from './migrations.ts';
+import { CHANGES_CHANNEL, ChangeListener } from './change-listener.ts';
+import { createPool, DatabaseStartError, OLDEST_SUPPORTED_VERSION, startErrorMessage } from './connection.ts';
+import { idFloor } from '../../core/ids.ts';
+import { ConflictError } from '../../errors.ts';
+
+type Row = Record<string, any>;
+type Queryable = pg.Pool | pg.PoolClient;
+
+export interface PostgresOptions {
+  url: string;
+  poolSize: number;
+  /** Names this instance in the leases it holds. */
+  instanceId: string;
+  /** Connection problems met in the background (idle clients, the listener). */
+  onError?: (err: Error) => void;
+}
+
+/** Advisory lock key: several instances starting at once run migrations one after the other. */
+const MIGRATION_LOCK = 7_261_001_011;
+
+/** The status a delivery waiting for an attempt takes: paused while its subscription is disabled. */
+const WAITING_STATUS = "CASE WHEN EXISTS (SELECT 1 FROM subscriptions s WHERE s.id = deliveries.subscription_id AND NOT s.enabled) THEN 'paused' ELSE 'pending' END";
+
+const json = (value: unknown): string | null => (value === null || value === undefined ? null : JSON.stringify(value));
+const parse = <T>(value: string | null): T | null => (value === null ? null : (JSON.parse(value) as T));
+
+function toSubscription(row: Row): SubscriptionRecord {
+  return {
+    ...(row as SubscriptionRecord),
+    events: JSON.parse(row.events),
+    headers: JSON.parse(row.headers),
+    connector_options: JSON.parse(row.connector_options),
+    retry: parse(row.retry),
+  };
+}
+
+function toEvent(row: Row): EventRecord {
+  return { ...(row as EventRecord), data: JSON.parse(row.data) };
+}
+
+/** The record as both engines return it: the columns only PostgreSQL keeps stay inside. */
+function toDelivery(row: Row): DeliveryRecord {
+  const { position: _position, lease_owner: _owner, ...delivery } = row;
+  return delivery as DeliveryRecord;
+}
+
+function toAttempt(row: Row): AttemptRecord {
+  return {
+    ...(row as AttemptRecord),
+    request_headers: JSON.parse(row.request_headers),
+    response_headers: parse(row.response_headers),
+    steps: parse(row.steps),
+  };
+}
+
+/** Builds `$n` placeholders as values are added. */
+class Params {
+  readonly values: unknown[] = [];
+  add(value: unknown): string {
+    this.values.push(value);
+    return `$${this.values.length}`;
+  }
+}
+
+function statusCondition(status: string, params: Params): string {
+  if (status === 'pending') return "status IN ('pending','paused')";
+  return `status = ${params.add(status)}`;
+}
+
+const SUBSCRIPTION_COLUMNS = [
+  'id', 'name', 'url', 'events', 'description', 'enabled', 'disabled_reason', 'headers', 'headers_sealed', 'auth_sealed', 'filter', 'mapping',
+  'connector', 'connector_options', 'connector_secrets_sealed', 'retry', 'timeout_seconds', 'rate_limit', 'secret_sealed', 'secret_prefix',
+  'previous_secret_sealed', 'previous_secret_expires_at', 'source', 'created_at', 'updated_at', 'last_delivery_at', 'last_delivery_status',
+  'last_success_at', 'failing_since', 'deleted_at',
+] as const;
+
+/**
+ * PostgreSQL engine: any number of gateway instances share one database as equals. Claims are one
+ * statement with FOR UPDATE SKIP LOCKED, so two instances never lease the same delivery; a lease
+ * names its owner and expires, and only expired leases are taken back. NOTIFY on one channel
+ * tells the other instances about new work and about changed subscriptions and keys.
+ */
+export class PostgresStorage implements Storage {
+  readonly engine = 'postgres' as const;
+  readonly pool: pg.Pool;
+  readonly #opts: PostgresOptions;
+  #listener: ChangeListener | null = null;
+  /** Set when a query fails to connect, cleared by the next success: readiness without polling. */
+  #unreachableSince: number | null = null;
+
+  constructor(options: PostgresOptions) {
+    this.#opts = options;
+    this.pool = createPool({ url: options.url, max: options.poolSize, onError: (err) => this.#opts.onError?.(err) });
+  }
+
+  get instanceId(): string {
+    return this.#opts.instanceId;
+  }
+
+  // --- lifecycle ------------------------------------------------------------------------
+  /**
+   * Checks the server, then applies pending migrations holding an advisory lock, each in its own
+   * transaction: instances starting together wait for the first, then find nothing to do.
+   * Problems reaching or using the database become a DatabaseStartError with one line.
+   */
+  async migrate(): Promise<number> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw new DatabaseStartError(startErrorMessage(err, this.#opts.url));
+    }
+    try {
+      const version = Number((await client.query('SHOW server_version_num')).rows[0].server_version_num);
+      if (Math.floor(version / 10_000) < OLDEST_SUPPORTED_VERSION) {
+        throw new DatabaseStartError(`PostgreSQL ${Math.floor(version / 10_000)} is too old: Sluice needs PostgreSQL ${OLDEST_SUPPORTED_VERSION} or newer`);
+      }
+      await client.query(`SELECT pg_advisory_lock(${MIGRATION_LOCK})`);
+      try {
+        await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)');
+        const applied = new Set((await client.query('SELECT version FROM schema_migrations')).rows.map((r) => r.version as number));
+        const newest = Math.max(0, ...applied);
+        const known = POSTGRES_MIGRATIONS.at(-1)!.version;
+        if (newest > known) throw new DatabaseStartError(`the database was migrated by a newer Sluice (schema ${newest}, this version knows ${known}); upgrade this instance instead`);
+        let count = 0;
+        for (const migration of POSTGRES_MIGRATIONS) {
+          if (applied.has(migration.version)) continue;
+          await client.query('BEGIN');
+          try {
+            await client.query(migration.sql);
+            await client.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [migration.version, migration.name, Date.now()]);
+            await client.query('COMMIT');
+          } catch (err) {
+            await client.query('ROLLBACK').catch(() => undefined);
+            throw err;
+          }
+          count++;
+        }
+        return count;
+      } finally {
+        await client.query(`SELECT pg_advisory_unlock(${MIGRATION_LOCK})`).catch(() => undefined);
+      }
+    } catch (err) {
+      if (err instanceof DatabaseStartError) throw err;
+      throw new DatabaseStartError(startErrorMessage(err, this.#opts.url));
+    } finally {
+      client.release();
+    }
+  }
+
+  async watch(onChange: (change: StorageChange) => void): Promise<void> {
+    this.#listener = new ChangeListener(this.#opts.url, onChange, (err) => this.#opts.onError?.(err));
+    await this.#listener.start();
+  }
+
+  isAvailable(): boolean {
+    return (this.#listener?.connected ?? true) && this.#unreachableSince === null;
+  }
+
+  async close(): Promise<void> {
+    await this.#listener?.close();
+    this.#listener = null;
+    await this.pool.end().catch(() => undefined);
+  }
+
+  // --- plumbing ---------------------------------------------------------------------------
+  async #query(sql: string, values: unknown[] = [], on: Queryable = this.pool): Promise<pg.QueryResult<Row>> {
+    try {
+      const result = await on.query(sql, values);
+      this.#unreachableSince = null;
+      return result;
+    } catch (err) {
+      if ((err as { code?: string }).code === undefined || /^(08|57P)/.test((err as { code: string }).code)) this.#unreachableSince ??= Date.now();
+      throw err;
+    }
+  }
+
+  /**
+   * One transaction on one pooled connection. `durable`: the commit waits for the disk (ingest
+   * and API writes); otherwise it is asynchronous (worker bookkeeping, see connection.ts).
+   */
+  async #transaction<T>(durable: boolean, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      this.#unreachableSince ??= Date.now();
+      throw err;
+    }
+    let broken: Error | undefined;
+    try {
+      await this.#query(durable ? 'BEGIN; SET LOCAL synchronous_commit = on' : 'BEGIN', [], client);
+      const result = await fn(client);
+      await this.#query('COMMIT', [], client);
+      return result;
+    } catch (err) {
+      // A connection that cannot even roll back is dropped from the pool, not reused.
+      await client.query('ROLLBACK').catch((rollbackError: Error) => (broken = rollbackError));
+      throw err;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  /** A single durable write (API changes): answered only once it is on disk. */
+  #write(sql: string, values: unknown[]): Promise<pg.QueryResult<Row>> {
+    return this.#transaction(true, (client) => this.#query(sql, values, client));
+  }
+
+  #notify(change: StorageChange, on: Queryable = this.pool): Promise<unknown> {
+    return this.#query('SELECT pg_notify($1, $2)', [CHANGES_CHANNEL, change], on);
+  }
+
+  // --- master key -------------------------------------------------------------------------
+  async masterKeyCheck(sealed: string): Promise<string> {
+    await this.#write("INSERT INTO settings (name, value) VALUES ('master_key_check', $1) ON CONFLICT (name) DO NOTHING", [sealed]);
+    return (await this.#query("SELECT value FROM settings WHERE name = 'master_key_check'")).rows[0].value;
+  }
+
+  // --- API keys -------------------------------------------------------------------------
+  async insertApiKey(key: ApiKeyRecord): Promise<void> {
+    // The same bootstrap key registered by two instances starting together is one key.
+    await this.#write('INSERT INTO api_keys (id, name, role, prefix, hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (hash) DO NOTHING',
+      [key.id, key.name, key.role, key.prefix, key.hash, key.created_at, key.revoked_at]);
+  }
+
+  async findApiKeyByHash(hash: string): Promise<ApiKeyRecord | undefined> {
+    return (await this.#query('SELECT * FROM api_keys WHERE hash = $1', [hash])).rows[0] as ApiKeyRecord | undefined;
+  }
+
+  async listApiKeys(): Promise<ApiKeyRecord[]> {
+    return (await this.#query('SELECT * FROM api_keys ORDER BY created_at, id')).rows as ApiKeyRecord[];
+  }
+
+  async revokeApiKey(id: string, now: number): Promise<boolean> {
+    return this.#transaction(true, async (client) => {
+      const changed = (await this.#query('UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL', [now, id], client)).rowCount! > 0;
+      if (changed) await this.#notify('keys', client);
+      return changed;
+    });
+  }
+
+  async countActiveAdminKeys(): Promise<number> {
+    return (await this.#query("SELECT COUNT(*) AS n FROM api_keys WHERE role = 'admin' AND revoked_at IS NULL")).rows[0].n;
+  }
+
+  // --- subscriptions --------------------------------------------------------------------
+  #subscriptionValues(sub: SubscriptionRecord): unknown[] {
+    const row: Record<string, unknown> = {
+      ...sub,
+      name: sub.name ?? null,
+      events: JSON.stringify(sub.events),
+      headers: JSON.stringify(sub.headers),
+      headers_sealed: sub.headers_sealed ?? null,
+      connector_options: JSON.stringify(sub.connector_options),
+      retry: json(sub.retry),
+    };
+    return SUBSCRIPTION_COLUMNS.map((c) => row[c] ?? null);
+  }
+
+  async insertSubscription(sub: SubscriptionRecord): Promise<void> {
+    await this.#transaction(true, async (client) => {
+      await this.#query(`INSERT INTO subscriptions (${SUBSCRIPTION_COLUMNS.join(', ')}) VALUES (${SUBSCRIPTION_COLUMNS.map((_, i) => `$${i + 1}`).join(', ')})`, this.#subscriptionValues(sub), client);
+      await this.#notify('subscriptions', client);
+    });
+  }
+
+  async updateSubscription(sub: SubscriptionRecord): Promise<void> {
+    const values = this.#subscriptionValues(sub);
+    const sets = SUBSCRIPTION_COLUMNS.map((c, i) => (c === 'id' ? null : `${c} = $${i + 1}`)).filter(Boolean).join(', ');
+    await this.#transaction(true, async (client) => {
+      const before = (await this.#query('SELECT enabled FROM subscriptions WHERE id = $1 FOR UPDATE', [sub.id], client)).rows[0];
+      await this.#query(`UPDATE subscriptions SET ${sets} WHERE id = $1`, values, client);
+      if (before && before.enabled !== sub.enabled) {
+        await this.#pauseOrResume(client, sub.id, sub.enabled, sub.updated_at);
+        if (sub.enabled) await this.#notify('work', client);
+      }
+      await this.#notify('subscriptions', client);
+    });
+  }
+
+  /** Disable pauses a subscription's pending deliveries; enable makes its paused ones pending again. */
+  async #pauseOrResume(client: Queryable, subscriptionId: string, enabled: boolean, now: number): Promise<void> {
+    const [from, to] = enabled ? ['paused', 'pending'] : ['pending', 'paused'];
+    await this.#query('UPDATE deliveries SET status = $1, updated_at = $2 WHERE subscription_id = $3 AND status = $4', [to, now, subscriptionId, from], client);
+  }
+
+  async getSubscription(id: string): Promise<SubscriptionRecord | undefined> {
+    const row = (await this.#query('SELECT * FROM subscriptions WHERE id = $1 AND deleted_at IS NULL', [id])).rows[0];
+    return row ? toSubscription(row) : undefined;
+  }
+
+  async listSubscriptions(): Promise<SubscriptionRecord[]> {
+    return (await this.#query('SELECT * FROM subscriptions WHERE deleted_at IS NULL ORDER BY created_at, id')).rows.map(toSubscription);
+  }
+
+  async deleteSubscription(id: string, now: number): Promise<boolean> {
+    return this.#transaction(true, async (client) => {
+      const changed = (await this.#query('UPDATE subscriptions SET deleted_at = $1, enabled = false, updated_at = $1 WHERE id = $2 AND deleted_at IS NULL', [now, id], client)).rowCount;
+      if (!changed) return false;
+      await this.#query("UPDATE deliveries SET status = 'cancelled', lease_until = NULL, lease_owner = NULL, updated_at = $1, last_error = 'subscription deleted' WHERE subscription_id = $2 AND status IN ('pending','paused','delivering')", [now, id], client);
+      await this.#query('DELETE FROM rate_slots WHERE subscription_id = $1', [id], client);
+      await this.#notify('subscriptions', client);
+      return true;
+    });
+  }
+
+  // --- ingest ---------------------------------------------------------------------------
+  async ingest(items: IngestItem[]): Promise<IngestResult[]> {
+    try {
+      return await this.#transaction(true, (client) => this.#ingestIn(client, items));
+    } catch (err) {
+      // Another instance stored the same event id or idempotency key between our check and our
+      // insert: once more, and this time it is found as a duplicate.
+      if ((err as { code?: string }).code !== '23505') throw err;
+      return this.#transaction(true, (client) => this.#ingestIn(client, items));
+    }
+  }
+
+  async #ingestIn(client: pg.PoolClient, items: IngestItem[]): Promise<IngestResult[]> {
+    type Known = { id: string; event: string; request_hash: string | null; deliveries?: IngestResult['deliveries'] };
+    const ids = items.map((i) => i.event.id);
+    const keys = items.map((i) => i.event.idempotency_key).filter((k): k is string => !!k);
+    const stored = (await this.#query('SELECT id, event, request_hash, idempotency_key FROM events WHERE id = ANY($1::text[]) OR idempotency_key = ANY($2::text[])', [ids, keys], client)).rows;
+    const byId = new Map<string, Known>(stored.map((r) => [r.id, r as Known]));
+    const byKey = new Map<string, Known>(stored.filter((r) => r.idempotency_key).map((r) => [r.idempotency_key, r as Known]));
+
+    const results: (IngestResult | { duplicateOf: Known })[] = [];
+    const newEvents: IngestItem[] = [];
+    // Duplicates inside one batch resolve to the first occurrence, as they would across batches.
+    for (const item of items) {
+      const { event, deliveries, request_hash: hash = null } = item;
+      const foundById = byId.get(event.id);
+      const existing = foundById ?? (event.idempotency_key ? byKey.get(event.idempotency_key) : undefined);
+      if (existing && hash && existing.request_hash && existing.request_hash !== hash) {
+        throw foundById
+          ? new ConflictError('event_id_conflict', `An event with id "${event.id}" was already accepted with different content; give this event its own id.`, [{ path: '$.id', message: 'was already used for a different event', id: event.id }])
+          : new ConflictError('idempotency_key_conflict', 'This Idempotency-Key was already used with a different body; use a new key for a new event.', [{ path: 'header:Idempotency-Key', message: 'was already used with a different body' }]);
+      }
+      if (existing) {
+        results.push({ duplicateOf: existing });
+        continue;
+      }
+      const own = deliveries.map((d) => ({ id: d.id, subscription_id: d.subscription_id }));
+      const known: Known = { id: event.id, event: event.event, request_hash: hash, deliveries: own };
+      byId.set(event.id, known);
+      if (event.idempotency_key) byKey.set(event.idempotency_key, known);
+      newEvents.push(item);
+      results.push({ event_id: event.id, event: event.event, deliveries: own, duplicate: false });
+    }
+
+    // The first answer's deliveries, in the order it listed them, for events stored before.
+    const earlier = [...new Set(results.flatMap((r) => ('duplicateOf' in r && !r.duplicateOf.deliveries ? [r.duplicateOf.id] : [])))];
+    const earlierDeliveries = new Map<string, IngestResult['deliveries']>();
+    if (earlier.length) {
+      const rows = (await this.#query('SELECT event_id, id, subscription_id FROM deliveries WHERE event_id = ANY($1::text[]) ORDER BY event_id, position', [earlier], client)).rows;
+      for (const r of rows) {
+        const list = earlierDeliveries.get(r.event_id) ?? [];
+        list.push({ id: r.id, subscription_id: r.subscription_id });
+        earlierDeliveries.set(r.event_id, list);
+      }
+    }
+
+    if (newEvents.length) {
+      const e = newEvents.map((i) => i.event);
+      await this.#query(`INSERT INTO events (id, event, timestamp, data, received_at, idempotency_key, test, request_hash)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::boolean[], $8::text[])`, [
+        e.map((x) => x.id), e.map((x) => x.event), e.map((x) => x.timestamp), e.map((x) => JSON.stringify(x.data)), e.map((x) => x.received_at),
+        e.map((x) => x.idempotency_key), e.map((x) => x.test), newEvents.map((i) => i.request_hash ?? null),
+      ], client);
+      const d = newEvents.flatMap((i) => i.deliveries.map((delivery, position) => ({ ...delivery, position })));
+      if (d.length) {
+        // A delivery stored already leased (preclaimed at ingest) is this instance's, its claim counted.
+        await this.#query(`INSERT INTO deliveries (id, event_id, subscription_id, position, event, msg_id, status, attempts, chain, next_attempt_at, lease_until, lease_owner,
+            created_at, updated_at, last_attempt_at, last_status_code, last_error, unfinished_claims)
+          SELECT id, event_id, subscription_id, position, event, msg_id, status, attempts, chain, next_attempt_at, lease_until,
+            CASE WHEN status = 'delivering' THEN $17 END, created_at, updated_at, last_attempt_at, last_status_code, last_error,
+            CASE WHEN status = 'delivering' THEN 1 ELSE 0 END
+          FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::int[], $9::int[], $10::bigint[], $11::bigint[],
+            $12::bigint[], $13::bigint[], $14::bigint[], $15::int[], $16::text[])
+            AS t(id, event_id, subscription_id, position, event, msg_id, status, attempts, chain, next_attempt_at, lease_until, created_at, updated_at, last_attempt_at, last_status_code, last_error)`, [
+          d.map((x) => x.id), d.map((x) => x.event_id), d.map((x) => x.subscription_id), d.map((x) => x.position), d.map((x) => x.event), d.map((x) => x.msg_id),
+          d.map((x) => x.status), d.map((x) => x.attempts), d.map((x) => x.chain), d.map((x) => x.next_attempt_at), d.map((x) => x.lease_until),
+          d.map((x) => x.created_at), d.map((x) => x.updated_at), d.map((x) => x.last_attempt_at), d.map((x) => x.last_status_code), d.map((x) => x.last_error),
+          this.#opts.instanceId,
+        ], client);
+        // Work another instance may take: delivered at commit, so nobody looks before it exists.
+        if (d.some((x) => x.status === 'pending')) await this.#notify('work', client);
+      }
+    }
+
+    return results.map((r) => {
+      if (!('duplicateOf' in r)) return r;
+      const { id, event, deliveries } = r.duplicateOf;
+      return { event_id: id, event, deliveries: deliveries ?? earlierDeliveries.get(id) ?? [], duplicate: true };
+    });
+  }
+
+  async getEvent(id: string): Promise<EventRecord | undefined> {
+    const row = (await this.#query('SELECT * FROM events WHERE id = $1', [id])).rows[0];
+    return row ? toEvent(row) : undefined;
+  }
+
+  async recentEvents(eventName: string, limit: number): Promise<EventRecord[]> {
+    return (await this.#query('SELECT * FROM events WHERE event = $1 AND NOT test ORDER BY received_at DESC, id DESC LIMIT $2', [eventName, limit])).rows.map(toEvent);
+  }
+
+  // --- delivery worker ------------------------------------------------------------------
+  /**
+   * One statement leases what is due: rows another instance is leasing right now are skipped,
+   * not waited for. The claim is counted before anything is done with the delivery (see
+   * unfinished_claims).
+   */
+  async claimDue(now: number, limit: number, leaseUntil: number): Promise<ClaimedDelivery[]> {
+    return this.#claim(`SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED`, [now, leaseUntil, this.#opts.instanceId, limit]);
+  }
+
+  async claimByIds(ids: string[], now: number, leaseUntil: number): Promise<ClaimedDelivery[]> {
+    if (!ids.length) return [];
+    return this.#claim(`SELECT id FROM deliveries WHERE id = ANY($4::text[]) AND status = 'pending' AND next_attempt_at <= $1 FOR UPDATE SKIP LOCKED`, [now, leaseUntil, this.#opts.instanceId, ids]);
+  }
+
+  async #claim(pick: string, values: unknown[]): Promise<ClaimedDelivery[]> {
+    const leased = (await this.#query(`UPDATE deliveries SET status = 'delivering', lease_until = $2, lease_owner = $3, updated_at = $1, unfinished_claims = unfinished_claims + 1
+      WHERE id IN (${pick}) RETURNING *`, values)).rows;
+    if (!leased.length) return [];
+    // A fanned-out event has many deliveries: read and parse it once per claim, not per delivery.
+    const eventIds = [...new Set(leased.map((d) => d.event_id as string))];
+    const events = new Map((await this.#query('SELECT * FROM events WHERE id = ANY($1::text[])', [eventIds])).rows.map((r) => [r.id as string, toEvent(r)]));
+    // Due order, as the worker expects (RETURNING keeps no order).
+    leased.sort((a, b) => a.next_attempt_at - b.next_attempt_at || (a.id < b.id ? -1 : 1));
+    return leased.map((d) => ({ delivery: toDelivery(d), event: events.get(d.event_id)! }));
+  }
+
+  async releaseLeases(ids: string[], now: number, dueAt?: number): Promise<void> {
+    if (!ids.length) return;
+    // A lease handed back on purpose (pacing, shutdown) is a finished claim; only its owner may.
+    await this.#transaction(false, async (client) => {
+      const released = (await this.#query(`UPDATE deliveries SET status = ${WAITING_STATUS}, lease_until = NULL, lease_owner = NULL, updated_at = $2, next_attempt_at = COALESCE($3, next_attempt_at),
+        unfinished_claims = GREATEST(unfinished_claims - 1, 0) WHERE id = ANY($1::text[]) AND status = 'delivering' AND lease_owner = $4`, [ids, now, dueAt ?? null, this.#opts.instanceId], client)).rowCount;
+      if (released) await this.#notify('work', client);
+    });
+  }
+
+  async renewLeases(ids: string[], leaseUntil: number): Promise<void> {
+    if (!ids.length) return;
+    await this.#query("UPDATE deliveries SET lease_until = $1 WHERE id = ANY($2::text[]) AND status = 'delivering' AND lease_owner = $3", [leaseUntil, ids, this.#opts.instanceId]);
+  }
+
+  /** Any instance may take back an expired lease, whoever held it: that is how a dead one's work survives. */
+  async reclaimExpiredLeases(now: number): Promise<number> {
+    return this.#transaction(false, async (client) => {
+      const count = (await this.#query(`UPDATE deliveries SET status = ${WAITING_STATUS}, lease_until = NULL, lease_owner = NULL, updated_at = $1
+        WHERE id IN (SELECT id FROM deliveries WHERE status = 'delivering' AND lease_until < $1 FOR UPDATE SKIP LOCKED)`, [now], client)).rowCount ?? 0;
+      if (count) await this.#notify('work', client);
+      return count;
+    });
+  }
+
+  async completeAttempts(completions: AttemptCompletion[], now: number): Promise<CompletionResult> {
+    if (!completions.length) return { applied: [], disabledBy: [] };
+    return this.#transaction(false, async (client) => {
+      const a = completions.map((c) => c.attempt);
+      await this.#query(`INSERT INTO attempts (id, delivery_id, chain, number, started_at, outcome, method, url, request_headers, request_body, response_status, response_headers, response_body, latency_ms, error, steps)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::int[], $12::text[], $13::text[], $14::float8[], $15::text[], $16::text[])
+        ON CONFLICT (id) DO NOTHING`, [
+        a.map((x) => x.id), a.map((x) => x.delivery_id), a.map((x) => x.chain), a.map((x) => x.number), a.map((x) => x.started_at), a.map((x) => x.outcome),
+        a.map((x) => x.method), a.map((x) => x.url), a.map((x) => JSON.stringify(x.request_headers)), a.map((x) => x.request_body), a.map((x) => x.response_status),
+        a.map((x) => json(x.response_headers)), a.map((x) => x.response_body), a.map((x) => x.latency_ms), a.map((x) => x.error), a.map((x) => json(x.steps)),
+      ], client);
+      // Only a delivery still leased by this instance is updated: a deleted subscription cancels
+      // it meanwhile, and a lease that expired may be another instance's now.
+      const applied = (await this.#query(`UPDATE deliveries SET status = CASE WHEN c.status = 'pending' THEN ${WAITING_STATUS} ELSE c.status END, attempts = attempts + 1,
+          next_attempt_at = COALESCE(c.next_attempt_at, deliveries.next_attempt_at), lease_until = NULL, lease_owner = NULL, unfinished_claims = 0, updated_at = $9,
+          last_attempt_at = c.started_at, last_status_code = c.status_code, last_error = c.error, last_latency_ms = c.latency
+        FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::int[], $6::text[], $7::float8[], $8::int[]) AS c(id, status, next_attempt_at, started_at, status_code, error, latency, chain)
+        WHERE deliveries.id = c.id AND deliveries.status = 'delivering' AND deliveries.chain = c.chain AND deliveries.lease_owner = $10
+        RETURNING deliveries.id, deliveries.status`, [
+        completions.map((c) => c.delivery_id), completions.map((c) => c.status), completions.map((c) => c.next_attempt_at), a.map((x) => x.started_at),
+        a.map((x) => x.response_status), a.map((x) => x.error), a.map((x) => x.latency_ms), a.map((x) => x.chain), now, this.#opts.instanceId,
+      ], client)).rows;
+      const disabledBy: string[] = [];
+      let subscriptionsChanged = false;
+      for (const c of completions) {
+        if (c.delete_subscription) {
+          const removed = (await this.#query('UPDATE subscriptions SET deleted_at = $1, enabled = false, disabled_reason = $2, updated_at = $1 WHERE id = $3 AND deleted_at IS NULL', [now, c.disable_subscription_reason, c.subscription_id], client)).rowCount;
+          await this.#query("UPDATE deliveries SET status = 'cancelled', lease_until = NULL, lease_owner = NULL, updated_at = $1, last_error = $2 WHERE subscription_id = $3 AND status IN ('pending','paused','delivering') AND id != $4",
+            [now, c.disable_subscription_reason, c.subscription_id, c.delivery_id], client);
+          if (removed) disabledBy.push(c.delivery_id);
+          subscriptionsChanged = true;
+        } else if (c.disable_subscription_reason) {
+          // Disabled, not deleted: what waits for it is paused, not dropped. Decided once: the
+          // instance whose update finds it still enabled is the one that disabled it.
+          const disabled = (await this.#query('UPDATE subscriptions SET enabled = false, disabled_reason = $1, updated_at = $2 WHERE id = $3 AND enabled AND deleted_at IS NULL', [c.disable_subscription_reason, now, c.subscription_id], client)).rowCount;
+          if (disabled) {
+            await this.#pauseOrResume(client, c.subscription_id, false, now);
+            disabledBy.push(c.delivery_id);
+            subscriptionsChanged = true;
+          }
+        }
+      }
+      // One health update per subscription per batch, not one per attempt; ids in a fixed order
+      // so two instances' batches never wait on each other's rows in a cycle.
+      const health = [...foldSubscriptionHealth(completions)].sort(([x], [y]) => (x < y ? -1 : 1));
+      if (health.length) {
+        await this.#query(`UPDATE subscriptions s SET last_delivery_at = $1, last_delivery_status = h.status,
+            last_success_at = CASE WHEN h.success = 1 THEN $1 ELSE s.last_success_at END,
+            failing_since = CASE h.failing WHEN 'reset' THEN NULL WHEN 'restart' THEN $1 WHEN 'continue' THEN COALESCE(s.failing_since, $1) ELSE s.failing_since END
+          FROM unnest($2::text[], $3::text[], $4::int[], $5::text[]) AS h(id, status, success, failing) WHERE s.id = h.id`, [
+          now, health.map(([id]) => id), health.map(([, h]) => h.status), health.map(([, h]) => h.success), health.map(([, h]) => h.failing),
+        ], client);
+      }
+      if (subscriptionsChanged) await this.#notify('subscriptions', client);
+      // A retry scheduled here may come due on another instance before this one polls again.
+      if (applied.some((r) => r.status === 'pending')) await this.#notify('work', client);
+      return { applied: applied.map((r) => r.id as string), disabledBy };
+    });
+  }
+
+  async nextDueAt(): Promise<number | null> {
+    return (await this.#query("SELECT MIN(next_attempt_at) AS t FROM deliveries WHERE status = 'pending'")).rows[0].t ?? null;
+  }
+
+  async reserveRateSlot(subscriptionId: string, now: number, intervalMs: number): Promise<number> {
+    const row = (await this.#query(`INSERT INTO rate_slots AS r (subscription_id, next_slot) VALUES ($1, $2::bigint + $3::bigint)
+      ON CONFLICT (subscription_id) DO UPDATE SET next_slot = GREATEST(r.next_slot, $2::bigint) + $3::bigint RETURNING next_slot`, [subscriptionId, now, Math.ceil(intervalMs)])).rows[0];
+    return row.next_slot - Math.ceil(intervalMs);
+  }
+
+  // --- delivery log ---------------------------------------------------------------------
+  async getDelivery(id: string): Promise<DeliveryRecord | undefined> {
+    const row = (await this.#query('SELECT * FROM deliveries WHERE id = $1', [id])).rows[0];
+    return row ? toDelivery(row) : undefined;
+  }
+
+  async listDeliveries(query: DeliveryQuery): Promise<DeliveryRecord[]> {
+    const where: string[] = [];
+    const p = new Params();
+    if (query.subscription_id) where.push(`subscription_id = ${p.add(query.subscription_id)}`);
+    if (query.status) where.push(statusCondition(query.status, p));
+    if (query.event) where.push(`event = ${p.add(query.event)}`);
+    if (query.cursor) where.push(`id < ${p.add(query.cursor)}`);
+    const sql = `SELECT * FROM deliveries ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ${p.add(query.limit)}`;
+    return (await this.#query(sql, p.values)).rows.map(toDelivery);
+  }
+
+  async listAttempts(deliveryId: string): Promise<AttemptRecord[]> {
+    return (await this.#query('SELECT * FROM attempts WHERE delivery_id = $1 ORDER BY started_at, chain, number', [deliveryId])).rows.map(toAttempt);
+  }
+
+  async replayDeliveries(ids: string[], now: number): Promise<string[]> {
+    if (!ids.length) return [];
+    return this.#transaction(true, async (client) => {
+      const replayed = new Set((await this.#query(`UPDATE deliveries SET status = ${WAITING_STATUS}, attempts = 0, chain = chain + 1, unfinished_claims = 0, next_attempt_at = $1,
+          lease_until = NULL, lease_owner = NULL, updated_at = $1
+        WHERE id = ANY($2::text[]) AND status IN ('delivered','failed','cancelled','pending','paused') RETURNING id`, [now, ids], client)).rows.map((r) => r.id as string));
+      if (replayed.size) await this.#notify('work', client);
+      return ids.filter((id) => replayed.has(id));
+    });
+  }
+
+  async findDeliveriesForReplay(query: ReplayQuery): Promise<string[]> {
+    const p = new Params();
+    const where = [`subscription_id = ${p.add(query.subscription_id)}`];
+    if (query.status) where.push(statusCondition(query.status, p));
+    if (query.event) where.push(`event = ${p.add(query.event)}`);
+    if (query.since !== undefined) where.push(`created_at >= ${p.add(query.since)}`);
+    if (query.until !== undefined) where.push(`created_at <= ${p.add(query.until)}`);
+    if (query.after !== undefined) where.push(`id > ${p.add(query.after)}`);
+    return (await this.#query(`SELECT id FROM deliveries WHERE ${where.join(' AND ')} ORDER BY id LIMIT ${p.add(query.limit)}`, p.values)).rows.map((r) => r.id);
+  }
+
+  async deliveryStats(subscriptionId: string, since: number): Promise<{ delivered: number; failed: number; pending: number }> {
+    const row = (await this.#query(`SELECT
+        COUNT(*) FILTER (WHERE status = 'delivered') AS delivered,
+        COUNT(*) FILTER (WHERE status = 'failed') AS failed,
+        COUNT(*) FILTER (WHERE status IN ('pending','paused','delivering')) AS pending
+      FROM deliveries WHERE subscription_id = $1 AND id >= $2`, [subscriptionId, idFloor('dlv', since)])).rows[0];
+    return { delivered: row.delivered, failed: row.failed, pending: row.pending };
+  }
+}

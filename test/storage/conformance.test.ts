@@ -1,0 +1,453 @@
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.ts';
+import { PostgresStorage } from '../../src/storage/postgres/postgres-storage.ts';
+import { SQLITE_MIGRATIONS } from '../../src/storage/sqlite/migrations.ts';
+import { POSTGRES_MIGRATIONS } from '../../src/storage/postgres/migrations.ts';
+import type { AttemptCompletion, AttemptRecord, DeliveryRecord, EventRecord, IngestItem, Storage, SubscriptionRecord } from '../../src/storage/types.ts';
+import { ConflictError } from '../../src/errors.ts';
+import { newId } from '../../src/core/ids.ts';
+import { createTestDatabase, createTestSchema, type TestDatabase } from '../support/postgres.ts';
+
+/**
+ * One storage contract, two engines: a behaviour exists when both pass the same test. Each
+ * PostgreSQL test gets a fresh schema in this file's own database, dropped afterwards.
+ */
+let database: TestDatabase | undefined;
+beforeAll(async () => {
+  database = await createTestDatabase('conformance');
+});
+afterAll(async () => {
+  await database?.drop();
+});
+
+const T0 = 1_750_000_000_000;
+
+interface Engine {
+  name: 'sqlite' | 'postgres';
+  open(): Promise<Storage>;
+  migrations: number;
+}
+
+const engines: Engine[] = [
+  { name: 'sqlite', open: async () => new SqliteStorage(':memory:'), migrations: SQLITE_MIGRATIONS.length },
+  {
+    name: 'postgres',
+    open: async () => new PostgresStorage({ url: await createTestSchema(database!), poolSize: 4, instanceId: 'conformance' }),
+    migrations: POSTGRES_MIGRATIONS.length,
+  },
+];
+
+function subscription(overrides: Partial<SubscriptionRecord> = {}): SubscriptionRecord {
+  return {
+    id: newId('sub', T0),
+    name: null,
+    url: 'https://example.com/hook',
+    events: ['order.*'],
+    description: 'orders',
+    enabled: true,
+    disabled_reason: null,
+    headers: { 'x-team': 'blue', 'x-b': '1', 'x-a': '2' },
+    headers_sealed: null,
+    auth_sealed: null,
+    filter: null,
+    mapping: null,
+    connector: 'webhook',
+    connector_options: { nested: { z: 1, a: [1, 2] } },
+    connector_secrets_sealed: null,
+    retry: { schedule: ['1s', 5], max_attempts: 3 },
+    timeout_seconds: 2.5,
+    rate_limit: null,
+    secret_sealed: 'sealed-secret',
+    secret_prefix: 'whsec_ab',
+    previous_secret_sealed: null,
+    previous_secret_expires_at: null,
+    source: 'api',
+    created_at: T0,
+    updated_at: T0,
+    last_delivery_at: null,
+    last_delivery_status: null,
+    last_success_at: null,
+    failing_since: null,
+    deleted_at: null,
+    ...overrides,
+  };
+}
+
+function event(overrides: Partial<EventRecord> = {}): EventRecord {
+  return {
+    id: newId('evt', T0),
+    event: 'order.created',
+    timestamp: new Date(T0).toISOString(),
+    // Key order is part of the payload: it must come back as posted.
+    data: { zeta: 1, alpha: { b: 2, a: 1 }, list: [3, 1, 2] },
+    received_at: T0,
+    idempotency_key: null,
+    test: false,
+    ...overrides,
+  };
+}
+
+/** An event as read back: both engines also return the hash of what was posted (none here). */
+const asStored = (ev: EventRecord) => ({ ...ev, request_hash: null });
+
+function delivery(ev: EventRecord, sub: SubscriptionRecord, overrides: Partial<DeliveryRecord> = {}): DeliveryRecord {
+  return {
+    id: newId('dlv', T0),
+    event_id: ev.id,
+    subscription_id: sub.id,
+    event: ev.event,
+    msg_id: newId('msg', T0),
+    status: 'pending',
+    attempts: 0,
+    chain: 1,
+    next_attempt_at: T0,
+    lease_until: null,
+    created_at: T0,
+    updated_at: T0,
+    last_attempt_at: null,
+    last_status_code: null,
+    last_error: null,
+    ...overrides,
+  };
+}
+
+function attempt(d: DeliveryRecord, overrides: Partial<AttemptRecord> = {}): AttemptRecord {
+  return {
+    id: newId('att', T0),
+    delivery_id: d.id,
+    chain: d.chain,
+    number: d.attempts + 1,
+    started_at: T0 + 10,
+    outcome: 'success',
+    method: 'POST',
+    url: 'https://example.com/hook',
+    request_headers: { 'content-type': 'application/json' },
+    request_body: '{"a":1}',
+    response_status: 200,
+    response_headers: { server: 'x' },
+    response_body: 'ok',
+    latency_ms: 12.5,
+    error: null,
+    steps: null,
+    ...overrides,
+  };
+}
+
+function completion(d: DeliveryRecord, status: AttemptCompletion['status'], overrides: Partial<AttemptCompletion> = {}): AttemptCompletion {
+  return {
+    attempt: attempt(d, { outcome: status === 'delivered' ? 'success' : status === 'pending' ? 'retry' : 'fail', response_status: status === 'delivered' ? 200 : 500 }),
+    delivery_id: d.id,
+    status,
+    next_attempt_at: status === 'pending' ? T0 + 60_000 : null,
+    subscription_id: d.subscription_id,
+    disable_subscription_reason: null,
+    delete_subscription: false,
+    ...overrides,
+  };
+}
+
+describe.each(engines)('storage conformance: $name', (engine) => {
+  let storage: Storage;
+  let sub: SubscriptionRecord;
+
+  beforeEach(async () => {
+    storage = await engine.open();
+    await storage.migrate();
+    sub = subscription();
+    await storage.insertSubscription(sub);
+  });
+  afterEach(async () => {
+    await storage.close();
+  });
+
+  /** One event with `count` deliveries to `sub`, stored; returns them. */
+  async function stored(count = 1, overrides: Partial<DeliveryRecord> = {}, to = sub): Promise<{ ev: EventRecord; deliveries: DeliveryRecord[] }> {
+    const ev = event();
+    const deliveries = Array.from({ length: count }, () => delivery(ev, to, overrides));
+    await storage.ingest([{ event: ev, deliveries }]);
+    return { ev, deliveries };
+  }
+
+  describe('migrations', () => {
+    it('a second run applies nothing and keeps the data', async () => {
+      const fresh = await engine.open();
+      try {
+        expect(await fresh.migrate()).toBe(engine.migrations);
+        await fresh.insertApiKey({ id: 'key_1', name: null, role: 'read', prefix: 'sk_read_abcd', hash: 'cd'.repeat(32), created_at: T0, revoked_at: null });
+        expect(await fresh.migrate()).toBe(0);
+        expect((await fresh.listApiKeys()).map((k) => k.id)).toEqual(['key_1']);
+      } finally {
+        await fresh.close();
+      }
+    });
+  });
+
+  describe('API keys', () => {
+    it('are found by hash, listed in creation order, revoked once, and admin keys counted', async () => {
+      const admin = { id: 'key_a', name: 'ops', role: 'admin' as const, prefix: 'sk_admin_abcd', hash: 'aa'.repeat(32), created_at: T0, revoked_at: null };
+      const reader = { id: 'key_b', name: null, role: 'read' as const, prefix: 'sk_read_abcd', hash: 'bb'.repeat(32), created_at: T0 + 1, revoked_at: null };
+      await storage.insertApiKey(reader);
+      await storage.insertApiKey(admin);
+      expect(await storage.findApiKeyByHash('aa'.repeat(32))).toEqual(admin);
+      expect(await storage.findApiKeyByHash('ff'.repeat(32))).toBeUndefined();
+      expect((await storage.listApiKeys()).map((k) => k.id)).toEqual(['key_a', 'key_b']);
+      expect(await storage.countActiveAdminKeys()).toBe(1);
+      expect(await storage.revokeApiKey('key_a', T0 + 5)).toBe(true);
+      expect(await storage.revokeApiKey('key_a', T0 + 6)).toBe(false);
+      expect(await storage.revokeApiKey('key_missing', T0 + 6)).toBe(false);
+      expect((await storage.findApiKeyByHash('aa'.repeat(32)))?.revoked_at).toBe(T0 + 5);
+      expect(await storage.countActiveAdminKeys()).toBe(0);
+    });
+  });
+
+  describe('subscriptions', () => {
+    it('round-trip every field, JSON key order included', async () => {
+      const got = await storage.getSubscription(sub.id);
+      expect(got).toEqual(sub);
+      expect(Object.keys(got!.headers)).toEqual(['x-team', 'x-b', 'x-a']);
+      expect(await storage.listSubscriptions()).toEqual([sub]);
+    });
+
+    it('are updated, and a name is unique among live subscriptions only', async () => {
+      const named = subscription({ name: 'billing', rate_limit: 2, headers_sealed: 'sealed-headers', created_at: T0 + 1 });
+      await storage.insertSubscription(named);
+      await expect(storage.insertSubscription(subscription({ name: 'billing' }))).rejects.toThrow();
+      const edited = { ...named, url: 'https://example.com/other', description: null, retry: null, updated_at: T0 + 1 };
+      await storage.updateSubscription(edited);
+      expect(await storage.getSubscription(named.id)).toEqual(edited);
+      expect(await storage.deleteSubscription(named.id, T0 + 2)).toBe(true);
+      expect(await storage.deleteSubscription(named.id, T0 + 3)).toBe(false);
+      expect(await storage.getSubscription(named.id)).toBeUndefined();
+      await storage.insertSubscription(subscription({ name: 'billing', created_at: T0 + 1 }));
+      expect((await storage.listSubscriptions()).map((s) => s.name)).toEqual([null, 'billing']);
+    });
+
+    it('disabling pauses waiting deliveries, enabling resumes them, deleting cancels them', async () => {
+      const { deliveries: [d] } = await stored();
+      await storage.updateSubscription({ ...sub, enabled: false, updated_at: T0 + 1 });
+      expect((await storage.getDelivery(d.id))?.status).toBe('paused');
+      expect(await storage.claimDue(T0 + 10, 10, T0 + 1000)).toEqual([]);
+      expect((await storage.listDeliveries({ status: 'pending', limit: 10 })).map((x) => x.id)).toEqual([d.id]);
+      await storage.updateSubscription({ ...sub, enabled: true, updated_at: T0 + 2 });
+      expect((await storage.getDelivery(d.id))?.status).toBe('pending');
+      expect(await storage.deleteSubscription(sub.id, T0 + 3)).toBe(true);
+      expect(await storage.getDelivery(d.id)).toMatchObject({ status: 'cancelled', last_error: 'subscription deleted' });
+    });
+  });
+
+  describe('ingest and idempotency', () => {
+    it('stores events with their deliveries; the data comes back as posted', async () => {
+      const { ev, deliveries } = await stored(2);
+      expect(await storage.getEvent(ev.id)).toEqual(asStored(ev));
+      expect(Object.keys((await storage.getEvent(ev.id))!.data as object)).toEqual(['zeta', 'alpha', 'list']);
+      expect(await storage.getDelivery(deliveries[0].id)).toMatchObject({ ...deliveries[0], unfinished_claims: 0 });
+      expect(await storage.getEvent('evt_missing')).toBeUndefined();
+    });
+
+    it('a repeated id or idempotency key is a duplicate answered with the first deliveries, in order', async () => {
+      const ev = event({ idempotency_key: 'key-1' });
+      const subs = [sub, subscription(), subscription()];
+      for (const s of subs.slice(1)) await storage.insertSubscription(s);
+      const first = subs.map((s) => delivery(ev, s));
+      const [original] = await storage.ingest([{ event: ev, deliveries: first, request_hash: 'h1' }]);
+      expect(original).toEqual({ event_id: ev.id, event: ev.event, deliveries: first.map((d) => ({ id: d.id, subscription_id: d.subscription_id })), duplicate: false });
+
+      const sameId = { event: { ...ev, idempotency_key: null }, deliveries: [delivery(ev, sub)], request_hash: 'h1' };
+      const sameKey = { event: event({ idempotency_key: 'key-1' }), deliveries: [delivery(ev, sub)], request_hash: null };
+      const results = await storage.ingest([sameId, sameKey]);
+      for (const r of results) expect(r).toEqual({ ...original, duplicate: true });
+      expect((await storage.listDeliveries({ limit: 10 })).length).toBe(3);
+    });
+
+    it('a repeat with other content is a conflict, and nothing of its batch is stored', async () => {
+      const ev = event({ idempotency_key: 'key-2' });
+      await storage.ingest([{ event: ev, deliveries: [delivery(ev, sub)], request_hash: 'h1' }]);
+      const innocent = event();
+      const batch: IngestItem[] = [
+        { event: innocent, deliveries: [delivery(innocent, sub)], request_hash: 'h3' },
+        { event: { ...ev, idempotency_key: null }, deliveries: [], request_hash: 'h2' },
+      ];
+      await expect(storage.ingest(batch)).rejects.toBeInstanceOf(ConflictError);
+      await expect(storage.ingest([{ event: event({ idempotency_key: 'key-2' }), deliveries: [], request_hash: 'h2' }])).rejects.toThrow(/Idempotency-Key/);
+      expect(await storage.getEvent(innocent.id)).toBeUndefined();
+    });
+
+    it('a duplicate inside one batch resolves to the first occurrence', async () => {
+      const ev = event();
+      const d = delivery(ev, sub);
+      const results = await storage.ingest([{ event: ev, deliveries: [d] }, { event: ev, deliveries: [delivery(ev, sub)] }]);
+      expect(results.map((r) => r.duplicate)).toEqual([false, true]);
+      expect(results[1].deliveries).toEqual([{ id: d.id, subscription_id: sub.id }]);
+    });
+
+    it('a delivery stored already leased starts with its claim counted', async () => {
+      const { deliveries: [d] } = await stored(1, { status: 'delivering', lease_until: T0 + 1000 });
+      expect(await storage.getDelivery(d.id)).toMatchObject({ status: 'delivering', unfinished_claims: 1 });
+    });
+
+    it('recent events are the newest real ones of a type', async () => {
+      const older = event({ received_at: T0 });
+      const newer = event({ received_at: T0 + 5 });
+      const test = event({ received_at: T0 + 9, test: true });
+      await storage.ingest([older, newer, test, event({ event: 'other.thing' })].map((e) => ({ event: e, deliveries: [] })));
+      expect((await storage.recentEvents('order.created', 10)).map((e) => e.id)).toEqual([newer.id, older.id]);
+      expect(await storage.recentEvents('order.created', 1)).toEqual([asStored(newer)]);
+    });
+  });
+
+  describe('claims and leases', () => {
+    it('claim due deliveries once, oldest first, with their events, counting the claim', async () => {
+      const late = await stored(1, { next_attempt_at: T0 + 5 });
+      const early = await stored(1, { next_attempt_at: T0 + 1 });
+      const future = await stored(1, { next_attempt_at: T0 + 60_000 });
+      const claimed = await storage.claimDue(T0 + 10, 10, T0 + 1000);
+      expect(claimed.map((c) => c.delivery.id)).toEqual([early.deliveries[0].id, late.deliveries[0].id]);
+      expect(claimed[0].event).toEqual(asStored(early.ev));
+      expect(claimed[0].delivery).toMatchObject({ status: 'delivering', lease_until: T0 + 1000, unfinished_claims: 1 });
+      expect(await storage.claimDue(T0 + 10, 10, T0 + 1000)).toEqual([]);
+      expect(await storage.nextDueAt()).toBe(future.deliveries[0].next_attempt_at);
+    });
+
+    it('honour the limit and claim by id only what is pending and due', async () => {
+      const { deliveries } = await stored(3);
+      const future = await stored(1, { next_attempt_at: T0 + 60_000 });
+      expect((await storage.claimDue(T0, 2, T0 + 1000)).length).toBe(2);
+      const ids = [...deliveries.map((d) => d.id), future.deliveries[0].id, 'dlv_missing'];
+      const byId = await storage.claimByIds(ids, T0, T0 + 1000);
+      expect(byId.length).toBe(1);
+      expect(await storage.claimByIds([], T0, T0 + 1000)).toEqual([]);
+    });
+
+    it('a release makes the delivery wait again, at a new time if given, and finishes its claim', async () => {
+      const { deliveries: [d] } = await stored();
+      await storage.claimDue(T0, 10, T0 + 1000);
+      await storage.releaseLeases([d.id], T0 + 1, T0 + 500);
+      expect(await storage.getDelivery(d.id)).toMatchObject({ status: 'pending', lease_until: null, next_attempt_at: T0 + 500, unfinished_claims: 0 });
+      expect(await storage.claimDue(T0 + 499, 10, T0 + 1000)).toEqual([]);
+      expect((await storage.claimDue(T0 + 500, 10, T0 + 2000)).length).toBe(1);
+      // Released while its subscription is disabled: paused, not pending.
+      await storage.updateSubscription({ ...sub, enabled: false, updated_at: T0 + 2 });
+      await storage.releaseLeases([d.id], T0 + 3);
+      expect((await storage.getDelivery(d.id))?.status).toBe('paused');
+    });
+
+    it('renewed leases last longer; only expired leases are reclaimed', async () => {
+      const { deliveries: [a, b] } = await stored(2);
+      await storage.claimDue(T0, 10, T0 + 1000);
+      await storage.renewLeases([a.id], T0 + 5000);
+      expect((await storage.getDelivery(a.id))?.lease_until).toBe(T0 + 5000);
+      expect(await storage.reclaimExpiredLeases(T0 + 2000)).toBe(1);
+      expect(await storage.getDelivery(b.id)).toMatchObject({ status: 'pending', lease_until: null, unfinished_claims: 1 });
+      expect((await storage.getDelivery(a.id))?.status).toBe('delivering');
+      // The next claim counts one more unfinished claim: the first holder never finished.
+      const [again] = await storage.claimByIds([b.id], T0 + 2000, T0 + 3000);
+      expect(again.delivery.unfinished_claims).toBe(2);
+    });
+  });
+
+  describe('completions', () => {
+    it('record the attempt, the outcome and the subscription health; only held deliveries change', async () => {
+      const { deliveries: [ok, retry, failed] } = await stored(3);
+      const notHeld = (await stored()).deliveries[0];
+      await storage.claimByIds([ok.id, retry.id, failed.id], T0, T0 + 1000);
+      const okCompletion = completion(ok, 'delivered');
+      const result = await storage.completeAttempts([
+        okCompletion,
+        completion(retry, 'pending'),
+        completion(failed, 'failed'),
+        completion(notHeld, 'delivered'),
+      ], T0 + 20);
+      expect(result.applied.sort()).toEqual([ok.id, retry.id, failed.id].sort());
+      expect(result.disabledBy).toEqual([]);
+      expect(await storage.getDelivery(ok.id)).toMatchObject({ status: 'delivered', attempts: 1, lease_until: null, unfinished_claims: 0, last_status_code: 200, last_latency_ms: 12.5, last_attempt_at: T0 + 10 });
+      expect(await storage.getDelivery(retry.id)).toMatchObject({ status: 'pending', attempts: 1, next_attempt_at: T0 + 60_000 });
+      expect((await storage.getDelivery(failed.id))?.status).toBe('failed');
+      expect((await storage.getDelivery(notHeld.id))?.status).toBe('pending');
+      const [recorded] = await storage.listAttempts(ok.id);
+      expect(recorded).toEqual(okCompletion.attempt);
+      expect(await storage.getSubscription(sub.id)).toMatchObject({ last_delivery_at: T0 + 20, last_delivery_status: 'delivered', last_success_at: T0 + 20 });
+    });
+
+    it('a disabling outcome disables once and pauses what waits; a deleting one cancels it', async () => {
+      const { deliveries: [a, b, waiting] } = await stored(3);
+      await storage.claimByIds([a.id, b.id], T0, T0 + 1000);
+      const disable = { disable_subscription_reason: 'gone', status: 'failed' as const };
+      const result = await storage.completeAttempts([completion(a, 'failed', disable), completion(b, 'failed', disable)], T0 + 20);
+      expect(result.disabledBy).toEqual([a.id]);
+      expect(await storage.getSubscription(sub.id)).toMatchObject({ enabled: false, disabled_reason: 'gone' });
+      expect((await storage.getDelivery(waiting.id))?.status).toBe('paused');
+
+      const other = subscription();
+      await storage.insertSubscription(other);
+      const { deliveries: [c, rest] } = await stored(2, {}, other);
+      await storage.claimByIds([c.id], T0, T0 + 1000);
+      const deleted = await storage.completeAttempts([completion(c, 'failed', { disable_subscription_reason: 'unsubscribed', delete_subscription: true })], T0 + 30);
+      expect(deleted.disabledBy).toEqual([c.id]);
+      expect(await storage.getSubscription(other.id)).toBeUndefined();
+      expect(await storage.getDelivery(rest.id)).toMatchObject({ status: 'cancelled', last_error: 'unsubscribed' });
+    });
+
+    it('failures start the failure clock and a success resets it', async () => {
+      const { deliveries: [a, b] } = await stored(2);
+      await storage.claimByIds([a.id], T0, T0 + 1000);
+      await storage.completeAttempts([completion(a, 'failed')], T0 + 20);
+      expect((await storage.getSubscription(sub.id))?.failing_since).toBe(T0 + 20);
+      await storage.claimByIds([b.id], T0, T0 + 1000);
+      await storage.completeAttempts([completion(b, 'delivered')], T0 + 30);
+      expect(await storage.getSubscription(sub.id)).toMatchObject({ failing_since: null, last_success_at: T0 + 30 });
+    });
+  });
+
+  describe('replay', () => {
+    it('starts a new chain for finished deliveries, not for those in flight', async () => {
+      const { deliveries: [done, inFlight] } = await stored(2);
+      await storage.claimByIds([done.id, inFlight.id], T0, T0 + 1000);
+      await storage.completeAttempts([completion(done, 'failed')], T0 + 20);
+      expect(await storage.replayDeliveries([done.id, inFlight.id, 'dlv_missing'], T0 + 100)).toEqual([done.id]);
+      expect(await storage.getDelivery(done.id)).toMatchObject({ status: 'pending', attempts: 0, chain: 2, next_attempt_at: T0 + 100, unfinished_claims: 0 });
+      expect(await storage.replayDeliveries([], T0)).toEqual([]);
+    });
+
+    it('finds deliveries by subscription, status, event, time and position', async () => {
+      const first = await stored(2);
+      const later = await stored(1, { created_at: T0 + 1000 });
+      const ids = [...first.deliveries, ...later.deliveries].map((d) => d.id).sort();
+      expect(await storage.findDeliveriesForReplay({ subscription_id: sub.id, limit: 10 })).toEqual(ids);
+      expect(await storage.findDeliveriesForReplay({ subscription_id: sub.id, limit: 2 })).toEqual(ids.slice(0, 2));
+      expect(await storage.findDeliveriesForReplay({ subscription_id: sub.id, limit: 10, after: ids[0] })).toEqual(ids.slice(1));
+      expect(await storage.findDeliveriesForReplay({ subscription_id: sub.id, limit: 10, since: T0 + 500 })).toEqual([later.deliveries[0].id]);
+      expect(await storage.findDeliveriesForReplay({ subscription_id: sub.id, limit: 10, until: T0 + 500 })).toEqual(first.deliveries.map((d) => d.id).sort());
+      expect(await storage.findDeliveriesForReplay({ subscription_id: sub.id, limit: 10, status: 'failed' })).toEqual([]);
+      expect(await storage.findDeliveriesForReplay({ subscription_id: sub.id, limit: 10, event: 'order.created', status: 'pending' })).toEqual(ids);
+    });
+  });
+
+  describe('delivery log', () => {
+    it('pages newest first by id, with filters', async () => {
+      const other = subscription();
+      await storage.insertSubscription(other);
+      const mine = (await stored(5)).deliveries.map((d) => d.id).sort().reverse();
+      await stored(2, {}, other);
+      const page1 = await storage.listDeliveries({ subscription_id: sub.id, limit: 2 });
+      expect(page1.map((d) => d.id)).toEqual(mine.slice(0, 2));
+      const page2 = await storage.listDeliveries({ subscription_id: sub.id, limit: 2, cursor: page1[1].id });
+      expect(page2.map((d) => d.id)).toEqual(mine.slice(2, 4));
+      expect((await storage.listDeliveries({ limit: 100 })).length).toBe(7);
+      expect((await storage.listDeliveries({ limit: 100, event: 'nothing.here' })).length).toBe(0);
+      expect((await storage.listDeliveries({ limit: 100, status: 'delivered' })).length).toBe(0);
+      expect(page1[0]).toEqual(await storage.getDelivery(page1[0].id));
+      expect(Object.keys(page1[0]).sort()).toEqual(['attempts', 'chain', 'created_at', 'event', 'event_id', 'id', 'last_attempt_at', 'last_error', 'last_latency_ms', 'last_status_code', 'lease_until', 'msg_id', 'next_attempt_at', 'status', 'subscription_id', 'unfinished_claims', 'updated_at']);
+    });
+  });
+
+  describe('stats', () => {
+    it('count delivered, failed and waiting deliveries since a time', async () => {
+      const { deliveries: [a, b] } = await stored(4);
+      await storage.claimByIds([a.id, b.id], T0, T0 + 1000);
+      await storage.completeAttempts([completion(a, 'delivered'), completion(b, 'failed')], T0 + 20);
+      expect(await storage.deliveryStats(sub.id, T0 - 1000)).toEqual({ delivered: 1, failed: 1, pending: 2 });
+      expect(await storage.deliveryStats(sub.id, T0 + 60_000)).toEqual({ delivered: 0, failed: 0, pending: 0 });
+      expect(await storage.deliveryStats('sub_none', T0 - 1000)).toEqual({ delivered: 0, failed: 0, pending: 0 });
+    });
+  });
+});

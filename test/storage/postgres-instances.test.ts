@@ -1,0 +1,152 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { PostgresStorage } from '../../src/storage/postgres/postgres-storage.ts';
+import { POSTGRES_MIGRATIONS } from '../../src/storage/postgres/migrations.ts';
+import type { DeliveryRecord, EventRecord, StorageChange, SubscriptionRecord } from '../../src/storage/types.ts';
+import { newId } from '../../src/core/ids.ts';
+import { waitFor } from '../support/gateway.ts';
+import { createTestDatabase, createTestSchema, type TestDatabase } from '../support/postgres.ts';
+
+/** What only a shared database has: several storages (instances) on one schema at once. */
+let database: TestDatabase | undefined;
+beforeAll(async () => {
+  database = await createTestDatabase('instances');
+});
+afterAll(async () => {
+  await database?.drop();
+});
+
+const open: PostgresStorage[] = [];
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((s) => s.close()));
+});
+
+const T0 = 1_750_000_000_000;
+
+async function instances(count: number, url?: string): Promise<PostgresStorage[]> {
+  const schemaUrl = url ?? (await createTestSchema(database!));
+  const list = Array.from({ length: count }, (_, i) => new PostgresStorage({ url: schemaUrl, poolSize: 4, instanceId: `instance-${i}` }));
+  open.push(...list);
+  return list;
+}
+
+function subscription(): SubscriptionRecord {
+  return {
+    id: newId('sub', T0), name: null, url: 'https://example.com/hook', events: ['*'], description: null, enabled: true, disabled_reason: null,
+    headers: {}, headers_sealed: null, auth_sealed: null, filter: null, mapping: null, connector: 'webhook', connector_options: {},
+    connector_secrets_sealed: null, retry: null, timeout_seconds: null, rate_limit: null, secret_sealed: 's', secret_prefix: 'p',
+    previous_secret_sealed: null, previous_secret_expires_at: null, source: 'api', created_at: T0, updated_at: T0, last_delivery_at: null,
+    last_delivery_status: null, last_success_at: null, failing_since: null, deleted_at: null,
+  };
+}
+
+function eventWithDeliveries(sub: SubscriptionRecord, count: number, idempotencyKey: string | null = null): { event: EventRecord; deliveries: DeliveryRecord[] } {
+  const event: EventRecord = { id: newId('evt', T0), event: 'order.created', timestamp: new Date(T0).toISOString(), data: { n: 1 }, received_at: T0, idempotency_key: idempotencyKey, test: false };
+  const deliveries = Array.from({ length: count }, (): DeliveryRecord => ({
+    id: newId('dlv', T0), event_id: event.id, subscription_id: sub.id, event: event.event, msg_id: newId('msg', T0), status: 'pending', attempts: 0, chain: 1,
+    next_attempt_at: T0, lease_until: null, created_at: T0, updated_at: T0, last_attempt_at: null, last_status_code: null, last_error: null,
+  }));
+  return { event, deliveries };
+}
+
+describe('PostgreSQL shared by several instances', () => {
+  it('migrations started at the same moment run once', async () => {
+    const list = await instances(4);
+    const applied = await Promise.all(list.map((s) => s.migrate()));
+    expect(applied.sort()).toEqual([0, 0, 0, POSTGRES_MIGRATIONS.length]);
+  });
+
+  it('concurrent claims never lease one delivery twice, and together take everything', async () => {
+    const [a, b] = await instances(2);
+    await a.migrate();
+    const sub = subscription();
+    await a.insertSubscription(sub);
+    const items = Array.from({ length: 30 }, () => eventWithDeliveries(sub, 10));
+    await a.ingest(items);
+    const taken: Record<string, string[]> = { a: [], b: [] };
+    const drain = async (storage: PostgresStorage, name: string) => {
+      for (;;) {
+        const claimed = await storage.claimDue(T0 + 1, 7, T0 + 60_000);
+        if (!claimed.length) return;
+        taken[name].push(...claimed.map((c) => c.delivery.id));
+      }
+    };
+    await Promise.all([drain(a, 'a'), drain(b, 'b'), drain(a, 'a'), drain(b, 'b')]);
+    const all = [...taken.a, ...taken.b];
+    expect(new Set(all).size).toBe(all.length);
+    expect(all.length).toBe(300);
+  });
+
+  it('a lease is its owner\'s: others cannot renew, release or complete it, only reclaim it once expired', async () => {
+    const [a, b] = await instances(2);
+    await a.migrate();
+    const sub = subscription();
+    await a.insertSubscription(sub);
+    const item = eventWithDeliveries(sub, 1);
+    await a.ingest([item]);
+    const [claimed] = await a.claimDue(T0, 10, T0 + 1000);
+    const id = claimed.delivery.id;
+    await b.releaseLeases([id], T0 + 1);
+    await b.renewLeases([id], T0 + 99_000);
+    expect(await b.getDelivery(id)).toMatchObject({ status: 'delivering', lease_until: T0 + 1000 });
+    const attempt = {
+      id: 'att_x', delivery_id: id, chain: 1, number: 1, started_at: T0, outcome: 'success' as const, method: 'POST', url: 'u', request_headers: {}, request_body: null,
+      response_status: 200, response_headers: null, response_body: null, latency_ms: 1, error: null, steps: null,
+    };
+    const completion = { attempt, delivery_id: id, status: 'delivered' as const, next_attempt_at: null, subscription_id: sub.id, disable_subscription_reason: null, delete_subscription: false };
+    expect((await b.completeAttempts([completion], T0 + 2)).applied).toEqual([]);
+    expect(await b.reclaimExpiredLeases(T0 + 999)).toBe(0);
+    expect(await b.reclaimExpiredLeases(T0 + 1001)).toBe(1);
+    const [again] = await b.claimDue(T0 + 1001, 10, T0 + 5000);
+    expect(again.delivery.unfinished_claims).toBe(2);
+    // The first holder's late completion no longer counts; the new holder's does.
+    expect((await a.completeAttempts([{ ...completion, attempt: { ...attempt, id: 'att_y' } }], T0 + 3)).applied).toEqual([]);
+    expect((await b.completeAttempts([{ ...completion, attempt: { ...attempt, id: 'att_z' } }], T0 + 4)).applied).toEqual([id]);
+  });
+
+  it('the same idempotency key posted to two instances at once is stored once', async () => {
+    const [a, b] = await instances(2);
+    await a.migrate();
+    const sub = subscription();
+    await a.insertSubscription(sub);
+    for (let i = 0; i < 5; i++) {
+      const key = `key-${i}`;
+      const results = await Promise.all([a.ingest([eventWithDeliveries(sub, 1, key)]), b.ingest([eventWithDeliveries(sub, 1, key)])]);
+      const flat = results.flat();
+      expect(flat.filter((r) => !r.duplicate).length).toBe(1);
+      expect(flat[0].event_id).toBe(flat[1].event_id);
+      expect(flat[0].deliveries).toEqual(flat[1].deliveries);
+    }
+  });
+
+  it('changes on one instance are heard by the others', async () => {
+    const [a, b] = await instances(2);
+    await a.migrate();
+    const heard: StorageChange[] = [];
+    await b.watch((change) => heard.push(change));
+    const sub = subscription();
+    await a.insertSubscription(sub);
+    await waitFor(() => heard.includes('subscriptions'), 5_000, 'a subscription change');
+    await a.ingest([eventWithDeliveries(sub, 1)]);
+    await waitFor(() => heard.includes('work'), 5_000, 'new work');
+    await a.insertApiKey({ id: 'key_1', name: null, role: 'read', prefix: 'sk_read_x', hash: 'ab'.repeat(32), created_at: T0, revoked_at: null });
+    await a.revokeApiKey('key_1', T0 + 1);
+    await waitFor(() => heard.includes('keys'), 5_000, 'a key change');
+    expect(b.isAvailable()).toBe(true);
+  });
+
+  it('the master key check is stored once; every instance reads the first', async () => {
+    const [a, b] = await instances(2);
+    await a.migrate();
+    expect(await a.masterKeyCheck('sealed-by-a')).toBe('sealed-by-a');
+    expect(await b.masterKeyCheck('sealed-by-b')).toBe('sealed-by-a');
+  });
+
+  it('rate-limit slots are shared: reservations from two instances are spaced by the interval', async () => {
+    const [a, b] = await instances(2);
+    await a.migrate();
+    const slots = await Promise.all([a, b, a, b, a, b].map((s) => s.reserveRateSlot('sub_1', T0, 500)));
+    expect(slots.sort((x, y) => x - y)).toEqual([T0, T0 + 500, T0 + 1000, T0 + 1500, T0 + 2000, T0 + 2500]);
+    // After a quiet spell the next slot is now, not in the past.
+    expect(await a.reserveRateSlot('sub_1', T0 + 60_000, 500)).toBe(T0 + 60_000);
+  });
+});
