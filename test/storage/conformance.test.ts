@@ -308,6 +308,16 @@ describe.each(engines)('storage conformance: $name', (engine) => {
       expect(await storage.nextDueAt()).toBe(future.deliveries[0].next_attempt_at);
     });
 
+    it('pass over the subscriptions they are told to skip (a saturated destination), and claim the rest', async () => {
+      const other = subscription();
+      await storage.insertSubscription(other);
+      const busy = await stored(3, { next_attempt_at: T0 + 1 });
+      const free = await stored(2, { next_attempt_at: T0 + 2 }, other);
+      const claimed = await storage.claimDue(T0 + 10, 10, T0 + 1000, new Set([sub.id]));
+      expect(claimed.map((c) => c.delivery.id).sort()).toEqual(free.deliveries.map((d) => d.id).sort());
+      expect((await storage.claimDue(T0 + 10, 10, T0 + 1000)).map((c) => c.delivery.id).sort()).toEqual(busy.deliveries.map((d) => d.id).sort());
+    });
+
     it('honour the limit and claim by id only what is pending and due', async () => {
       const { deliveries } = await stored(3);
       const future = await stored(1, { next_attempt_at: T0 + 60_000 });

@@ -3,6 +3,7 @@ import type {
   ApiKeyRecord, AttemptCompletion, AttemptRecord, ClaimedDelivery, CompletionResult, DeliveryQuery, DeliveryRecord,
   EventRecord, IngestItem, IngestResult, ReplayQuery, Storage, StorageChange, SubscriptionRecord,
 } from '../types.ts';
+import { CLAIM_SCAN_LIMIT } from '../types.ts';
 import { foldSubscriptionHealth } from '../subscription-health.ts';
 import { POSTGRES_MIGRATIONS } from './migrations.ts';
 import { CHANGES_CHANNEL, ChangeListener } from './change-listener.ts';
@@ -418,8 +419,14 @@ export class PostgresStorage implements Storage {
    * not waited for. The claim is counted before anything is done with the delivery (see
    * unfinished_claims).
    */
-  async claimDue(now: number, limit: number, leaseUntil: number): Promise<ClaimedDelivery[]> {
-    return this.#claim(`SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED`, [now, leaseUntil, this.#opts.instanceId, limit]);
+  async claimDue(now: number, limit: number, leaseUntil: number, skip?: ReadonlySet<string>): Promise<ClaimedDelivery[]> {
+    if (!skip?.size) {
+      return this.#claim(`SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED`, [now, leaseUntil, this.#opts.instanceId, limit]);
+    }
+    // Subscriptions whose destination is saturated here are passed over (see the worker), within
+    // a bounded scan of what is due.
+    return this.#claim(`SELECT id FROM (SELECT id, subscription_id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $5) due
+      WHERE subscription_id <> ALL($6::text[]) LIMIT $4`, [now, leaseUntil, this.#opts.instanceId, limit, CLAIM_SCAN_LIMIT, [...skip]], true);
   }
 
   async claimByIds(ids: string[], now: number, leaseUntil: number): Promise<ClaimedDelivery[]> {
@@ -427,9 +434,10 @@ export class PostgresStorage implements Storage {
     return this.#claim(`SELECT id FROM deliveries WHERE id = ANY($4::text[]) AND status = 'pending' AND next_attempt_at <= $1 FOR UPDATE SKIP LOCKED`, [now, leaseUntil, this.#opts.instanceId, ids]);
   }
 
-  async #claim(pick: string, values: unknown[]): Promise<ClaimedDelivery[]> {
+  /** `recheck`: the pick could not lock its rows (a subquery), so the update checks again that each is still pending. */
+  async #claim(pick: string, values: unknown[], recheck = false): Promise<ClaimedDelivery[]> {
     const leased = (await this.#query(`UPDATE deliveries SET status = 'delivering', lease_until = $2, lease_owner = $3, updated_at = $1, unfinished_claims = unfinished_claims + 1
-      WHERE id IN (${pick}) RETURNING *`, values)).rows;
+      WHERE id IN (${pick})${recheck ? " AND status = 'pending' AND next_attempt_at <= $1" : ''} RETURNING *`, values)).rows;
     if (!leased.length) return [];
     // A fanned-out event has many deliveries: read and parse it once per claim, not per delivery.
     const eventIds = [...new Set(leased.map((d) => d.event_id as string))];
