@@ -134,13 +134,18 @@ export interface MappingsTestOptions {
   out: (line: string) => void;
 }
 
+const EXAMPLE_TIME_LIMIT_MS = 10_000;
+
 /** Loads the templates, runs their examples, writes the report; resolves to the exit code (1 on any failure). */
 export async function runMappingsTest(opts: MappingsTestOptions): Promise<number> {
   if (!fs.existsSync(opts.dir)) {
     opts.out(`No mappings directory at ${opts.dir}.`);
     return 1;
   }
-  const registry = new MappingRegistry({ dir: opts.dir, envAllowlist: opts.envAllowlist, env: opts.env });
+  // Examples check what a template produces. Each runs once, cold, in this short-lived process:
+  // on a busy machine that alone can pass the gateway's 100 ms limit, so here the limit only
+  // catches templates that never end. (The gateway's own limits: README, Limits.)
+  const registry = new MappingRegistry({ dir: opts.dir, envAllowlist: opts.envAllowlist, env: opts.env, limits: { timeoutMs: EXAMPLE_TIME_LIMIT_MS } });
   await registry.load();
   let results: ExampleResult[];
   try {

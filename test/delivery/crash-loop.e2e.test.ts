@@ -12,6 +12,8 @@ afterEach(() => killGateways());
 
 /** Keeps its evaluation thread busy for many seconds: long enough to be killed mid-evaluation. */
 const SLOW_TEMPLATE = '$count($distinct([1..90000]))';
+/** Restarts on a loaded machine (the previous life's evaluator may still be busy) can be slow. */
+const READY_MS = 60_000;
 
 describe('a delivery that the gateway dies on, again and again', () => {
   it('is failed with the reason after three deaths, not claimed forever (kill -9 during its template)', async () => {
@@ -19,14 +21,14 @@ describe('a delivery that the gateway dies on, again and again', () => {
     const dataDir = tempDir();
     const env = { SLUICE_TEMPLATE_TIMEOUT_MS: '60000', SLUICE_LEASE_SECONDS: '1' };
     try {
-      let gw = await spawnGateway(dataDir, env);
+      let gw = await spawnGateway(dataDir, env, READY_MS);
       const sub = await callApi(gw, 'POST', '/api/v1/webhooks', { url: `${rx.url}/slow`, events: ['call.ended'], mapping: SLOW_TEMPLATE });
       expect(sub.status).toBe(201);
       const posted = await callApi(gw, 'POST', '/api/v1/events', fixture('call.ended'));
       expect(posted.status).toBe(202);
       const deliveryId: string = posted.body.deliveries[0].id;
       for (let death = 1; death <= 3; death++) {
-        if (death > 1) gw = await spawnGateway(dataDir, env);
+        if (death > 1) gw = await spawnGateway(dataDir, env, READY_MS);
         // Its template is being evaluated (the delivery is leased and no attempt is recorded yet).
         await waitFor(async () => {
           const d = (await callApi(gw, 'GET', `/api/v1/deliveries/${deliveryId}`)).body;
@@ -35,7 +37,7 @@ describe('a delivery that the gateway dies on, again and again', () => {
         gw.child.kill('SIGKILL');
         await gw.exited;
       }
-      gw = await spawnGateway(dataDir, env);
+      gw = await spawnGateway(dataDir, env, READY_MS);
       const failed = await waitFor(async () => {
         const d = (await callApi(gw, 'GET', `/api/v1/deliveries/${deliveryId}`)).body;
         return d.status === 'failed' ? d : undefined;
