@@ -23,7 +23,7 @@
  *   moment to start); a source that keeps hitting it is refused outright for a cooling-off
  *   period (`*_suspended`).
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -113,6 +113,8 @@ function evaluatorScriptPath(): string {
 }
 
 const MAX_SOURCE_IDS = 5_000;
+/** util-linux's setpriv, to give evaluators a parent-death signal (Linux). */
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((file) => fs.existsSync(file));
 /** An evaluator that dies before it is ready (a broken install) is restarted after this long, not in a loop. */
 const RESPAWN_DELAY_MS = 1_000;
 
@@ -352,14 +354,16 @@ export class EvaluationPool {
   }
 
   #spawn(): Slot {
-    const child = fork(evaluatorScriptPath(), [JSON.stringify(this.#limits)], {
-      // Its own heap cap (not the gateway's flags), no tsx, and no environment: nothing secret
-      // of the gateway's is in reach of a template.
-      execArgv: [`--max-old-space-size=${this.#heapMb}`, '--max-semi-space-size=4', '--v8-pool-size=1', '--stack-size=4000'],
-      env: {},
-      serialization: 'advanced',
-      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-    });
+    // Its own heap cap (not the gateway's flags), no tsx, and no environment: nothing secret of
+    // the gateway's is in reach of a template.
+    const execArgv = [`--max-old-space-size=${this.#heapMb}`, '--max-semi-space-size=4', '--v8-pool-size=1', '--stack-size=4000'];
+    const args = [evaluatorScriptPath(), JSON.stringify(this.#limits)];
+    const options = { env: {}, serialization: 'advanced' as const, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] as ('ignore' | 'pipe' | 'ipc')[] };
+    // An evaluator stuck in a native call cannot hear its channel close: if the gateway is
+    // killed (-9), the kernel kills the evaluator too (parent-death signal), where setpriv exists.
+    const child = SETPRIV
+      ? spawn(SETPRIV, ['--pdeathsig', 'KILL', process.execPath, ...execArgv, ...args], options)
+      : fork(args[0], args.slice(1), { ...options, execArgv });
     const slot: Slot = { child, ready: false, known: new Set(), stderr: '' };
     // Neither the process nor its channel keeps the gateway alive.
     child.unref();

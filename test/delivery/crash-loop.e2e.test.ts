@@ -3,12 +3,34 @@
  * claim is counted before the template runs, and after three claims that ended with the process
  * gone the delivery is failed, with the reason, instead of being claimed a fourth time.
  */
+import fs from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fixture, tempDir, waitFor } from '../support/gateway.ts';
 import { startReceiver } from '../support/receiver.ts';
 import { callApi, killGateways, spawnGateway, stopGateway } from '../support/gateway-process.ts';
 
 afterEach(() => killGateways());
+
+/** The gateway's evaluator processes (its children running the evaluator script). */
+function evaluatorPids(gatewayPid: number): number[] {
+  const children = fs.readFileSync(`/proc/${gatewayPid}/task/${gatewayPid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  return children.filter((pid) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('sluice-evaluator');
+    } catch {
+      return false;
+    }
+  });
+}
+
+function alive(pid: number): boolean {
+  try {
+    // A zombie (exited, not yet reaped by init) counts as gone.
+    return !/^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
 
 /** Keeps its evaluation thread busy for many seconds: long enough to be killed mid-evaluation. */
 const SLOW_TEMPLATE = '$count($distinct([1..90000]))';
@@ -34,8 +56,12 @@ describe('a delivery that the gateway dies on, again and again', () => {
           const d = (await callApi(gw, 'GET', `/api/v1/deliveries/${deliveryId}`)).body;
           return d.status === 'delivering' && d.attempts.length === 0;
         }, 20_000, `the delivery in progress (life ${death})`);
+        const evaluators = evaluatorPids(gw.child.pid!);
+        expect(evaluators.length).toBeGreaterThan(0);
         gw.child.kill('SIGKILL');
         await gw.exited;
+        // Its evaluators die with it, the busy one included (it cannot hear its channel close).
+        await waitFor(() => evaluators.every((pid) => !alive(pid)), 10_000, 'the killed gateway\'s evaluators to be gone');
       }
       gw = await spawnGateway(dataDir, env, READY_MS);
       const failed = await waitFor(async () => {
