@@ -346,8 +346,13 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
       ready = false;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
+      // A client still reading a response (or one that never reads it) gets the grace period,
+      // then its connection is cut: it must not hold the shutdown until the forced exit.
+      const cutOff = setTimeout(() => server.closeAllConnections(), config.shutdownGraceSeconds * 1000);
+      cutOff.unref();
       await worker.stop();
       await closed;
+      clearTimeout(cutOff);
       await httpClient.close();
       await evaluations.close();
       await mappings.close();
