@@ -17,6 +17,8 @@ export interface HttpAppDeps {
   authenticate: RequestHandler;
   /** Routers mounted under /api/v1. */
   apiRouters: Router[];
+  /** Routers mounted under /api/v1 before authentication (the OpenAPI document). */
+  publicApiRouters?: Router[];
   /** Mounted at / after the API (the dashboard). */
   rootRouters?: Router[];
 }
@@ -72,11 +74,12 @@ export function createHttpApp(deps: HttpAppDeps): Express {
     res.type(deps.metrics.contentType).send(await deps.metrics.metrics());
   });
 
-  // Every API route needs a key: check it before reading a single byte of the body.
+  for (const router of deps.publicApiRouters ?? []) app.use('/api/v1', router);
+  // Every other API route needs a key: check it before reading a single byte of the body.
   app.use('/api/v1', deps.authenticate);
   app.use('/api/v1', jsonBody({ limit: deps.maxBodyBytes, maxDepth: MAX_JSON_DEPTH }));
   for (const router of deps.apiRouters) app.use('/api/v1', router);
-  app.use('/api/v1', methodNotAllowed(deps.apiRouters), notFoundHandler);
+  app.use('/api/v1', methodNotAllowed([...(deps.publicApiRouters ?? []), ...deps.apiRouters]), notFoundHandler);
   for (const router of deps.rootRouters ?? []) app.use(router);
   app.use(notFoundHandler);
   app.use(errorHandler(deps.logger));
