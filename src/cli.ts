@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { loadConfig } from './config.ts';
+import { ConfigError, loadConfig } from './config.ts';
 import { SqliteStorage } from './storage/sqlite/sqlite-storage.ts';
 import { ApiKeyService, ROLES, toPublicKey } from './services/api-keys.ts';
 import type { Role, Storage } from './storage/types.ts';
@@ -117,5 +117,5 @@ program.parseAsync(process.argv).catch((err: Error) => {
     return;
   }
   process.stderr.write(`sluice: ${err.message}\n`);
-  process.exitCode = err instanceof CliError ? err.exitCode : EXIT.refused;
+  process.exitCode = err instanceof CliError ? err.exitCode : err instanceof ConfigError ? EXIT.usage : EXIT.refused;
 });
