@@ -40,7 +40,8 @@ export function shortRetentions(policy: RetentionPolicy): string[] {
  * loop) for its whole transaction, so each aims at a few milliseconds whatever a row costs.
  */
 export const BATCH_TARGET_MS = 4;
-export const BATCH_LIMITS = { min: 10, max: 2_000, initial: 100 } as const;
+// The floor keeps the per-transaction cost from dominating when the machine is slow.
+export const BATCH_LIMITS = { min: 50, max: 2_000, initial: 200 } as const;
 
 /** The next batch size after one of `size` rows took `tookMs`: halve when slow, grow when quick. */
 export function nextBatchSize(size: number, tookMs: number): number {
