@@ -470,6 +470,84 @@ async function drainScenario(rx: Receiver, backlog: number, windowMs: number) {
   return { rate: delivered / seconds, delivered, seconds, seedSeconds, peak };
 }
 
+/** Writes `count` delivered deliveries (one attempt each, with bodies) that finished `ageMs` ago. */
+async function seedFinished(dataDir: string, subscriptionId: string, count: number, ageMs: number): Promise<void> {
+  const storage = new SqliteStorage(path.join(dataDir, 'sluice.db'));
+  await storage.migrate();
+  storage.db.pragma('synchronous = OFF');
+  const at = Date.now() - ageMs;
+  const body = JSON.stringify(callEnded.data);
+  const attempt = storage.db.prepare(`INSERT INTO attempts (id, delivery_id, chain, number, started_at, outcome, method, url, request_headers, request_body, response_status, response_headers, response_body, latency_ms, error, steps)
+    VALUES (?, ?, 1, 1, ?, 'success', 'POST', 'http://127.0.0.1/x', '{}', ?, 200, '{}', 'ok', 1, NULL, NULL)`);
+  for (let done = 0; done < count; ) {
+    const items: IngestItem[] = [];
+    for (let i = 0; i < 20_000 && done < count; i++, done++) {
+      const id = `evt_old_${seq++}`;
+      const delivery: DeliveryRecord = {
+        id: newId('dlv', at), event_id: id, subscription_id: subscriptionId, event: 'call.ended', msg_id: newId('msg', at), status: 'delivered',
+        attempts: 1, chain: 1, next_attempt_at: at, lease_until: null, created_at: at, updated_at: at, last_attempt_at: at, last_status_code: 200, last_error: null,
+      };
+      items.push({ event: { id, event: 'call.ended', timestamp: callEnded.timestamp, data: callEnded.data, received_at: at, idempotency_key: null, test: false }, deliveries: [delivery] });
+    }
+    await storage.ingest(items);
+    storage.db.transaction(() => {
+      for (const item of items) attempt.run(newId('att', at), item.deliveries[0].id, at, body);
+    })();
+  }
+  await storage.close();
+}
+
+async function metric(gw: Gateway, pattern: RegExp): Promise<number> {
+  const text = await (await fetch(`${gw.url}/metrics`)).text();
+  const m = pattern.exec(text);
+  return m ? Number(m[1]) : 0;
+}
+const PRUNED_DELIVERIES = /sluice_pruned_rows_total\{table="deliveries"\} (\d+)/;
+
+/**
+ * (g) Ingest p99 at a steady rate, on the same database holding a large prunable backlog: once with
+ * a retention that keeps it all, once while the pruner deletes it (it must still be pruning when
+ * the window ends, else the comparison is void).
+ */
+async function pruneLatencyScenario(rx: Receiver, backlog: number, rate: number, seconds: number) {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-prune-'));
+  let gw = await startGateway(dataDir);
+  const sub = await api(gw, 'POST', '/api/v1/webhooks', { url: `${rx.url}/prune`, events: ['call.ended'], mapping: SIMPLE_MAPPING });
+  await gw.stop();
+  await seedFinished(dataDir, sub.id, backlog, 2 * 86_400_000);
+  gw = await startGateway(dataDir, { SLUICE_RETENTION: '30d', SLUICE_PRUNE_INTERVAL: '1s' });
+  await load(`${gw.url}/api/v1/events`, callEnded, { amount: 500, connections: 16 });
+  const without = await steadyLoad(`${gw.url}/api/v1/events`, callEnded, rate, seconds);
+  await gw.stop();
+  gw = await startGateway(dataDir, { SLUICE_RETENTION: '1d', SLUICE_PRUNE_INTERVAL: '1s' });
+  await load(`${gw.url}/api/v1/events`, callEnded, { amount: 500, connections: 16 });
+  while ((await metric(gw, PRUNED_DELIVERIES)) === 0) await sleep(20);
+  const prunedBefore = await metric(gw, PRUNED_DELIVERIES);
+  const during = await steadyLoad(`${gw.url}/api/v1/events`, callEnded, rate, seconds);
+  const prunedAfter = await metric(gw, PRUNED_DELIVERIES);
+  await gw.stop();
+  fs.rmSync(dataDir, { recursive: true, force: true });
+  return { without: without.ackP99, during: during.ackP99, prunedDuring: prunedAfter - prunedBefore, stillPruning: prunedAfter < backlog, failed: without.failed + during.failed };
+}
+
+/** (h) A steady load with a 5-second retention: database size after N seconds and after 2N. */
+async function levellingScenario(rx: Receiver, rate: number, seconds: number) {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-level-'));
+  const gw = await startGateway(dataDir, { SLUICE_RETENTION: '5s', SLUICE_DEAD_LETTER_RETENTION: '5s', SLUICE_PRUNE_INTERVAL: '1s' });
+  await api(gw, 'POST', '/api/v1/webhooks', { url: `${rx.url}/level`, events: ['call.ended'], mapping: SIMPLE_MAPPING });
+  const size = async () => {
+    const files = ['sluice.db', 'sluice.db-wal'].map((f) => path.join(dataDir, f)).filter((f) => fs.existsSync(f));
+    return { pages: await metric(gw, /sluice_database_bytes (\d+)/), files: files.reduce((n, f) => n + fs.statSync(f).size, 0) };
+  };
+  await steadyLoad(`${gw.url}/api/v1/events`, callEnded, rate, seconds);
+  const atN = await size();
+  await steadyLoad(`${gw.url}/api/v1/events`, callEnded, rate, seconds);
+  const at2N = await size();
+  await gw.stop();
+  fs.rmSync(dataDir, { recursive: true, force: true });
+  return { atN, at2N };
+}
+
 async function main(): Promise<void> {
   const rx = new Receiver();
   await rx.start();
@@ -550,6 +628,23 @@ async function main(): Promise<void> {
     record('e_small_per_s', '(e) drain rate, 10k backlog', small.rate, 'deliveries/s');
     record('e_big_per_s', '(e) drain rate, 1M backlog (first 20 s)', big.rate, 'deliveries/s');
     record('e_ratio', '(e) 1M-backlog rate / 10k-backlog rate', big.rate / small.rate, '×', { op: '>=', value: 0.8 });
+  }
+  if (want('g')) {
+    log('(g) ingest p99 at 500 events/s, with and without a large prune running');
+    const g = await pruneLatencyScenario(rx, Math.round(400_000 * scale), 500, Math.max(4, 10 * scale));
+    record('g_ack_p99_without_ms', '(g) ingest ack p99, nothing to prune', g.without, 'ms');
+    record('g_ack_p99_pruning_ms', '(g) ingest ack p99, while pruning', g.during, 'ms');
+    record('g_p99_ratio', '(g) p99 while pruning / without', g.during / g.without, '×', { op: '<=', value: 1.2 });
+    record('g_pruned_during', '(g) deliveries pruned in the window', g.prunedDuring, g.stillPruning ? 'rows (still pruning at the end)' : 'rows (prune ENDED inside the window)');
+  }
+  if (want('h')) {
+    const seconds = Math.max(10, 30 * scale);
+    log(`(h) database size under 300 events/s with a 5 s retention: after ${seconds} s and ${2 * seconds} s`);
+    const h = await levellingScenario(rx, 300, seconds);
+    record('h_db_mb_n', `(h) database after ${seconds} s`, h.atN.pages / 1e6, 'MB');
+    record('h_db_mb_2n', `(h) database after ${2 * seconds} s`, h.at2N.pages / 1e6, 'MB');
+    record('h_db_ratio', '(h) size at 2N / size at N', h.at2N.pages / h.atN.pages, '×', { op: '<=', value: 1.1 });
+    record('h_files_mb_2n', `(h) .db + -wal files after ${2 * seconds} s`, h.at2N.files / 1e6, 'MB');
   }
   if (peaks.length) record('f_peak_rss_mb', '(f) gateway peak RSS', Math.max(...peaks), 'MB', { op: '<=', value: 200 });
 

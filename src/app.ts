@@ -41,6 +41,11 @@ import { dashboardRouter } from './http/dashboard-router.ts';
 import { CONNECTORS } from '../connectors/index.ts';
 import { newId } from './core/ids.ts';
 import { eventMatches } from './core/event-match.ts';
+import { Pruner } from './services/pruner.ts';
+import { shortRetentions } from './core/retention.ts';
+import { formatDuration } from './core/duration.ts';
+import { EventErasureService } from './services/erasure.ts';
+import { IngestQuota } from './services/ingest-quota.ts';
 
 export interface SluiceOptions {
   logger?: Logger;
@@ -58,6 +63,7 @@ export interface Sluice {
   readonly mappings: MappingRegistry;
   readonly deliveries: DeliveryService;
   readonly worker: DeliveryWorker;
+  readonly pruner: Pruner;
   /** The express application (its routes are checked against the OpenAPI document). */
   readonly app: Express;
   /** The base URL the server listens on, once started. */
@@ -121,7 +127,7 @@ async function migrate(storage: Storage): Promise<number> {
 export async function createSluice(config: Config, options: SluiceOptions = {}): Promise<Sluice> {
   const logger = options.logger ?? createLogger(config.logLevel);
   const now = options.now ?? Date.now;
-  const metrics = createMetrics({ inFlight: () => worker.sendingCount });
+  const metrics = createMetrics({ inFlight: () => worker.sendingCount, databaseSize: () => storage.databaseSize() });
   const { box, generated, file: keyFile } = loadSecretBox(config.masterKey, config.dataDir);
 
   const storage = createStorage(config, logger);
@@ -259,6 +265,19 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
     now,
   });
 
+  const retention = { retentionMs: config.retentionMs, deadLetterRetentionMs: config.deadLetterRetentionMs };
+  const pruner = new Pruner({
+    storage,
+    policy: retention,
+    now,
+    logger,
+    onBatch: (counts) => {
+      for (const table of ['deliveries', 'attempts', 'events'] as const) if (counts[table]) metrics.prunedRows.inc({ table }, counts[table]);
+    },
+    onPass: (report) => metrics.pruneSeconds.observe(report.duration_ms / 1000),
+  });
+  const quota = new IngestQuota(now);
+
   let ready = false;
   const app = createHttpApp({
     logger,
@@ -267,10 +286,22 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
     metrics: metrics.registry,
     metricsToken: config.metricsToken,
     authenticate: authenticate(keys),
+    // Client generators and the /docs page read the document without a key.
     publicApiRouters: [openapiRouter({ maxBatchEvents: config.maxBatchEvents, maxBodyBytes: config.maxBodyBytes })],
     apiRouters: [
       keysRouter(keys),
-      eventsRouter({ keys, ingest, eventTypes: () => catalog.list(), maxBatchEvents: config.maxBatchEvents }),
+      eventsRouter({
+        keys,
+        ingest,
+        eventTypes: () => catalog.list(),
+        maxBatchEvents: config.maxBatchEvents,
+        quota: (key, events) => {
+          const verdict = quota.take(key, events);
+          if (!verdict.allowed) metrics.ingestRefused.inc({ reason: 'quota' });
+          return verdict;
+        },
+        erasure: new EventErasureService(storage),
+      }),
       webhooksRouter({ keys, subscriptions }),
       hooksRouter({ keys, hooks: new HookService({ storage, catalog, connectors, subscriptions, render: (mapping, envelope, view) => renderMapping(mapping, envelope, view, 'hook-samples') }) }),
       deliveriesRouter({ keys, deliveries }),
@@ -297,6 +328,7 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
     mappings,
     deliveries,
     worker,
+    pruner,
     app,
     url: '',
     async start() {
@@ -339,6 +371,11 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
         );
       }
       await worker.start();
+      const short = shortRetentions(retention);
+      if (short.length) {
+        logger.warn({ retention: formatDuration(config.retentionMs), dead_letter_retention: formatDuration(config.deadLetterRetentionMs) }, `${short.join(' and ')} below an hour: deliveries and their logs are deleted quickly (fine for tests and demos)`);
+      }
+      pruner.start(config.pruneIntervalMs);
       ready = true;
       logger.info({ url: sluice.url, engine: storage.engine }, 'sluice listening');
     },
@@ -346,6 +383,7 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
       ready = false;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
+      await pruner.stop();
       // A client still reading a response (or one that never reads it) gets the grace period,
       // then its connection is cut: it must not hold the shutdown until the forced exit.
       const cutOff = setTimeout(() => server.closeAllConnections(), config.shutdownGraceSeconds * 1000);

@@ -1,14 +1,16 @@
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { loadConfig } from './config.ts';
+import { ConfigError, loadConfig } from './config.ts';
 import { createStorage } from './app.ts';
+import { SqliteStorage } from './storage/sqlite/sqlite-storage.ts';
 import { ApiKeyService, ROLES, toPublicKey } from './services/api-keys.ts';
 import type { Role, Storage } from './storage/types.ts';
 import { runMappingsTest } from './services/mappings-test-report.ts';
-import { ConflictError } from './errors.ts';
+import { ConflictError, ValidationError } from './errors.ts';
 import { CliError, EXIT } from './cli/exit-codes.ts';
 import { registerDailyCommands } from './cli/daily-commands.ts';
 import { registerConfigCommands } from './cli/apply-commands.ts';
+import { registerLifecycleCommands } from './cli/lifecycle-commands.ts';
 
 /** Opens the configured store directly: key commands work with or without a running gateway. */
 async function openStorage(): Promise<Storage> {
@@ -46,8 +48,14 @@ keys
   .description('create an API key; it is printed once')
   .addOption(new Option('--role <role>', 'ingest, read or admin').choices(ROLES as string[]).makeOptionMandatory())
   .option('--name <name>', 'a label to recognise it by')
-  .action(async (opts: { role: Role; name?: string }) => {
-    const { record, key } = await withKeys((k) => k.createUnchecked(opts.role, opts.name ?? null));
+  .option('--rate-limit <events-per-second>', 'ingest quota: events per second (each event of a batch counts); 429 beyond it')
+  .option('--burst <events>', 'events it may post at once above the rate (default: one second of --rate-limit)')
+  .action(async (opts: { role: Role; name?: string; rateLimit?: string; burst?: string }) => {
+    const number = (value: string | undefined) => (value === undefined ? undefined : /^\d+(\.\d+)?$/.test(value) ? Number(value) : value);
+    const { record, key } = await withKeys((k) => k.create({ role: opts.role, name: opts.name, rate_limit: number(opts.rateLimit), rate_burst: number(opts.burst) })).catch((err: unknown) => {
+      if (err instanceof ValidationError) throw new CliError(EXIT.usage, `${err.message} ${err.details.map((d) => `--${d.path === '$.rate_burst' ? 'burst' : 'rate-limit'} ${d.message}`).join('; ')}`);
+      throw err;
+    });
     process.stdout.write(`${key}\n`);
     process.stderr.write(`created ${record.role} key ${record.id} (prefix ${record.prefix}); store it now: it is not shown again\n`);
   });
@@ -101,6 +109,7 @@ mappings
 
 registerDailyCommands(program);
 registerConfigCommands(program);
+registerLifecycleCommands(program);
 
 program.parseAsync(process.argv).catch((err: Error) => {
   if (err instanceof CommanderError) {
@@ -109,5 +118,5 @@ program.parseAsync(process.argv).catch((err: Error) => {
     return;
   }
   process.stderr.write(`sluice: ${err.message}\n`);
-  process.exitCode = err instanceof CliError ? err.exitCode : EXIT.refused;
+  process.exitCode = err instanceof CliError ? err.exitCode : err instanceof ConfigError ? EXIT.usage : EXIT.refused;
 });

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseAllowlist } from './core/ssrf.ts';
+import { parseDuration } from './core/duration.ts';
 
 /** Frozen, validated runtime settings. Every value comes from SLUICE_* variables (or a JSON config file). */
 export interface Config {
@@ -40,6 +41,12 @@ export interface Config {
   maxConnections: number;
   /** Where people reach this gateway (and its dashboard), for links connectors send out; no trailing slash. */
   publicUrl: string | undefined;
+  /** How long finished (delivered, cancelled) deliveries and their attempts are kept, ms. */
+  retentionMs: number;
+  /** How long failed deliveries are kept, ms. */
+  deadLetterRetentionMs: number;
+  /** How often the background pruner runs, ms. */
+  pruneIntervalMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -80,6 +87,9 @@ export const CONFIG_VARIABLES = {
   SLUICE_REQUEST_TIMEOUT_SECONDS: ['30', 'a client must send its whole request within this time'],
   SLUICE_MAX_CONNECTIONS: ['1000', 'open client connections at once; more are refused'],
   SLUICE_PUBLIC_URL: ['', "the gateway's public URL, for links back to its dashboard in vendor alerts"],
+  SLUICE_RETENTION: ['30d', 'finished deliveries, their attempts and events are deleted this long after they finished'],
+  SLUICE_DEAD_LETTER_RETENTION: ['90d', 'failed deliveries are deleted this long after they failed'],
+  SLUICE_PRUNE_INTERVAL: ['1m', 'how often the background pruner runs'],
   SLUICE_CONFIG_FILE: ['', 'optional JSON file of SLUICE_* settings; the environment wins'],
 } as const;
 
@@ -147,6 +157,18 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     if (['false', '0', 'no'].includes(raw)) return false;
     throw new ConfigError(`${name} must be true or false, got "${raw}"`);
   };
+  /** A positive duration (`30d`, `12h`, `5s`, or seconds). */
+  const duration = (name: keyof typeof CONFIG_VARIABLES): number => {
+    const raw = get(name);
+    let ms: number;
+    try {
+      ms = parseDuration(raw);
+    } catch {
+      ms = NaN;
+    }
+    if (!(ms > 0) || ms > 100 * 365 * 86_400_000) throw new ConfigError(`${name} must be a positive duration such as 30d, 12h, 15m or 5s, got "${raw}"`);
+    return ms;
+  };
   const optional = (name: keyof typeof CONFIG_VARIABLES): string | undefined => get(name) || undefined;
 
   const databaseUrl = optional('SLUICE_DATABASE_URL');
@@ -212,6 +234,9 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     requestTimeoutSeconds,
     maxConnections: int('SLUICE_MAX_CONNECTIONS', 1, 1_000_000),
     publicUrl: publicUrl?.replace(/\/+$/, ''),
+    retentionMs: duration('SLUICE_RETENTION'),
+    deadLetterRetentionMs: duration('SLUICE_DEAD_LETTER_RETENTION'),
+    pruneIntervalMs: duration('SLUICE_PRUNE_INTERVAL'),
   });
 }
 

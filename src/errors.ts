@@ -14,6 +14,9 @@ export interface ErrorDetail {
 }
 
 export class AppError extends Error {
+  /** Response headers that go with this error (Retry-After). */
+  headers: Record<string, string> = {};
+
   constructor(
     readonly status: number,
     readonly code: string,
@@ -22,6 +25,11 @@ export class AppError extends Error {
   ) {
     super(message);
     this.name = new.target.name;
+  }
+
+  withHeaders(headers: Record<string, string>): this {
+    this.headers = { ...this.headers, ...headers };
+    return this;
   }
 
   toBody(): { error: { code: string; message: string; details: ErrorDetail[] } } {
@@ -82,6 +90,14 @@ export class TemplateError extends AppError {
     code = 'template_invalid',
   ) {
     super(422, code, message, details);
+  }
+}
+
+/** Over a quota: 429 with Retry-After (whole seconds, rounded up). */
+export class TooManyRequestsError extends AppError {
+  constructor(code: string, message: string, retryAfterSeconds: number, details: ErrorDetail[] = []) {
+    super(429, code, message, details);
+    this.headers = { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))) };
   }
 }
 

@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** Prometheus metrics served at /metrics. One registry per gateway instance (tests run several). */
-export function createMetrics(sources: { inFlight: () => number }) {
+export function createMetrics(sources: { inFlight: () => number; databaseSize: () => Promise<{ bytes: number; free_bytes: number | null }> }) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'sluice_' });
   return {
@@ -24,6 +24,30 @@ export function createMetrics(sources: { inFlight: () => number }) {
         this.set(sources.inFlight());
       },
     }),
+    databaseBytes: new Gauge({
+      name: 'sluice_database_bytes',
+      help: 'Size of the database (SQLite: its pages, the -wal file not included)',
+      registers: [registry],
+      async collect() {
+        this.set((await sources.databaseSize()).bytes);
+      },
+    }),
+    databaseFreeBytes: new Gauge({
+      name: 'sluice_database_free_bytes',
+      help: 'Of the database size, bytes freed by pruning and waiting to be reused',
+      registers: [registry],
+      async collect() {
+        this.set((await sources.databaseSize()).free_bytes ?? 0);
+      },
+    }),
+    prunedRows: new Counter({ name: 'sluice_pruned_rows_total', help: 'Rows deleted by retention, by table', labelNames: ['table'], registers: [registry] }),
+    pruneSeconds: new Histogram({
+      name: 'sluice_prune_duration_seconds',
+      help: 'Duration of prune passes (pauses between batches included)',
+      buckets: [0.001, 0.01, 0.1, 0.5, 1, 5, 15, 60, 300],
+      registers: [registry],
+    }),
+    ingestRefused: new Counter({ name: 'sluice_ingest_refused_total', help: 'Ingest requests refused, by reason (quota: the API key is over its rate_limit)', labelNames: ['reason'], registers: [registry] }),
   };
 }
 

@@ -97,6 +97,9 @@ describe('loadConfig parses every SLUICE_* variable', () => {
     SLUICE_REQUEST_TIMEOUT_SECONDS: '20',
     SLUICE_MAX_CONNECTIONS: '200',
     SLUICE_PUBLIC_URL: 'https://sluice.example.com/',
+    SLUICE_RETENTION: '7d',
+    SLUICE_DEAD_LETTER_RETENTION: '2d 12h',
+    SLUICE_PRUNE_INTERVAL: '30s',
   };
 
   it('covers every documented variable in this test', () => {
@@ -141,7 +144,15 @@ describe('loadConfig parses every SLUICE_* variable', () => {
       requestTimeoutSeconds: 20,
       maxConnections: 200,
       publicUrl: 'https://sluice.example.com',
+      retentionMs: 7 * 86_400_000,
+      deadLetterRetentionMs: 60 * 3_600_000,
+      pruneIntervalMs: 30_000,
     });
+  });
+
+  it('keeps deliveries 30 days, failed ones 90, and prunes every minute by default; short retentions are allowed', () => {
+    expect(loadConfig({}, CWD)).toMatchObject({ retentionMs: 30 * 86_400_000, deadLetterRetentionMs: 90 * 86_400_000, pruneIntervalMs: 60_000 });
+    expect(loadConfig({ SLUICE_RETENTION: '5s', SLUICE_PRUNE_INTERVAL: '500ms' }, CWD)).toMatchObject({ retentionMs: 5_000, pruneIntervalMs: 500 });
   });
 
   it('refuses a headers timeout longer than the request timeout', () => {
@@ -197,6 +208,12 @@ describe('loadConfig rejects bad values with a ConfigError naming the variable',
     ['SLUICE_ADMIN_KEY', 'short'],
     ['SLUICE_LOG_LEVEL', 'verbose'],
     ['SLUICE_SSRF_ALLOWLIST', '10.0.0.0/99'],
+    ['SLUICE_RETENTION', '30 days'],
+    ['SLUICE_RETENTION', '0'],
+    ['SLUICE_RETENTION', '0s'],
+    ['SLUICE_RETENTION', '-1d'],
+    ['SLUICE_DEAD_LETTER_RETENTION', 'forever'],
+    ['SLUICE_PRUNE_INTERVAL', '0m'],
   ])('%s=%j', (name, value) => {
     expectRejected({ [name]: value }, name);
   });

@@ -82,6 +82,24 @@ export const hookSubscribeSchema = {
   },
 };
 
+/** Events per second an API key's ingest quota may be set to, and its largest burst. */
+export const INGEST_QUOTA_RANGE = { min: 0.001, max: 1_000_000, maxBurst: 1_000_000 } as const;
+
+export const apiKeyQuotaFields = {
+  rate_limit: {
+    type: ['number', 'null'],
+    minimum: INGEST_QUOTA_RANGE.min,
+    maximum: INGEST_QUOTA_RANGE.max,
+    description: 'Ingest quota: events per second this key may post (each event of a batch counts); beyond it POST /events answers 429 with Retry-After. null: unlimited.',
+  },
+  rate_burst: {
+    type: ['integer', 'null'],
+    minimum: 1,
+    maximum: INGEST_QUOTA_RANGE.maxBurst,
+    description: 'Events the key may post at once above its rate (default: one second of rate_limit, at least 1). Needs rate_limit.',
+  },
+};
+
 export const apiKeyCreateSchema = {
   type: 'object',
   additionalProperties: false,
@@ -89,8 +107,11 @@ export const apiKeyCreateSchema = {
   properties: {
     role: { type: 'string', enum: ['ingest', 'read', 'admin'] },
     name: { type: ['string', 'null'], maxLength: 200 },
+    ...apiKeyQuotaFields,
   },
 };
+
+export const apiKeyPatchSchema = { type: 'object', additionalProperties: false, minProperties: 1, properties: apiKeyQuotaFields };
 
 export const eventEnvelopeSchema = {
   type: 'object',

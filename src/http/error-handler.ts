@@ -11,7 +11,7 @@ export function errorHandler(logger: Logger) {
       res.end();
       return;
     }
-    res.status(appError.status).json(appError.toBody());
+    res.status(appError.status).set(appError.headers).json(appError.toBody());
   };
 }
 

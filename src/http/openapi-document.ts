@@ -5,6 +5,8 @@
  */
 import {
   apiKeyCreateSchema,
+  apiKeyPatchSchema,
+  apiKeyQuotaFields,
   eventEnvelopeSchema,
   hookSubscribeSchema,
   mappingPreviewSchema,
@@ -40,10 +42,11 @@ const ERRORS: Record<string, { description: string; codes: string[] }> = {
   '401': { description: 'Missing or unknown API key.', codes: ['unauthorized'] },
   '403': { description: "The API key's role does not allow this.", codes: ['forbidden'] },
   '404': { description: 'No such resource.', codes: ['not_found'] },
-  '409': { description: 'The request conflicts with the current state.', codes: ['last_admin_key', 'name_taken', 'subscription_deleted', 'delivery_in_flight', 'not_a_hook'] },
+  '409': { description: 'The request conflicts with the current state.', codes: ['last_admin_key', 'name_taken', 'subscription_deleted', 'delivery_in_flight', 'not_a_hook', 'event_in_flight'] },
   '413': { description: 'The body exceeds SLUICE_MAX_BODY_BYTES.', codes: ['payload_too_large'] },
   '415': { description: 'The body encoding or charset is not supported.', codes: ['unsupported_encoding'] },
-  '422': { description: 'The input is invalid; details say where (JSON path, or template line and column).', codes: ['validation_failed', 'invalid_event', 'json_too_deep', 'batch_too_large', 'template_invalid', 'destination_forbidden'] },
+  '422': { description: 'The input is invalid; details say where (JSON path, or template line and column).', codes: ['validation_failed', 'invalid_event', 'json_too_deep', 'batch_too_large', 'batch_exceeds_quota', 'template_invalid', 'destination_forbidden'] },
+  '429': { description: "The API key is over its ingest quota (rate_limit); Retry-After says when to try again.", codes: ['rate_limited'] },
 };
 
 interface Operation {
@@ -78,18 +81,24 @@ function operations(opts: OpenApiOptions): Operation[] {
 
     { method: 'post', path: '/keys', id: 'createApiKey', tag: 'API keys', summary: 'Create an API key (shown once)', role: 'admin', body: apiKeyCreateSchema, ok: { '201': { description: 'The key, shown this once.', schema: ref('ApiKeyCreated') } }, errors: ['422'] },
     { method: 'get', path: '/keys', id: 'listApiKeys', tag: 'API keys', summary: 'List API keys (prefixes only)', role: 'admin', ok: { '200': { description: 'Every key.', schema: listOf(ref('ApiKey')) } } },
+    { method: 'patch', path: '/keys/{id}', id: 'setApiKeyQuota', tag: 'API keys', summary: "Set or lift an API key's ingest quota", role: 'admin', body: apiKeyPatchSchema, ok: { '200': { description: 'The key.', schema: ref('ApiKey') } }, errors: ['404', '422'] },
     { method: 'delete', path: '/keys/{id}', id: 'revokeApiKey', tag: 'API keys', summary: 'Revoke an API key', role: 'admin', ok: { '200': { description: 'Revoked.', schema: { type: 'object', properties: { id: { type: 'string' }, revoked: { const: true } } } } }, errors: ['404', '409'] },
 
     {
       method: 'post', path: '/events', id: 'postEvent', tag: 'Events', summary: 'Accept one event', role: 'ingest', body: eventEnvelopeSchema,
       ok: { '202': { description: 'Stored durably with its deliveries.', schema: ref('AcceptedEvent') }, '200': { description: 'A repeat (same id or Idempotency-Key): the first answer, nothing new stored.', schema: ref('AcceptedEvent') } },
-      errors: ['422'],
+      errors: ['422', '429'],
     },
     {
       method: 'post', path: '/events/batch', id: 'postEventBatch', tag: 'Events', summary: `Accept up to ${opts.maxBatchEvents} events in one transaction`, role: 'ingest',
       body: { oneOf: [{ type: 'array', items: eventEnvelopeSchema, maxItems: opts.maxBatchEvents }, { type: 'object', additionalProperties: false, required: ['events'], properties: { events: { type: 'array', items: eventEnvelopeSchema, maxItems: opts.maxBatchEvents } } }] },
       ok: { '202': { description: 'All stored (all or nothing).', schema: listOf(ref('AcceptedEvent')) }, '200': { description: 'Every event was a repeat.', schema: listOf(ref('AcceptedEvent')) } },
-      errors: ['422'],
+      errors: ['422', '429'],
+    },
+    {
+      method: 'delete', path: '/events/{id}', id: 'eraseEvent', tag: 'Events', summary: 'Erase an event, its deliveries and their attempts (pending ones are cancelled); their ids answer 404 afterwards', role: 'admin',
+      ok: { '200': { description: 'Erased.', schema: ref('ErasedEvent') } },
+      errors: ['400', '404', '409'],
     },
     { method: 'get', path: '/event-types', id: 'listEventTypes', tag: 'Events', summary: 'The event catalog', role: 'read', ok: { '200': { description: 'Names, descriptions, JSON Schemas and examples.', schema: listOf(ref('EventType')) } } },
 
@@ -204,7 +213,14 @@ function responseSchemas(): Record<string, Json> {
     SubscriptionWithSecret: {
       allOf: [ref('Subscription'), { type: 'object', required: ['signing_secret'], properties: { signing_secret: { type: 'string', description: 'whsec_…, shown only this once.' }, _warning: { type: 'string' } } }],
     },
-    ApiKey: { type: 'object', properties: { id: { type: 'string' }, name: nullable('string'), role: apiKeyCreateSchema.properties.role, prefix: { type: 'string' }, created_at: dateTime, revoked_at: nullable('string', { format: 'date-time' }) } },
+    ApiKey: { type: 'object', properties: { id: { type: 'string' }, name: nullable('string'), role: apiKeyCreateSchema.properties.role, prefix: { type: 'string' }, created_at: dateTime, revoked_at: nullable('string', { format: 'date-time' }), ...apiKeyQuotaFields } },
+    ErasedEvent: {
+      type: 'object',
+      properties: {
+        id: { type: 'string' }, erased: { const: true }, deliveries: { type: 'integer', description: 'Deliveries removed.' },
+        cancelled: { type: 'integer', description: 'Of those, pending ones that were never finished.' }, attempts: { type: 'integer', description: 'Attempts removed.' },
+      },
+    },
     ApiKeyCreated: { allOf: [ref('ApiKey'), { type: 'object', required: ['key'], properties: { key: { type: 'string', description: 'Shown only this once.' }, _warning: { type: 'string' } } }] },
     AcceptedEvent: {
       type: 'object',
@@ -263,7 +279,7 @@ function toOperation(op: Operation, opts: OpenApiOptions): Json {
     responses,
   };
   const params: Json[] = [];
-  if (op.path.includes('{id}')) params.push(idParam(op.tag === 'Deliveries' && op.path.startsWith('/deliveries') ? 'delivery' : op.tag === 'REST hooks' ? 'hook' : op.tag === 'API keys' ? 'API key' : 'subscription'));
+  if (op.path.includes('{id}')) params.push(idParam(op.tag === 'Deliveries' && op.path.startsWith('/deliveries') ? 'delivery' : op.tag === 'REST hooks' ? 'hook' : op.tag === 'API keys' ? 'API key' : op.tag === 'Events' ? 'event' : 'subscription'));
   if (op.id === 'postEvent') params.push({ name: 'Idempotency-Key', in: 'header', required: false, description: 'The same key again returns the first answer.', schema: { type: 'string', minLength: 1, maxLength: 255 } });
   params.push(...(op.query ?? []));
   if (params.length) operation.parameters = params;

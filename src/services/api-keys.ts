@@ -1,6 +1,8 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
+import { ConflictError, NotFoundError, ValidationError, type ErrorDetail } from '../errors.ts';
 import { newId } from '../core/ids.ts';
+import { apiKeyCreateSchema, apiKeyPatchSchema, fieldsOf, INGEST_QUOTA_RANGE } from '../core/api-schemas.ts';
+import { defaultBurst } from '../core/token-bucket.ts';
 import type { ApiKeyRecord, Role, Storage } from '../storage/types.ts';
 
 export const ROLES: readonly Role[] = ['ingest', 'read', 'admin'];
@@ -28,6 +30,32 @@ export interface PublicApiKey {
   prefix: string;
   created_at: string;
   revoked_at: string | null;
+  /** Ingest quota, events per second (null: unlimited), and the burst in force. */
+  rate_limit: number | null;
+  rate_burst: number | null;
+}
+
+export interface IngestQuotaSetting {
+  rate_limit: number | null;
+  rate_burst: number | null;
+}
+
+/** Reads `rate_limit` and `rate_burst` from a request body; problems go to `details`. */
+function readQuota(body: Record<string, unknown>, details: ErrorDetail[]): IngestQuotaSetting {
+  const { rate_limit: rate = null, rate_burst: burst = null } = body;
+  if (rate !== null && (typeof rate !== 'number' || !Number.isFinite(rate) || rate < INGEST_QUOTA_RANGE.min || rate > INGEST_QUOTA_RANGE.max)) {
+    details.push({ path: '$.rate_limit', message: `must be null or a number of events per second from ${INGEST_QUOTA_RANGE.min} to ${INGEST_QUOTA_RANGE.max}` });
+  }
+  if (burst !== null && (typeof burst !== 'number' || !Number.isInteger(burst) || burst < 1 || burst > INGEST_QUOTA_RANGE.maxBurst)) {
+    details.push({ path: '$.rate_burst', message: `must be null or a whole number of events from 1 to ${INGEST_QUOTA_RANGE.maxBurst}` });
+  } else if (burst !== null && rate === null) {
+    details.push({ path: '$.rate_burst', message: 'needs rate_limit: a burst is the room above a rate' });
+  }
+  return { rate_limit: rate as number | null, rate_burst: burst as number | null };
+}
+
+function unknownFields(body: Record<string, unknown>, known: string[], details: ErrorDetail[]): void {
+  for (const k of Object.keys(body)) if (!known.includes(k)) details.push({ path: `$.${k}`, message: `is not a known field (${known.join(', ')})` });
 }
 
 export function toPublicKey(record: ApiKeyRecord): PublicApiKey {
@@ -38,6 +66,8 @@ export function toPublicKey(record: ApiKeyRecord): PublicApiKey {
     prefix: record.prefix,
     created_at: new Date(record.created_at).toISOString(),
     revoked_at: record.revoked_at === null ? null : new Date(record.revoked_at).toISOString(),
+    rate_limit: record.rate_limit ?? null,
+    rate_burst: record.rate_limit == null ? null : (record.rate_burst ?? defaultBurst(record.rate_limit)),
   };
 }
 
@@ -51,15 +81,32 @@ export class ApiKeyService {
 
   constructor(private readonly storage: Storage, private readonly now: () => number = Date.now) {}
 
-  async create(role: unknown, name?: unknown): Promise<{ record: ApiKeyRecord; key: string }> {
-    const details = [];
+  async create(body: unknown): Promise<{ record: ApiKeyRecord; key: string }> {
+    const input = (body && typeof body === 'object' && !Array.isArray(body) ? body : {}) as Record<string, unknown>;
+    const { role, name } = input;
+    const details: ErrorDetail[] = [];
+    unknownFields(input, fieldsOf(apiKeyCreateSchema), details);
+    const quota = readQuota(input, details);
     if (typeof role !== 'string' || !ROLES.includes(role as Role)) details.push({ path: '$.role', message: `must be one of ${ROLES.join(', ')}` });
     if (name !== undefined && name !== null && (typeof name !== 'string' || name.length > 200)) details.push({ path: '$.name', message: 'must be a string of at most 200 characters' });
     if (details.length) throw new ValidationError('Invalid API key request.', details);
-    return this.createUnchecked(role as Role, (name as string | undefined) ?? null);
+    return this.createUnchecked(role as Role, (name as string | undefined) ?? null, undefined, quota);
   }
 
-  async createUnchecked(role: Role, name: string | null, key = generateApiKey(role)): Promise<{ record: ApiKeyRecord; key: string }> {
+  /** Sets or clears (nulls) a key's ingest quota; it applies at once. */
+  async setQuota(id: string, body: unknown): Promise<ApiKeyRecord> {
+    const input = (body && typeof body === 'object' && !Array.isArray(body) ? body : {}) as Record<string, unknown>;
+    const details: ErrorDetail[] = [];
+    unknownFields(input, fieldsOf(apiKeyPatchSchema), details);
+    if (!Object.keys(input).length) details.push({ path: '$', message: 'give rate_limit (and optionally rate_burst), or rate_limit: null to lift the quota' });
+    const quota = readQuota(input, details);
+    if (details.length) throw new ValidationError('Invalid API key change.', details);
+    if (!(await this.storage.setApiKeyQuota(id, quota.rate_limit, quota.rate_burst))) throw new NotFoundError('API key', id);
+    this.#cache.clear();
+    return (await this.storage.listApiKeys()).find((k) => k.id === id)!;
+  }
+
+  async createUnchecked(role: Role, name: string | null, key = generateApiKey(role), quota: IngestQuotaSetting = { rate_limit: null, rate_burst: null }): Promise<{ record: ApiKeyRecord; key: string }> {
     const record: ApiKeyRecord = {
       id: newId('key', this.now()),
       name,
@@ -68,6 +115,7 @@ export class ApiKeyService {
       hash: sha256(key),
       created_at: this.now(),
       revoked_at: null,
+      ...quota,
     };
     await this.storage.insertApiKey(record);
     return { record, key };

@@ -16,6 +16,10 @@ export interface ApiKeyRecord {
   hash: string;
   created_at: number;
   revoked_at: number | null;
+  /** Ingest quota: events per second this key may post (null: unlimited). */
+  rate_limit?: number | null;
+  /** Events the key may post at once above its rate (the token bucket's size). */
+  rate_burst?: number | null;
 }
 
 /**
@@ -213,6 +217,54 @@ export interface ReplayQuery {
   event?: string;
 }
 
+/** What retention allows to go: deliveries that finished before these times (epoch ms). */
+export interface PruneCutoffs {
+  /** `delivered` and `cancelled` deliveries that finished before this. */
+  finishedBefore: number;
+  /** `failed` deliveries (the dead letters) that finished before this. */
+  failedBefore: number;
+}
+
+/** Rows one prune batch (or a whole pass) deleted. */
+export interface PruneCounts {
+  deliveries: number;
+  attempts: number;
+  events: number;
+}
+
+/** One batch of the sweep of events that have no delivery left (or never had one). */
+export interface EventSweepQuery {
+  /** Events received in [receivedFrom, receivedBefore). */
+  receivedFrom: number;
+  receivedBefore: number;
+  /** Continue after this event, in (received_at, id) order: the previous batch's `last`. */
+  after?: { received_at: number; id: string };
+  /** Events looked at (not deleted) per batch. */
+  limit: number;
+}
+
+export interface EventSweepResult {
+  scanned: number;
+  deleted: number;
+  last?: { received_at: number; id: string };
+}
+
+/**
+ * Erasure of one event: `in_flight` when an attempt of it is on the wire right now (nothing was
+ * changed); otherwise the event, all its deliveries (pending ones included) and their attempts are gone.
+ */
+export type EraseResult =
+  | { outcome: 'erased'; deliveries: number; attempts: number; cancelled: number }
+  | { outcome: 'not_found' }
+  | { outcome: 'in_flight'; delivery_ids: string[] };
+
+export interface DatabaseSize {
+  /** Bytes the database occupies (SQLite: pages; PostgreSQL: pg_database_size). */
+  bytes: number;
+  /** Of those, bytes free for reuse (SQLite's free list), when the engine knows. */
+  free_bytes: number | null;
+}
+
 export interface Storage {
   readonly engine: 'sqlite' | 'postgres';
   migrate(): Promise<number>;
@@ -224,6 +276,8 @@ export interface Storage {
   listApiKeys(): Promise<ApiKeyRecord[]>;
   revokeApiKey(id: string, now: number): Promise<boolean>;
   countActiveAdminKeys(): Promise<number>;
+  /** Sets (or clears, with nulls) a key's ingest quota; false when no such key. */
+  setApiKeyQuota(id: string, rateLimit: number | null, rateBurst: number | null): Promise<boolean>;
 
   insertSubscription(sub: SubscriptionRecord): Promise<void>;
   updateSubscription(sub: SubscriptionRecord): Promise<void>;
@@ -291,4 +345,16 @@ export interface Storage {
    * `intervalMs` after the previous one and not before `now`; returns the slot.
    */
   reserveRateSlot?(subscriptionId: string, now: number, intervalMs: number): Promise<number>;
+  /**
+   * Retention, one batch: deletes up to `limit` finished deliveries older than the cutoffs (never
+   * pending, paused or in-flight ones), their attempts, and each of their events that has no
+   * delivery left, in one transaction; returns what it deleted (fewer than `limit` deliveries: done).
+   */
+  pruneDeliveries(cutoffs: PruneCutoffs, limit: number): Promise<PruneCounts>;
+  /** Retention, one batch: deletes events in the range that have no delivery (never had, or none left). */
+  sweepEvents(query: EventSweepQuery): Promise<EventSweepResult>;
+  /** Erasure on request: see EraseResult. One transaction: never a half-erased event. */
+  eraseEvent(id: string): Promise<EraseResult>;
+  /** How big the database is, for the metrics. */
+  databaseSize(): Promise<DatabaseSize>;
 }

@@ -61,6 +61,35 @@ const shot = (page: Page, name: string) => page.screenshot({ path: path.join(SCR
 const logRow = (page: Page, deliveryId: string, text: string) => page.locator(`tr[data-delivery="${deliveryId}"]`, { hasText: text });
 
 describe('dashboard (Chromium)', () => {
+  it('erases an event from the delivery detail, after a confirmation', async () => {
+    // A receiver of its own: the other tests count what theirs received.
+    const own = await startReceiver();
+    const sub = (await gateway.api('POST', '/api/v1/webhooks', { url: `${own.url}/erase`, events: ['call.failed'], description: 'Erasure receiver' })).body;
+    const posted = await gateway.api('POST', '/api/v1/events', { ...fixture('call.failed'), id: 'evt_dashboard_erase' });
+    const deliveryId: string = posted.body.deliveries.find((d: { subscription_id: string }) => d.subscription_id === sub.id).id;
+    const { page, problems } = await openPage();
+    await signIn(page, ADMIN_KEY);
+    await page.goto(`${gateway.url}/#/deliveries/${deliveryId}`);
+    await page.locator('.page-head').getByText('Delivered').waitFor();
+
+    // Cancel first: nothing happens.
+    await page.getByRole('button', { name: 'Erase event' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Erase this event?' });
+    await dialog.getByText('evt_dashboard_erase').waitFor();
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    expect((await gateway.api('GET', `/api/v1/deliveries/${deliveryId}`)).status).toBe(200);
+
+    await page.getByRole('button', { name: 'Erase event' }).click();
+    await dialog.getByRole('button', { name: 'Erase event' }).click();
+    await page.getByRole('heading', { name: 'Event erased' }).waitFor();
+    await page.getByText(/with 1 delivery \(0 pending, now cancelled\) and 1 attempt/).waitFor();
+    await shot(page, 'event-erased');
+    expect((await gateway.api('GET', `/api/v1/deliveries/${deliveryId}`)).status).toBe(404);
+    expect(problems).toEqual([]);
+    await page.context().close();
+    await own.close();
+  }, 60_000);
+
   it('serves the page with a strict Content-Security-Policy and vendored modules', async () => {
     const res = await fetch(gateway.url + '/');
     expect(res.status).toBe(200);

@@ -131,4 +131,15 @@ export const POSTGRES_MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'retention (finished deliveries and events by age) and ingest quotas on API keys (SQLite 8)',
+    sql: `
+      CREATE INDEX deliveries_finished ON deliveries(updated_at) WHERE status IN ('delivered','cancelled');
+      CREATE INDEX deliveries_dead ON deliveries(updated_at) WHERE status = 'failed';
+      CREATE INDEX events_by_received ON events(received_at, id);
+      ALTER TABLE api_keys ADD COLUMN rate_limit DOUBLE PRECISION;
+      ALTER TABLE api_keys ADD COLUMN rate_burst DOUBLE PRECISION;
+    `,
+  },
 ];

@@ -1,7 +1,8 @@
 import type pg from 'pg';
 import type {
-  ApiKeyRecord, AttemptCompletion, AttemptRecord, ClaimedDelivery, CompletionResult, DeliveryQuery, DeliveryRecord,
-  EventRecord, IngestItem, IngestResult, ReplayQuery, Storage, StorageChange, SubscriptionRecord,
+  ApiKeyRecord, AttemptCompletion, AttemptRecord, ClaimedDelivery, CompletionResult, DatabaseSize, DeliveryQuery, DeliveryRecord,
+  EraseResult, EventRecord, EventSweepQuery, EventSweepResult, IngestItem, IngestResult, PruneCounts, PruneCutoffs,
+  ReplayQuery, Storage, StorageChange, SubscriptionRecord,
 } from '../types.ts';
 import { CLAIM_SCAN_LIMIT } from '../types.ts';
 import { foldSubscriptionHealth } from '../subscription-health.ts';
@@ -228,8 +229,17 @@ export class PostgresStorage implements Storage {
   // --- API keys -------------------------------------------------------------------------
   async insertApiKey(key: ApiKeyRecord): Promise<void> {
     // The same bootstrap key registered by two instances starting together is one key.
-    await this.#write('INSERT INTO api_keys (id, name, role, prefix, hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (hash) DO NOTHING',
-      [key.id, key.name, key.role, key.prefix, key.hash, key.created_at, key.revoked_at]);
+    await this.#write('INSERT INTO api_keys (id, name, role, prefix, hash, created_at, revoked_at, rate_limit, rate_burst) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (hash) DO NOTHING',
+      [key.id, key.name, key.role, key.prefix, key.hash, key.created_at, key.revoked_at, key.rate_limit ?? null, key.rate_burst ?? null]);
+  }
+
+  async setApiKeyQuota(id: string, rateLimit: number | null, rateBurst: number | null): Promise<boolean> {
+    return this.#transaction(true, async (client) => {
+      const changed = (await this.#query('UPDATE api_keys SET rate_limit = $1, rate_burst = $2 WHERE id = $3', [rateLimit, rateBurst, id], client)).rowCount! > 0;
+      // Other instances re-read their key cache: the quota holds everywhere.
+      if (changed) await this.#notify('keys', client);
+      return changed;
+    });
   }
 
   async findApiKeyByHash(hash: string): Promise<ApiKeyRecord | undefined> {
@@ -411,6 +421,59 @@ export class PostgresStorage implements Storage {
 
   async recentEvents(eventName: string, limit: number): Promise<EventRecord[]> {
     return (await this.#query('SELECT * FROM events WHERE event = $1 AND NOT test ORDER BY received_at DESC, id DESC LIMIT $2', [eventName, limit])).rows.map(toEvent);
+  }
+
+  // --- data lifecycle -------------------------------------------------------------------
+  async pruneDeliveries(cutoffs: PruneCutoffs, limit: number): Promise<PruneCounts> {
+    // Without waiting for the disk: a prune lost to a crash is simply done again by the next pass.
+    return this.#transaction(false, async (client) => {
+      const rows = (await this.#query(`(SELECT id, event_id FROM deliveries WHERE status IN ('delivered','cancelled') AND updated_at < $1 ORDER BY updated_at LIMIT $3)
+        UNION ALL (SELECT id, event_id FROM deliveries WHERE status = 'failed' AND updated_at < $2 ORDER BY updated_at LIMIT $3)`, [cutoffs.finishedBefore, cutoffs.failedBefore, limit], client)).rows.slice(0, limit);
+      if (!rows.length) return { deliveries: 0, attempts: 0, events: 0 };
+      const ids = rows.map((r) => r.id as string);
+      const attempts = (await this.#query('DELETE FROM attempts WHERE delivery_id = ANY($1::text[])', [ids], client)).rowCount ?? 0;
+      const deliveries = (await this.#query("DELETE FROM deliveries WHERE id = ANY($1::text[]) AND status IN ('delivered','cancelled','failed')", [ids], client)).rowCount ?? 0;
+      const eventIds = [...new Set(rows.map((r) => r.event_id as string))];
+      const events = (await this.#query('DELETE FROM events e WHERE e.id = ANY($1::text[]) AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)', [eventIds], client)).rowCount ?? 0;
+      return { deliveries, attempts, events };
+    });
+  }
+
+  async sweepEvents(query: EventSweepQuery): Promise<EventSweepResult> {
+    const after = query.after ?? { received_at: query.receivedFrom, id: '' };
+    return this.#transaction(false, async (client) => {
+      const rows = (await this.#query('SELECT id, received_at FROM events WHERE received_at < $1 AND (received_at, id) > ($2, $3) ORDER BY received_at, id LIMIT $4',
+        [query.receivedBefore, after.received_at, after.id, query.limit], client)).rows;
+      const ids = rows.map((r) => r.id as string);
+      const deleted = ids.length
+        ? (await this.#query('DELETE FROM events e WHERE e.id = ANY($1::text[]) AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)', [ids], client)).rowCount ?? 0
+        : 0;
+      const last = rows.at(-1);
+      return { scanned: rows.length, deleted, last: last ? { received_at: Number(last.received_at), id: last.id as string } : undefined };
+    });
+  }
+
+  async eraseEvent(id: string): Promise<EraseResult> {
+    return this.#transaction(true, async (client): Promise<EraseResult> => {
+      // The event row locked first: a claim or an ingest of the same event waits for this.
+      if (!(await this.#query('SELECT 1 FROM events WHERE id = $1 FOR UPDATE', [id], client)).rows.length) return { outcome: 'not_found' };
+      const deliveries = (await this.#query('SELECT id, status FROM deliveries WHERE event_id = $1 FOR UPDATE', [id], client)).rows;
+      // An attempt on the wire would record its outcome for a delivery that no longer exists:
+      // refuse, change nothing, and let the caller ask again once it finished.
+      const inFlight = deliveries.filter((d) => d.status === 'delivering').map((d) => d.id as string);
+      if (inFlight.length) return { outcome: 'in_flight', delivery_ids: inFlight };
+      const cancelled = deliveries.filter((d) => d.status === 'pending' || d.status === 'paused').length;
+      const attempts = (await this.#query('DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_id = $1)', [id], client)).rowCount ?? 0;
+      const removed = (await this.#query('DELETE FROM deliveries WHERE event_id = $1', [id], client)).rowCount ?? 0;
+      await this.#query('DELETE FROM events WHERE id = $1', [id], client);
+      return { outcome: 'erased', deliveries: removed, attempts, cancelled };
+    });
+  }
+
+  async databaseSize(): Promise<DatabaseSize> {
+    // PostgreSQL reuses what autovacuum frees; it does not say how much is free to reuse.
+    const row = (await this.#query('SELECT pg_database_size(current_database()) AS bytes')).rows[0];
+    return { bytes: Number(row.bytes), free_bytes: null };
   }
 
   // --- delivery worker ------------------------------------------------------------------

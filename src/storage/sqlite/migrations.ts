@@ -148,4 +148,18 @@ export const SQLITE_MIGRATIONS: Migration[] = [
       CREATE UNIQUE INDEX subscriptions_by_name ON subscriptions(name) WHERE name IS NOT NULL AND deleted_at IS NULL;
     `,
   },
+  {
+    version: 8,
+    name: 'retention (finished deliveries and events by age) and ingest quotas on API keys',
+    // Partial indexes: only finished deliveries enter them, so the hot path (pending ->
+    // delivering -> delivered) pays one index insert per delivery, and the pruner reads the
+    // oldest finished ones in order without passing over anything retention keeps.
+    sql: `
+      CREATE INDEX deliveries_finished ON deliveries(updated_at) WHERE status IN ('delivered','cancelled');
+      CREATE INDEX deliveries_dead ON deliveries(updated_at) WHERE status = 'failed';
+      CREATE INDEX events_by_received ON events(received_at, id);
+      ALTER TABLE api_keys ADD COLUMN rate_limit REAL;
+      ALTER TABLE api_keys ADD COLUMN rate_burst REAL;
+    `,
+  },
 ];

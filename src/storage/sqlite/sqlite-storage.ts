@@ -2,8 +2,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type {
-  ApiKeyRecord, AttemptCompletion, AttemptRecord, ClaimedDelivery, DeliveryQuery, DeliveryRecord,
-  CompletionResult, EventRecord, IngestItem, IngestResult, ReplayQuery, Storage, SubscriptionRecord,
+  ApiKeyRecord, AttemptCompletion, AttemptRecord, ClaimedDelivery, CompletionResult, DatabaseSize, DeliveryQuery, DeliveryRecord,
+  EraseResult, EventRecord, EventSweepQuery, EventSweepResult, IngestItem, IngestResult, PruneCounts, PruneCutoffs,
+  ReplayQuery, Storage, SubscriptionRecord,
 } from '../types.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
 import { CLAIM_SCAN_LIMIT } from '../types.ts';
@@ -82,10 +83,19 @@ export class SqliteStorage implements Storage {
   #relaxed<T>(fn: () => T): T {
     this.db.pragma('synchronous = NORMAL');
     try {
-      return this.db.transaction(fn)();
+      return this.#immediate(fn);
     } finally {
       this.db.pragma('synchronous = FULL');
     }
+  }
+
+  /**
+   * Every transaction takes the write lock when it begins: a second connection (`sluice prune`,
+   * `sluice backup` while the gateway runs) then makes it wait (busy_timeout) instead of failing
+   * a read-then-write transaction whose snapshot went stale.
+   */
+  #immediate<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
   }
 
   /** Prepared once, reused: statement preparation is a measurable cost on the hot path. */
@@ -104,10 +114,10 @@ export class SqliteStorage implements Storage {
     let count = 0;
     for (const migration of SQLITE_MIGRATIONS) {
       if (applied.has(migration.version)) continue;
-      this.db.transaction(() => {
+      this.#immediate(() => {
         this.db.exec(migration.sql);
         this.db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(migration.version, migration.name, Date.now());
-      })();
+      });
       count++;
     }
     return count;
@@ -119,7 +129,8 @@ export class SqliteStorage implements Storage {
 
   // --- API keys -------------------------------------------------------------------------
   async insertApiKey(key: ApiKeyRecord): Promise<void> {
-    this.#stmt('INSERT INTO api_keys (id, name, role, prefix, hash, created_at, revoked_at) VALUES (@id, @name, @role, @prefix, @hash, @created_at, @revoked_at)').run(key);
+    this.#stmt('INSERT INTO api_keys (id, name, role, prefix, hash, created_at, revoked_at, rate_limit, rate_burst) VALUES (@id, @name, @role, @prefix, @hash, @created_at, @revoked_at, @rate_limit, @rate_burst)')
+      .run({ ...key, rate_limit: key.rate_limit ?? null, rate_burst: key.rate_burst ?? null });
   }
 
   async findApiKeyByHash(hash: string): Promise<ApiKeyRecord | undefined> {
@@ -136,6 +147,10 @@ export class SqliteStorage implements Storage {
 
   async countActiveAdminKeys(): Promise<number> {
     return (this.#stmt("SELECT COUNT(*) AS n FROM api_keys WHERE role = 'admin' AND revoked_at IS NULL").get() as Row).n;
+  }
+
+  async setApiKeyQuota(id: string, rateLimit: number | null, rateBurst: number | null): Promise<boolean> {
+    return this.#stmt('UPDATE api_keys SET rate_limit = ?, rate_burst = ? WHERE id = ?').run(rateLimit, rateBurst, id).changes > 0;
   }
 
   // --- subscriptions --------------------------------------------------------------------
@@ -160,11 +175,11 @@ export class SqliteStorage implements Storage {
   async updateSubscription(sub: SubscriptionRecord): Promise<void> {
     const params = this.#subscriptionParams(sub);
     const columns = Object.keys(params).filter((c) => c !== 'id');
-    this.db.transaction(() => {
+    this.#immediate(() => {
       const before = this.#stmt('SELECT enabled FROM subscriptions WHERE id = ?').get(sub.id) as Row | undefined;
       this.#stmt(`UPDATE subscriptions SET ${columns.map((c) => `${c} = @${c}`).join(', ')} WHERE id = @id`).run(params);
       if (before && before.enabled !== params.enabled) this.#pauseOrResume(sub.id, params.enabled === 1, sub.updated_at);
-    })();
+    });
   }
 
   /** Disable pauses a subscription's pending deliveries; enable makes its paused ones pending again. */
@@ -183,12 +198,12 @@ export class SqliteStorage implements Storage {
   }
 
   async deleteSubscription(id: string, now: number): Promise<boolean> {
-    return this.db.transaction(() => {
+    return this.#immediate(() => {
       const changed = this.#stmt('UPDATE subscriptions SET deleted_at = ?, enabled = 0, updated_at = ? WHERE id = ? AND deleted_at IS NULL').run(now, now, id).changes;
       if (!changed) return false;
       this.#stmt("UPDATE deliveries SET status = 'cancelled', lease_until = NULL, updated_at = ?, last_error = 'subscription deleted' WHERE subscription_id = ? AND status IN ('pending','paused','delivering')").run(now, id);
       return true;
-    })();
+    });
   }
 
   // --- ingest ---------------------------------------------------------------------------
@@ -202,7 +217,7 @@ export class SqliteStorage implements Storage {
     // A delivery stored already leased (preclaimed at ingest) starts with its claim counted.
     const insertDelivery = this.#stmt(`INSERT INTO deliveries (id, event_id, subscription_id, event, msg_id, status, attempts, chain, next_attempt_at, lease_until, created_at, updated_at, last_attempt_at, last_status_code, last_error, unfinished_claims)
       VALUES (@id, @event_id, @subscription_id, @event, @msg_id, @status, @attempts, @chain, @next_attempt_at, @lease_until, @created_at, @updated_at, @last_attempt_at, @last_status_code, @last_error, CASE WHEN @status = 'delivering' THEN 1 ELSE 0 END)`);
-    return this.db.transaction(() => {
+    return this.#immediate(() => {
       const results: IngestResult[] = [];
       // Duplicates inside one batch resolve to the first occurrence, as they would across batches.
       for (const { event, deliveries, request_hash: hash = null } of items) {
@@ -223,7 +238,7 @@ export class SqliteStorage implements Storage {
         results.push({ event_id: event.id, event: event.event, deliveries: deliveries.map((d) => ({ id: d.id, subscription_id: d.subscription_id })), duplicate: false });
       }
       return results;
-    })();
+    });
   }
 
   async getEvent(id: string): Promise<EventRecord | undefined> {
@@ -364,7 +379,7 @@ export class SqliteStorage implements Storage {
 
   async replayDeliveries(ids: string[], now: number): Promise<string[]> {
     const replay = this.#stmt(`UPDATE deliveries SET status = ${WAITING_STATUS}, attempts = 0, chain = chain + 1, unfinished_claims = 0, next_attempt_at = ?, lease_until = NULL, updated_at = ? WHERE id = ? AND status IN ('delivered','failed','cancelled','pending','paused')`);
-    return this.db.transaction(() => ids.filter((id) => replay.run(now, now, id).changes > 0))();
+    return this.#immediate(() => ids.filter((id) => replay.run(now, now, id).changes > 0));
   }
 
   async findDeliveriesForReplay(query: ReplayQuery): Promise<string[]> {
@@ -385,5 +400,73 @@ export class SqliteStorage implements Storage {
         SUM(CASE WHEN status IN ('pending','paused','delivering') THEN 1 ELSE 0 END) AS pending
       FROM deliveries WHERE subscription_id = ? AND id >= ?`).get(subscriptionId, idFloor('dlv', since)) as Row;
     return { delivered: row.delivered ?? 0, failed: row.failed ?? 0, pending: row.pending ?? 0 };
+  }
+
+  // --- data lifecycle -------------------------------------------------------------------
+  async pruneDeliveries(cutoffs: PruneCutoffs, limit: number): Promise<PruneCounts> {
+    // Each reads one partial index, oldest first: nothing retention keeps is passed over.
+    const finished = this.#stmt("SELECT id, event_id FROM deliveries INDEXED BY deliveries_finished WHERE status IN ('delivered','cancelled') AND updated_at < ? ORDER BY updated_at LIMIT ?");
+    const dead = this.#stmt("SELECT id, event_id FROM deliveries INDEXED BY deliveries_dead WHERE status = 'failed' AND updated_at < ? ORDER BY updated_at LIMIT ?");
+    const deleteAttempts = this.#stmt('DELETE FROM attempts WHERE delivery_id = ?');
+    const deleteDelivery = this.#stmt("DELETE FROM deliveries WHERE id = ? AND status IN ('delivered','cancelled','failed')");
+    const deleteEventIfBare = this.#stmt('DELETE FROM events WHERE id = ? AND NOT EXISTS (SELECT 1 FROM deliveries WHERE event_id = ?)');
+    // Without an fsync: a prune lost to a power cut is simply done again by the next pass.
+    return this.#relaxed(() => {
+      const rows = finished.all(cutoffs.finishedBefore, limit) as Row[];
+      if (rows.length < limit) rows.push(...(dead.all(cutoffs.failedBefore, limit - rows.length) as Row[]));
+      const counts: PruneCounts = { deliveries: 0, attempts: 0, events: 0 };
+      for (const row of rows) {
+        counts.attempts += deleteAttempts.run(row.id).changes;
+        counts.deliveries += deleteDelivery.run(row.id).changes;
+      }
+      for (const eventId of new Set(rows.map((r) => r.event_id as string))) counts.events += deleteEventIfBare.run(eventId, eventId).changes;
+      return counts;
+    });
+  }
+
+  async sweepEvents(query: EventSweepQuery): Promise<EventSweepResult> {
+    const after = query.after ?? { received_at: query.receivedFrom, id: '' };
+    const page = this.#stmt('SELECT id, received_at FROM events WHERE received_at < ? AND (received_at, id) > (?, ?) ORDER BY received_at, id LIMIT ?');
+    const deleteEventIfBare = this.#stmt('DELETE FROM events WHERE id = ? AND NOT EXISTS (SELECT 1 FROM deliveries WHERE event_id = ?)');
+    return this.#relaxed(() => {
+      const rows = page.all(query.receivedBefore, after.received_at, after.id, query.limit) as Row[];
+      let deleted = 0;
+      for (const row of rows) deleted += deleteEventIfBare.run(row.id, row.id).changes;
+      const last = rows.at(-1);
+      return { scanned: rows.length, deleted, last: last ? { received_at: last.received_at, id: last.id } : undefined };
+    });
+  }
+
+  async eraseEvent(id: string): Promise<EraseResult> {
+    return this.#immediate((): EraseResult => {
+      if (!this.#stmt('SELECT 1 FROM events WHERE id = ?').get(id)) return { outcome: 'not_found' };
+      // An attempt on the wire would record its outcome for a delivery that no longer exists:
+      // refuse, change nothing, and let the caller ask again once it finished.
+      const inFlight = (this.#stmt("SELECT id FROM deliveries WHERE event_id = ? AND status = 'delivering'").all(id) as Row[]).map((r) => r.id as string);
+      if (inFlight.length) return { outcome: 'in_flight', delivery_ids: inFlight };
+      const cancelled = (this.#stmt("SELECT COUNT(*) AS n FROM deliveries WHERE event_id = ? AND status IN ('pending','paused')").get(id) as Row).n as number;
+      const attempts = this.#stmt('DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_id = ?)').run(id).changes;
+      const deliveries = this.#stmt('DELETE FROM deliveries WHERE event_id = ?').run(id).changes;
+      this.#stmt('DELETE FROM events WHERE id = ?').run(id);
+      return { outcome: 'erased', deliveries, attempts, cancelled };
+    });
+  }
+
+  async databaseSize(): Promise<DatabaseSize> {
+    const pageSize = this.db.pragma('page_size', { simple: true }) as number;
+    const pages = this.db.pragma('page_count', { simple: true }) as number;
+    const free = this.db.pragma('freelist_count', { simple: true }) as number;
+    return { bytes: pages * pageSize, free_bytes: free * pageSize };
+  }
+
+  /**
+   * A consistent copy of the database while the gateway keeps writing (SQLite's online backup:
+   * pages are copied in steps, and restarted if a write lands in between). SQLite only: the
+   * PostgreSQL engine is backed up with pg_dump.
+   */
+  async backup(file: string): Promise<{ pages: number }> {
+    fs.closeSync(fs.openSync(file, 'wx', 0o600));
+    const result = await this.db.backup(file);
+    return { pages: result.totalPages };
   }
 }

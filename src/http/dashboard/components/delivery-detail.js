@@ -3,7 +3,7 @@ import { html } from '../html.js';
 import { api } from '../api.js';
 import { useResource } from '../hooks.js';
 import { formatTime, pretty, prettyBody } from '../format.js';
-import { ErrorNotice, Loading, Notice, OutcomeBadge, StatusBadge, Time, WriteButton } from './ui.js';
+import { ConfirmDialog, ErrorNotice, Loading, Notice, OutcomeBadge, StatusBadge, Time, WriteButton } from './ui.js';
 
 function Headers({ headers, label }) {
   const entries = Object.entries(headers ?? {});
@@ -80,9 +80,22 @@ export function DeliveryDetail({ id }) {
   const delivery = useResource(() => api.get(`/deliveries/${id}`), [id], { interval: live ? 3_000 : 0 });
   const [notice, setNotice] = useState(null);
   const [error, setError] = useState(null);
+  const [confirmErase, setConfirmErase] = useState(false);
+  const [erased, setErased] = useState(null);
   const d = delivery.data;
   useEffect(() => setStatus(d?.status ?? null), [d?.status]);
 
+  // Once erased, this delivery no longer exists: say what went, instead of polling a 404.
+  if (erased) {
+    return html`<section aria-labelledby="erased-title">
+      <h1 id="erased-title">Event erased</h1>
+      <${Notice} kind="success">
+        Event <span class="mono">${erased.id}</span> is gone${' '}
+        ${`with ${erased.deliveries} ${erased.deliveries === 1 ? 'delivery' : 'deliveries'} (${erased.cancelled} pending, now cancelled) and ${erased.attempts} ${erased.attempts === 1 ? 'attempt' : 'attempts'}.`}
+      <//>
+      <p><a href=${`#/webhooks/${erased.subscription_id}`}>Back to the subscription</a> · <a href="#/deliveries">Delivery log</a></p>
+    </section>`;
+  }
   if (!d) return delivery.error ? html`<${ErrorNotice} error=${delivery.error} />` : html`<${Loading} />`;
   const replay = async () => {
     setError(null);
@@ -92,6 +105,18 @@ export function DeliveryDetail({ id }) {
       await delivery.reload();
     } catch (err) {
       setError(err);
+    }
+  };
+  const erase = async () => {
+    setError(null);
+    try {
+      const result = await api.del(`/events/${encodeURIComponent(d.event_id)}`);
+      setErased({ ...result, subscription_id: d.subscription_id });
+      setStatus('erased');
+    } catch (err) {
+      setError(err);
+    } finally {
+      setConfirmErase(false);
     }
   };
   const attempts = [...d.attempts].reverse();
@@ -114,6 +139,7 @@ export function DeliveryDetail({ id }) {
       <div class="toolbar">
         <${WriteButton} class="primary" onClick=${replay} disabled=${d.status === 'pending' || d.status === 'delivering'}>Replay<//>
         <a class="button" href=${`#/webhooks/${d.subscription_id}/mapping?delivery=${d.id}`}>Open in mapping editor</a>
+        <${WriteButton} class="danger" onClick=${() => setConfirmErase(true)}>Erase event<//>
       </div>
     </div>
     ${notice && html`<${Notice} kind="success" onClose=${() => setNotice(null)}>${notice}<//>`}
@@ -134,5 +160,15 @@ export function DeliveryDetail({ id }) {
       <summary><h2>Event payload</h2></summary>
       <pre class="excerpt">${pretty(d.payload)}</pre>
     </details>`}
+    <${ConfirmDialog}
+      open=${confirmErase}
+      title="Erase this event?"
+      confirmLabel="Erase event"
+      danger
+      onConfirm=${erase}
+      onCancel=${() => setConfirmErase(false)}
+    >
+      <p>Event <span class="mono">${d.event_id}</span> is deleted with every delivery of it, to every subscription, and every attempt with its request and response bodies. Pending deliveries are cancelled. This cannot be undone.</p>
+    <//>
   </section>`;
 }
