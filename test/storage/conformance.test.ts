@@ -188,8 +188,12 @@ describe.each(engines)('storage conformance: $name', (engine) => {
       const reader = { id: 'key_b', name: null, role: 'read' as const, prefix: 'sk_read_abcd', hash: 'bb'.repeat(32), created_at: T0 + 1, revoked_at: null };
       await storage.insertApiKey(reader);
       await storage.insertApiKey(admin);
-      expect(await storage.findApiKeyByHash('aa'.repeat(32))).toEqual(admin);
+      // No ingest quota unless one is set.
+      expect(await storage.findApiKeyByHash('aa'.repeat(32))).toEqual({ ...admin, rate_limit: null, rate_burst: null });
       expect(await storage.findApiKeyByHash('ff'.repeat(32))).toBeUndefined();
+      expect(await storage.setApiKeyQuota('key_b', 5, 10)).toBe(true);
+      expect(await storage.findApiKeyByHash('bb'.repeat(32))).toMatchObject({ rate_limit: 5, rate_burst: 10 });
+      expect(await storage.setApiKeyQuota('key_missing', 5, 10)).toBe(false);
       expect((await storage.listApiKeys()).map((k) => k.id)).toEqual(['key_a', 'key_b']);
       expect(await storage.countActiveAdminKeys()).toBe(1);
       expect(await storage.revokeApiKey('key_a', T0 + 5)).toBe(true);
@@ -292,6 +296,40 @@ describe.each(engines)('storage conformance: $name', (engine) => {
       await storage.ingest([older, newer, test, event({ event: 'other.thing' })].map((e) => ({ event: e, deliveries: [] })));
       expect((await storage.recentEvents('order.created', 10)).map((e) => e.id)).toEqual([newer.id, older.id]);
       expect(await storage.recentEvents('order.created', 1)).toEqual([asStored(newer)]);
+    });
+  });
+
+  describe('data lifecycle', () => {
+    it('prune finished deliveries past their cutoffs with their attempts and bare events, never pending work', async () => {
+      const done = await stored(2, { status: 'delivered', updated_at: T0 });
+      const dead = await stored(1, { status: 'failed', updated_at: T0 });
+      const waiting = await stored(1, { status: 'pending', updated_at: T0 });
+      const fresh = await stored(1, { status: 'delivered', updated_at: T0 + 10_000 });
+      // Failed ones are kept longer (the dead-letter retention): only the finished ones go now.
+      expect(await storage.pruneDeliveries({ finishedBefore: T0 + 1, failedBefore: T0 }, 100)).toEqual({ deliveries: 2, attempts: 0, events: 1 });
+      expect(await storage.getDelivery(done.deliveries[0].id)).toBeUndefined();
+      expect(await storage.getEvent(done.ev.id)).toBeUndefined();
+      expect(await storage.getDelivery(dead.deliveries[0].id)).toBeDefined();
+      expect(await storage.pruneDeliveries({ finishedBefore: T0 + 1, failedBefore: T0 + 1 }, 100)).toEqual({ deliveries: 1, attempts: 0, events: 1 });
+      expect(await storage.getDelivery(waiting.deliveries[0].id)).toBeDefined();
+      expect(await storage.getDelivery(fresh.deliveries[0].id)).toBeDefined();
+      expect(await storage.pruneDeliveries({ finishedBefore: T0 + 1, failedBefore: T0 + 1 }, 100)).toEqual({ deliveries: 0, attempts: 0, events: 0 });
+    });
+
+    it('erase an event with its deliveries in one go, refuse while one is in flight, and answer not_found after', async () => {
+      const { ev, deliveries } = await stored(2);
+      await storage.claimByIds([deliveries[0].id], T0 + 10, T0 + 1000);
+      expect(await storage.eraseEvent(ev.id)).toEqual({ outcome: 'in_flight', delivery_ids: [deliveries[0].id] });
+      expect(await storage.getEvent(ev.id)).toBeDefined();
+      await storage.releaseLeases([deliveries[0].id], T0 + 20);
+      expect(await storage.eraseEvent(ev.id)).toEqual({ outcome: 'erased', deliveries: 2, attempts: 0, cancelled: 2 });
+      expect(await storage.getEvent(ev.id)).toBeUndefined();
+      expect(await storage.getDelivery(deliveries[1].id)).toBeUndefined();
+      expect(await storage.eraseEvent(ev.id)).toEqual({ outcome: 'not_found' });
+    });
+
+    it('report the database size', async () => {
+      expect((await storage.databaseSize()).bytes).toBeGreaterThan(0);
     });
   });
 
