@@ -38,21 +38,24 @@ describe('Dockerfile', () => {
 
 describe('docker-compose.yml', () => {
   const text = fs.readFileSync(path.join(REPO_ROOT, 'docker-compose.yml'), 'utf8');
-  const compose = parse(text);
+  // Compose resolves YAML merge keys (<<: *gateway), so the test does too.
+  const compose = parse(text, { merge: true });
 
-  it('parses, runs the gateway image with its data on a volume, and names only variables the config knows', () => {
-    expect(Object.keys(compose.services)).toEqual(['sluice']);
-    const gateway = compose.services.sluice;
-    expect(gateway.build).toBe('.');
-    expect(gateway.volumes).toContain('sluice-data:/data');
-    expect(Object.keys(compose.volumes)).toEqual(['sluice-data']);
-    expect(gateway.environment.SLUICE_DATA_DIR).toBe('/data');
-    for (const name of Object.keys(gateway.environment)) expect(known, name).toContain(name);
+  it('parses, runs two gateway instances of the image on one PostgreSQL, and names only variables the config knows', () => {
+    expect(Object.keys(compose.services).sort()).toEqual(['postgres', 'sluice-1', 'sluice-2']);
+    expect(Object.keys(compose.volumes)).toEqual(['postgres-data']);
+    for (const name of ['sluice-1', 'sluice-2']) {
+      const gateway = compose.services[name];
+      expect(gateway.build).toBe('.');
+      expect(gateway.depends_on.postgres.condition).toBe('service_healthy');
+      expect(gateway.environment.SLUICE_DATABASE_URL).toMatch(/^postgres:\/\/sluice:\$\{POSTGRES_PASSWORD:\?[^}]*\}@postgres:5432\/sluice$/);
+      for (const variable of Object.keys(gateway.environment)) expect(known, variable).toContain(variable);
+      // Secrets come from the environment, never written into the file; every instance shares the master key.
+      expect(gateway.environment.SLUICE_ADMIN_KEY).toMatch(/^\$\{SLUICE_ADMIN_KEY:\?/);
+      expect(gateway.environment.SLUICE_MASTER_KEY).toMatch(/^\$\{SLUICE_MASTER_KEY:\?/);
+    }
     // Interpolations too: ${SLUICE_…:?…} must name real settings.
     for (const [, name] of text.matchAll(/\$\{(SLUICE_[A-Z_]+)/g)) expect(known, name).toContain(name);
-    // Secrets come from the environment, never written into the file.
-    expect(gateway.environment.SLUICE_ADMIN_KEY).toMatch(/^\$\{SLUICE_ADMIN_KEY:\?/);
-    expect(gateway.environment.SLUICE_MASTER_KEY).toMatch(/^\$\{SLUICE_MASTER_KEY:\?/);
   });
 });
 
