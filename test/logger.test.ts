@@ -38,7 +38,7 @@ describe('the real logger configuration', () => {
   });
 });
 
-describe('a working gateway logs no secret', () => {
+describe('a working gateway logs no secret', { timeout: 30_000 }, () => {
   let gw: TestGateway;
   let receiver: Awaited<ReturnType<typeof startReceiver>>;
   const logs = capture();

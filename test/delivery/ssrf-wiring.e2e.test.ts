@@ -49,7 +49,7 @@ async function gateway(env: Record<string, string>, resolve: Resolver): Promise<
   return gw;
 }
 
-describe('the SSRF guard as the gateway wires it (SLUICE_ALLOW_INSECURE_URLS=false)', () => {
+describe('the SSRF guard as the gateway wires it (SLUICE_ALLOW_INSECURE_URLS=false)', { timeout: 30_000 }, () => {
   it('a name that resolved to a public address when saved, then rebinds to loopback, is refused at connect time: no connection, failed at once, reason recorded', async () => {
     const counter = await connectionCounter();
     const dns = rebindingResolver({ 'rebind.test': '93.184.216.34' });
@@ -81,7 +81,7 @@ describe('the SSRF guard as the gateway wires it (SLUICE_ALLOW_INSECURE_URLS=fal
   });
 });
 
-describe('the same wiring with insecure URLs allowed', () => {
+describe('the same wiring with insecure URLs allowed', { timeout: 30_000 }, () => {
   it('connects through the injected resolver (so the refusal above is the guard, not a resolver failure)', async () => {
     const receiver = await receiverForTest(() => ({ status: 204 }));
     const dns = rebindingResolver({ 'rebind.test': '127.0.0.1' });

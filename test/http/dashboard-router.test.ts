@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from '../support/gateway.ts';
 
 /** Regression: vendor assets are looked up by own property only; inherited names are 404s, not 500s. */
-describe('GET /assets/vendor/:file', () => {
+describe('GET /assets/vendor/:file', { timeout: 30_000 }, () => {
   let gw: TestGateway;
   beforeAll(async () => {
     gw = await startGateway();

@@ -91,7 +91,7 @@ describe('GroupCommit', () => {
   });
 });
 
-describe('group commit in the gateway (IngestService over SQLite)', () => {
+describe('group commit in the gateway (IngestService over SQLite)', { timeout: 30_000 }, () => {
   let gw: TestGateway;
   let transactions: number;
   let seq = 0;

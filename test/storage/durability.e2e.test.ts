@@ -59,7 +59,7 @@ function watchSynchronous(storage: SqliteStorage): Observation[] {
   return seen;
 }
 
-describe('synchronous = FULL at every durable commit of a running gateway', () => {
+describe('synchronous = FULL at every durable commit of a running gateway', { timeout: 30_000 }, () => {
   let gw: TestGateway;
   let receiver: Awaited<ReturnType<typeof startReceiver>>;
   let seen: Observation[];
