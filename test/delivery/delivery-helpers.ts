@@ -106,3 +106,20 @@ export async function sentinelArrives(gw: TestGateway, receiver: Receiver, dueIn
   deliveryFor(accepted, sub.id);
   await waitFor(() => receiver.requests.some((r) => r.url === '/sentinel' && r.body.includes(accepted.id)), 15_000, 'the sentinel delivery');
 }
+
+/** A loopback TCP server that only counts connections: proof of whether anything connected. */
+export async function connectionCounter() {
+  let connections = 0;
+  const server = net.createServer((socket) => {
+    connections += 1;
+    socket.destroy();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    get connections() {
+      return connections;
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}

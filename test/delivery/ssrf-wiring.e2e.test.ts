@@ -1,10 +1,9 @@
 import type { LookupAddress } from 'node:dns';
-import net from 'node:net';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import type { Resolver } from '../../src/delivery/ssrf-lookup.ts';
 import { expectError } from '../support/error-shape.ts';
 import { startGateway, type TestGateway } from '../support/gateway.ts';
-import { createSubscription, deliveryFor, postEvent, receiverForTest, waitForDelivery } from './delivery-helpers.ts';
+import { connectionCounter, createSubscription, deliveryFor, postEvent, receiverForTest, waitForDelivery } from './delivery-helpers.ts';
 
 /**
  * The SSRF guard in the gateway's OWN wiring (src/app.ts): a fake resolver is injected into the
@@ -26,21 +25,11 @@ function rebindingResolver(initial: Record<string, string>) {
   return { resolve, table, asked };
 }
 
-/** A loopback TCP server that only counts connections: proof of whether anything connected. */
-async function connectionCounter() {
-  let connections = 0;
-  const server = net.createServer((socket) => {
-    connections += 1;
-    socket.destroy();
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    get connections() {
-      return connections;
-    },
-  };
+/** A connection counter closed when the test ends. */
+async function counterForTest() {
+  const counter = await connectionCounter();
+  onTestFinished(() => counter.close());
+  return counter;
 }
 
 async function gateway(env: Record<string, string>, resolve: Resolver): Promise<TestGateway> {
@@ -51,7 +40,7 @@ async function gateway(env: Record<string, string>, resolve: Resolver): Promise<
 
 describe('the SSRF guard as the gateway wires it (SLUICE_ALLOW_INSECURE_URLS=false)', { timeout: 30_000 }, () => {
   it('a name that resolved to a public address when saved, then rebinds to loopback, is refused at connect time: no connection, failed at once, reason recorded', async () => {
-    const counter = await connectionCounter();
+    const counter = await counterForTest();
     const dns = rebindingResolver({ 'rebind.test': '93.184.216.34' });
     const gw = await gateway({ SLUICE_ALLOW_INSECURE_URLS: 'false' }, dns.resolve);
     const sub = await createSubscription(gw, { url: `https://rebind.test:${counter.port}/hook`, events: ['call.ended'], retry: { schedule: ['0s', '50ms', '50ms'] } });
@@ -94,7 +83,7 @@ describe('the same wiring with insecure URLs allowed', { timeout: 30_000 }, () =
   });
 
   it('still refuses a name that rebinds to the cloud metadata address at connect time', async () => {
-    const counter = await connectionCounter();
+    const counter = await counterForTest();
     const dns = rebindingResolver({ 'meta.test': '127.0.0.1' });
     const gw = await gateway({}, dns.resolve);
     const sub = await createSubscription(gw, { url: `http://meta.test:${counter.port}/hook`, events: ['call.ended'] });
