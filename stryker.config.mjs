@@ -43,5 +43,5 @@ export default {
   htmlReporter: { fileName: 'reports/mutation/index.html' },
   jsonReporter: { fileName: 'reports/mutation/mutation.json' },
   thresholds: { high: 90, low: 80, break: null },
-  ignorePatterns: ['data', 'coverage', 'reports', 'test-artifacts', 'connectors/n8n/node_modules'],
+  ignorePatterns: ['data', 'coverage', 'reports', 'test-artifacts', '.stryker-tmp', 'connectors/n8n/node_modules'],
 };

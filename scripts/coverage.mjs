@@ -31,7 +31,7 @@ const run = (cmd, args, env = {}) => {
 
 const vitestStatus = run(process.execPath, [
   path.join(root, 'node_modules/vitest/vitest.mjs'), 'run',
-  '--coverage.enabled=true', '--coverage.provider=v8', '--coverage.reporter=json', `--coverage.reportsDirectory=${path.join(out, 'in-process')}`,
+  '--coverage.enabled=true', '--coverage.provider=v8', '--coverage.reporter=json', '--coverage.reportOnFailure=true', `--coverage.reportsDirectory=${path.join(out, 'in-process')}`,
   ...include.map((g) => `--coverage.include=${g}`), ...exclude.map((g) => `--coverage.exclude=${g}`),
   ...process.argv.slice(2),
 ], { SLUICE_CHILD_COVERAGE: raw });
