@@ -18,7 +18,7 @@ import { SubscriptionService } from './services/subscriptions.ts';
 import { IngestService } from './services/ingest.ts';
 import { MappingRegistry } from './services/mapping-registry.ts';
 import { loadEventCatalog } from './catalog/event-catalog.ts';
-import { assertDestinationAllowed, createGuardedConnector } from './delivery/ssrf-lookup.ts';
+import { assertDestinationAllowed, createGuardedConnector, type Resolver } from './delivery/ssrf-lookup.ts';
 import { HttpClient } from './delivery/http-client.ts';
 import { DeliveryWorker } from './delivery/worker.ts';
 import { destinationOf, loggableUrl } from './delivery/dispatch.ts';
@@ -52,6 +52,12 @@ export interface SluiceOptions {
   now?: () => number;
   /** Where the bootstrap admin key is printed on first start (stdout by default). */
   announce?: (line: string) => void;
+  /**
+   * How destination host names are resolved, both when a destination is saved and on every
+   * connect (the system's DNS by default). A seam for tests: a fake resolver lets them rebind a
+   * name to a private address and prove the guard in the gateway's own wiring refuses it.
+   */
+  resolve?: Resolver;
 }
 
 export interface Sluice {
@@ -154,7 +160,7 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
     isKnownEventPattern: (p) => catalog.isKnownPattern(p),
     templates: mappings,
     connectors,
-    checkDestination: (url, at) => assertDestinationAllowed(url, { allowInsecure: config.allowInsecureUrls, allowlist: config.ssrfAllowlist, path: at }),
+    checkDestination: (url, at) => assertDestinationAllowed(url, { allowInsecure: config.allowInsecureUrls, allowlist: config.ssrfAllowlist, path: at, resolve: options.resolve }),
     secretRotationMs: config.secretRotationHours * 3_600_000,
     now,
   });
@@ -178,7 +184,7 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
   });
 
   const httpClient = new HttpClient({
-    connector: (connect) => createGuardedConnector({ allowInsecure: config.allowInsecureUrls, allowlist: config.ssrfAllowlist, connect }),
+    connector: (connect) => createGuardedConnector({ allowInsecure: config.allowInsecureUrls, allowlist: config.ssrfAllowlist, resolve: options.resolve, connect }),
     connectTimeoutMs: config.defaultTimeoutSeconds * 1000,
     connectionsPerOrigin: config.perDestinationConcurrency,
   });

@@ -92,3 +92,34 @@ export function header(headers: Record<string, string | string[] | undefined>, n
   const value = headers[name.toLowerCase()];
   return Array.isArray(value) ? value.join(', ') : (value ?? '');
 }
+
+/**
+ * A positive signal instead of a fixed sleep before checking that "nothing more was sent":
+ * a sentinel subscription on the same receiver (path `/sentinel`), for an event type the test's
+ * own subscriptions do not take, whose first attempt is due `dueInMs` after it is posted. Claims
+ * go in due order, so once the sentinel has arrived, anything the worker would still have sent
+ * for earlier deliveries due before it (a stray retry within the test's schedule) was sent too.
+ */
+export async function sentinelArrives(gw: TestGateway, receiver: Receiver, dueInMs = 300, eventName = 'lead.created'): Promise<void> {
+  const sub = await createSubscription(gw, { url: `${receiver.url}/sentinel`, events: [eventName], retry: { schedule: [`${dueInMs}ms`] } });
+  const accepted = await postEvent(gw, eventName);
+  deliveryFor(accepted, sub.id);
+  await waitFor(() => receiver.requests.some((r) => r.url === '/sentinel' && r.body.includes(accepted.id)), 15_000, 'the sentinel delivery');
+}
+
+/** A loopback TCP server that only counts connections: proof of whether anything connected. */
+export async function connectionCounter() {
+  let connections = 0;
+  const server = net.createServer((socket) => {
+    connections += 1;
+    socket.destroy();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    get connections() {
+      return connections;
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}

@@ -1,5 +1,4 @@
 import type { LookupAddress } from 'node:dns';
-import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { webhookConnector } from '../../connectors/webhook/index.ts';
 import { generateSigningSecret } from '../../src/core/signing.ts';
@@ -10,7 +9,7 @@ import type { RuntimeSubscription } from '../../src/services/subscriptions.ts';
 import type { ClaimedDelivery, SubscriptionRecord } from '../../src/storage/types.ts';
 import { expectError } from '../support/error-shape.ts';
 import { startGateway, type TestGateway } from '../support/gateway.ts';
-import { createSubscription, deliveryFor, gatewayForTest, postEvent, receiverForTest, waitForDelivery } from './delivery-helpers.ts';
+import { connectionCounter, createSubscription, deliveryFor, gatewayForTest, postEvent, receiverForTest, waitForDelivery } from './delivery-helpers.ts';
 
 /**
  * The SSRF guard, end to end. Nothing here may reach a non-loopback address: names resolve
@@ -24,23 +23,6 @@ const fakeResolver: Resolver = async (hostname) => {
   if (!address) throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' });
   return [{ address, family: address.includes(':') ? 6 : 4 } satisfies LookupAddress];
 };
-
-/** A loopback TCP server that only counts connections: proof of whether anything connected. */
-async function connectionCounter() {
-  let connections = 0;
-  const server = net.createServer((socket) => {
-    connections += 1;
-    socket.destroy();
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    get connections() {
-      return connections;
-    },
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
 
 function guardedClient(allowInsecure: boolean): HttpClient {
   return new HttpClient({ connector: (connect) => createGuardedConnector({ allowInsecure, resolve: fakeResolver, connect }), connectTimeoutMs: 2_000 });

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ADMIN_KEY, REPO_ROOT, tempDir } from '../support/gateway.ts';
+import { ADMIN_KEY, REPO_ROOT, startGateway, tempDir, waitFor } from '../support/gateway.ts';
 import { callApi, killGateways, spawnGateway } from '../support/gateway-process.ts';
 import { ApiKeyService, keyPrefix } from '../../src/services/api-keys.ts';
 import { SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.ts';
@@ -98,4 +98,45 @@ describe('sluice keys revoke', () => {
     const forced = await cli(['keys', 'revoke', id, '--force'], dataDir);
     expect(forced.stdout).toContain(`revoked ${id}`);
   }, 40_000);
+});
+
+describe('a key revoked from the CLI while the gateway runs', () => {
+  it('stops working within 5 s (the verified-key cache), with no restart: gateway clock driven by the test', async () => {
+    const dataDir = tempDir();
+    let clock = Date.now();
+    const gw = await startGateway({}, { dataDir, now: () => clock });
+    try {
+      const created = await gw.api('POST', '/api/v1/keys', { role: 'read', name: 'to be revoked' });
+      expect(created.status).toBe(201);
+      const key: string = created.body.key;
+      // Used once: the gateway now holds it in its cache of verified keys.
+      expect((await gw.api('GET', '/api/v1/webhooks', undefined, key)).status).toBe(200);
+
+      const revoked = await cli(['keys', 'revoke', created.body.id], dataDir);
+      expect(revoked.stdout).toContain(`revoked ${created.body.id}`);
+
+      clock += 5_001;
+      const refused = await gw.api('GET', '/api/v1/webhooks', undefined, key);
+      expect(refused.status).toBe(401);
+      // The gateway was not restarted: the admin key still works on the same instance.
+      expect((await gw.api('GET', '/api/v1/webhooks')).status).toBe(200);
+    } finally {
+      await gw.stop();
+    }
+  }, 40_000);
+
+  it('stops working on a gateway process, in real time, without a restart', async () => {
+    const dataDir = tempDir();
+    const gw = await spawnGateway(dataDir);
+    const created = await callApi(gw, 'POST', '/api/v1/keys', { role: 'read', name: 'to be revoked' });
+    const key: string = created.body.key;
+    expect((await callApi(gw, 'GET', '/api/v1/webhooks', undefined, key)).status).toBe(200);
+    await cli(['keys', 'revoke', created.body.id], dataDir);
+    const revokedAt = Date.now();
+    // 5 s is the promise; the bound here is generous so a loaded machine does not fail it.
+    await waitFor(async () => (await callApi(gw, 'GET', '/api/v1/webhooks', undefined, key)).status === 401, 20_000, 'the revoked key to be refused');
+    expect(Date.now() - revokedAt).toBeLessThan(20_000);
+    expect(gw.child.exitCode).toBeNull();
+    expect((await callApi(gw, 'GET', '/api/v1/webhooks')).status).toBe(200);
+  }, 60_000);
 });

@@ -9,7 +9,8 @@ export interface CliRun {
 
 /** The caller's environment without SLUICE_* settings, plus `env`. */
 function cliEnv(env: Record<string, string>): NodeJS.ProcessEnv {
-  return { ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('SLUICE_'))), ...env };
+  const coverage = process.env.SLUICE_CHILD_COVERAGE ? { NODE_V8_COVERAGE: process.env.SLUICE_CHILD_COVERAGE } : {};
+  return { ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('SLUICE_'))), ...coverage, ...env };
 }
 
 /** `npx sluice ...args` as an operator runs it: a child process, its exit code and output. */

@@ -17,9 +17,19 @@ export interface GatewayProcess {
 
 const children = new Set<ChildProcess>();
 
+/**
+ * `npm run test:coverage` sets SLUICE_CHILD_COVERAGE: children then write their V8 coverage
+ * there (NODE_V8_COVERAGE) when they exit, and it is merged into the report.
+ */
+export function childCoverage(): Record<string, string> {
+  return process.env.SLUICE_CHILD_COVERAGE ? { NODE_V8_COVERAGE: process.env.SLUICE_CHILD_COVERAGE } : {};
+}
+
 /** Kills every gateway a test left running (call from afterEach/afterAll). */
 export function killGateways(): void {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  // Under coverage a gateway is stopped with SIGTERM: a SIGKILLed process writes no coverage.
+  const signal = process.env.SLUICE_CHILD_COVERAGE ? 'SIGTERM' : 'SIGKILL';
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill(signal);
   children.clear();
 }
 
@@ -45,6 +55,7 @@ export function launchGateway(dataDir: string, env: Record<string, string> = {},
       SLUICE_ALLOW_INSECURE_URLS: 'true',
       SLUICE_LOG_LEVEL: 'warn',
       SLUICE_WATCH_MAPPINGS: 'false',
+      ...childCoverage(),
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

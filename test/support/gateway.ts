@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
-import { createSluice, type Sluice } from '../../src/app.ts';
+import { createSluice, type Sluice, type SluiceOptions } from '../../src/app.ts';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const FIXTURES_DIR = path.resolve(REPO_ROOT, '../shared/fixtures/events');
@@ -28,7 +28,7 @@ export interface TestGateway {
 }
 
 /** A real gateway on a random loopback port with a fresh SQLite file. */
-export async function startGateway(env: Record<string, string> = {}, options: { dataDir?: string; now?: () => number } = {}): Promise<TestGateway> {
+export async function startGateway(env: Record<string, string> = {}, options: { dataDir?: string; now?: () => number } & Pick<SluiceOptions, 'logger' | 'resolve'> = {}): Promise<TestGateway> {
   const dataDir = options.dataDir ?? tempDir();
   const config = loadConfig(
     {
@@ -45,7 +45,7 @@ export async function startGateway(env: Record<string, string> = {}, options: { 
     },
     REPO_ROOT,
   );
-  const sluice = await createSluice(config, { logger: createLogger('silent'), announce: () => undefined, now: options.now });
+  const sluice = await createSluice(config, { logger: options.logger ?? createLogger('silent'), announce: () => undefined, now: options.now, resolve: options.resolve });
   await sluice.start();
   const api: TestGateway['api'] = (method, route, body, key = ADMIN_KEY, headers = {}) => callApi(sluice, method, route, body, key, headers);
   return { sluice, url: sluice.url, dataDir, api, stop: () => sluice.stop() };
