@@ -11,6 +11,7 @@ import { CHANGES_CHANNEL, ChangeListener } from './change-listener.ts';
 import { createPool, DatabaseStartError, OLDEST_SUPPORTED_VERSION, startErrorMessage } from './connection.ts';
 import { idFloor } from '../../core/ids.ts';
 import { ConflictError } from '../../errors.ts';
+import { json, parse } from '../json-columns.ts';
 
 type Row = Record<string, any>;
 type Queryable = pg.Pool | pg.PoolClient;
@@ -30,8 +31,6 @@ const MIGRATION_LOCK = 7_261_001_011;
 /** The status a delivery waiting for an attempt takes: paused while its subscription is disabled. */
 const WAITING_STATUS = "CASE WHEN EXISTS (SELECT 1 FROM subscriptions s WHERE s.id = deliveries.subscription_id AND NOT s.enabled) THEN 'paused' ELSE 'pending' END";
 
-const json = (value: unknown): string | null => (value === null || value === undefined ? null : JSON.stringify(value));
-const parse = <T>(value: string | null): T | null => (value === null ? null : (JSON.parse(value) as T));
 
 function toSubscription(row: Row): SubscriptionRecord {
   return {

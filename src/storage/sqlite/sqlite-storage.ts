@@ -11,14 +11,13 @@ import { CLAIM_SCAN_LIMIT } from '../types.ts';
 import { idFloor } from '../../core/ids.ts';
 import { ConflictError } from '../../errors.ts';
 import { foldSubscriptionHealth } from '../subscription-health.ts';
+import { json, parse } from '../json-columns.ts';
 
 type Row = Record<string, any>;
 
 /** The status a delivery waiting for an attempt takes: paused while its subscription is disabled. */
 const WAITING_STATUS = "CASE WHEN EXISTS (SELECT 1 FROM subscriptions s WHERE s.id = deliveries.subscription_id AND s.enabled = 0) THEN 'paused' ELSE 'pending' END";
 
-const json = (value: unknown): string | null => (value === null || value === undefined ? null : JSON.stringify(value));
-const parse = <T>(value: string | null): T | null => (value === null ? null : (JSON.parse(value) as T));
 
 function toSubscription(row: Row): SubscriptionRecord {
   return {
