@@ -141,7 +141,7 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
   const evaluationLimits = { timeoutMs: config.templateTimeoutMs, maxOutputBytes: config.templateMaxOutputBytes, maxSequence: config.templateMaxItems };
   const mappings = new MappingRegistry({ dir: config.mappingsDir, logger, envAllowlist: config.templateEnvAllowlist, limits: evaluationLimits });
   // Every template and filter the gateway runs is evaluated here, off the event loop (see evaluation-pool.ts).
-  const evaluations = new EvaluationPool({ threads: config.templateThreads, limits: evaluationLimits, heapMb: config.templateMemoryMb, logger });
+  const evaluations = new EvaluationPool({ threads: config.templateThreads, limits: evaluationLimits, heapMb: config.templateMemoryMb, inlineBudgetBytes: config.templateInlineBytes, logger });
   /** resolve() picks the template in service (or refuses a missing one) here; a pool thread only evaluates its source. */
   const renderMapping = (mapping: string, envelope: unknown, view: Record<string, unknown>, owner: string) =>
     evaluations.evaluate({ kind: 'template', source: mappings.resolve(mapping).source, event: envelope, bindings: mappings.bindings(view), owner });

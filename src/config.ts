@@ -32,6 +32,7 @@ export interface Config {
   templateTimeoutMs: number;
   templateThreads: number;
   templateMemoryMb: number;
+  templateInlineBytes: number;
   templateMaxOutputBytes: number;
   templateMaxItems: number;
   watchMappings: boolean;
@@ -77,8 +78,9 @@ export const CONFIG_VARIABLES = {
   SLUICE_CATALOG_DIR: ['./catalog/events', 'event catalog (JSON Schemas)'],
   SLUICE_TEMPLATE_ENV: ['', 'comma-separated variables templates may read with $env()'],
   SLUICE_TEMPLATE_TIMEOUT_MS: ['100', 'time limit for one template evaluation'],
-  SLUICE_TEMPLATE_THREADS: ['2', 'threads evaluating templates and filters (0, from earlier versions, means 2)'],
-  SLUICE_TEMPLATE_MEMORY_MB: ['64', 'heap limit of each evaluation thread'],
+  SLUICE_TEMPLATE_THREADS: ['2', 'evaluator processes running templates and filters (0, from earlier versions, means 2)'],
+  SLUICE_TEMPLATE_MEMORY_MB: ['64', 'heap limit of each evaluator process'],
+  SLUICE_TEMPLATE_INLINE_BYTES: ['65536', 'work budget (paths read x event size) under which a bounded template runs in the gateway itself; 0: never'],
   SLUICE_TEMPLATE_MAX_OUTPUT_BYTES: ['1048576', 'largest template output (and $pad width)'],
   SLUICE_TEMPLATE_MAX_ITEMS: ['100000', 'largest array a template or filter may build'],
   SLUICE_WATCH_MAPPINGS: ['true', 'reload mappings/ when files change'],
@@ -226,6 +228,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     templateTimeoutMs: int('SLUICE_TEMPLATE_TIMEOUT_MS', 1, 60_000),
     templateThreads: int('SLUICE_TEMPLATE_THREADS', 0, 16) || DEFAULT_EVALUATION_THREADS,
     templateMemoryMb: int('SLUICE_TEMPLATE_MEMORY_MB', 16, 4096),
+    templateInlineBytes: int('SLUICE_TEMPLATE_INLINE_BYTES', 0, 1024 * 1024),
     templateMaxOutputBytes: int('SLUICE_TEMPLATE_MAX_OUTPUT_BYTES', 1024, 64 * 1024 * 1024),
     templateMaxItems: int('SLUICE_TEMPLATE_MAX_ITEMS', 100, 10_000_000),
     watchMappings: bool('SLUICE_WATCH_MAPPINGS'),

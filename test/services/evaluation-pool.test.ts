@@ -26,8 +26,45 @@ describe('EvaluationPool', () => {
   });
 
   it('answers concurrent evaluations each with its own result', async () => {
-    const outputs = await Promise.all(Array.from({ length: 200 }, (_, i) => pool.evaluate(template('{"n": data.n * 2}', { data: { n: i } }, `sub_${i % 7}`))));
+    const inlinedBefore = pool.stats.inlined;
+    const outputs = await Promise.all(Array.from({ length: 200 }, (_, i) => pool.evaluate(template('{"n": $abs(data.n) * 2}', { data: { n: i } }, `sub_${i % 7}`))));
     expect(outputs).toEqual(Array.from({ length: 200 }, (_, i) => ({ n: i * 2 })));
+    expect(pool.stats.inlined).toBe(inlinedBefore);
+  });
+
+  it('runs bounded expressions on small events inline, and everything else in an evaluator', async () => {
+    const event = fixture('call.ended');
+    const simple = '{"id": id, "call_id": data.call.id, "long": data.call.duration > 60 ? "yes" : "no"}';
+    let before = pool.stats.inlined;
+    expect(await pool.evaluate(template(simple, event))).toEqual({ id: event.id, call_id: event.data.call.id, long: 'yes' });
+    expect(await pool.evaluate({ kind: 'filter', source: 'data.call.duration > 60 and event = "call.ended"', event, bindings: {}, owner: 'sub_a' })).toBe(true);
+    expect(pool.stats.inlined).toBe(before + 2);
+    // Functions, variables and regexes are never inlined, whatever the event.
+    before = pool.stats.inlined;
+    for (const source of ['$uppercase(data.call.status)', '$$.id', '$contains(data.call.status, /comp/)', '$subscription.id & id']) {
+      await pool.evaluate(template(source, event, 'sub_a', { subscription: { id: 'sub_1' } }));
+    }
+    expect(pool.stats.inlined).toBe(before);
+    // A bounded template over an event larger than its work budget goes to an evaluator too.
+    const big = { id: 'evt_big', data: { items: Array.from({ length: 20_000 }, (_, i) => ({ name: `item ${i}` })) } };
+    before = pool.stats.inlined;
+    expect(await pool.evaluate(template('{"names": data.items.name}', big))).toEqual({ names: big.data.items.map((item) => item.name) });
+    expect(pool.stats.inlined).toBe(before);
+  });
+
+  it('fails inline evaluations exactly as an evaluator would', async () => {
+    const inline = new EvaluationPool({ threads: 1, limits: { timeoutMs: 200 } });
+    const remote = new EvaluationPool({ threads: 1, limits: { timeoutMs: 200 }, inlineBudgetBytes: 0 });
+    try {
+      for (const source of ['data.missing', '"a" + 1', '{"x": data.n}.x.y', 'data.n = ']) {
+        const [a, b] = await Promise.all([inline, remote].map((p) => p.evaluate(template(source, { data: { n: 1 } })).then((output) => ({ output }), (err: TemplateError) => ({ code: err.code, message: err.message, details: err.details }))));
+        expect(a, source).toEqual(b);
+      }
+      expect(inline.stats.inlined).toBeGreaterThan(0);
+      expect(remote.stats.inlined).toBe(0);
+    } finally {
+      await Promise.all([inline.close(), remote.close()]);
+    }
   });
 
   it('returns template errors with their code and position', async () => {
@@ -112,7 +149,8 @@ describe('EvaluationPool breaker', () => {
         return err;
       }));
       for (let i = 0; i < 20; i++) {
-        expect(await pool.evaluate(template('data.n', { data: { n: i } }, 'sub_other'))).toBe(i);
+        // A function call: not the bounded subset, so it really goes to an evaluator.
+        expect(await pool.evaluate(template('$abs(data.n)', { data: { n: i } }, 'sub_other'))).toBe(i);
       }
       // The other owner never waited for a runaway: all of its evaluations were answered before
       // even the first runaway one was stopped (at 1 s or later).
