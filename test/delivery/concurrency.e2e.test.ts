@@ -36,3 +36,48 @@ describe('delivery concurrency', () => {
     await waitFor(() => hanging.requests.length === 300, 30_000, 'the hanging destination to catch up once it answers');
   }, 90_000);
 });
+
+describe('delivery concurrency: the global limit', () => {
+  it('holds back work past SLUICE_DELIVERY_CONCURRENCY across destinations, then delivers all of it', async () => {
+    const gw = await gatewayForTest({ SLUICE_DELIVERY_CONCURRENCY: '2', SLUICE_DESTINATION_CONCURRENCY: '50' });
+    // Two destinations (two origins) that answer on cue, and track how many requests they hold.
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const releases: (() => void)[] = [];
+    const holding = () => {
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      const until = new Promise<void>((resolve) => releases.push(() => {
+        inFlight--;
+        resolve();
+      }));
+      return { until };
+    };
+    const first = await receiverForTest(holding);
+    const second = await receiverForTest(holding);
+    await createSubscription(gw, { url: `${first.url}/hook`, events: ['call.ended'], timeout: 120 });
+    await createSubscription(gw, { url: `${second.url}/hook`, events: ['lead.created'], timeout: 120 });
+    const post = async (name: string, count: number) => {
+      const res = await gw.api('POST', '/api/v1/events/batch', Array.from({ length: count }, () => eventFrom(name)));
+      expect(res.status, JSON.stringify(res.body)).toBe(202);
+    };
+    await post('call.ended', 5);
+    await post('lead.created', 5);
+    await waitFor(() => inFlight === 2, 10_000, 'the two global slots to be taken');
+    // Each release frees one slot, and the next request arrives only then: the limit is reached
+    // and never passed, whichever destination the waiting work belongs to.
+    for (let sent = 2; sent < 10; sent++) {
+      releases.shift()!();
+      await waitFor(() => first.requests.length + second.requests.length === sent + 1, 10_000, `request ${sent + 1} to start after a slot was freed`);
+      expect(inFlight).toBe(2);
+    }
+    while (releases.length) releases.shift()!();
+    await waitFor(async () => {
+      const res = await gw.api('GET', '/api/v1/deliveries?status=delivered&limit=100');
+      return res.body.data.length === 10;
+    }, 10_000, 'all ten delivered');
+    expect(maxInFlight).toBe(2);
+    expect(first.requests).toHaveLength(5);
+    expect(second.requests).toHaveLength(5);
+  }, 60_000);
+});
