@@ -32,7 +32,7 @@ import { fileURLToPath } from 'node:url';
 import { buildSync } from 'esbuild';
 import { TemplateError } from '../errors.ts';
 import { EvaluationBreaker, type BreakerOptions } from '../core/evaluation-breaker.ts';
-import { DEFAULT_EVALUATION_LIMITS, type EvaluationLimits, type ExpressionKind, type TemplateBindings } from '../core/mapping.ts';
+import { DEFAULT_EVALUATION_LIMITS, expressionLabel, type EvaluationKind, type EvaluationLimits, type TemplateBindings } from '../core/mapping.ts';
 import type { EvaluatorReply, EvaluatorRequest } from './evaluation-protocol.ts';
 import type { Logger } from '../logger.ts';
 
@@ -49,7 +49,8 @@ export interface EvaluationPoolOptions {
 }
 
 export interface EvaluationRequest {
-  kind: ExpressionKind;
+  /** `route`: `source` is routeSource(filter, key) (core/ordering.ts); the answer is a RouteResult. */
+  kind: EvaluationKind;
   source: string;
   event: unknown;
   bindings: TemplateBindings;
@@ -168,7 +169,7 @@ export class EvaluationPool {
     const openUntil = this.#breaker.openUntil(request.owner, request.source, this.#now());
     if (openUntil !== undefined) return Promise.reject(suspended(request.kind, openUntil));
     return new Promise((resolve, reject) => {
-      const task: Task = { id: ++this.#seq, request, sourceId: this.#sourceId(request.source), resolve, reject };
+      const task: Task = { id: ++this.#seq, request, sourceId: this.#sourceId(request.kind, request.source), resolve, reject };
       const queue = this.#queues.get(request.owner);
       if (queue) queue.push(task);
       else this.#queues.set(request.owner, [task]);
@@ -190,7 +191,9 @@ export class EvaluationPool {
     }));
   }
 
-  #sourceId(source: string): number {
+  /** Per kind and source: the same text is another expression as a template, a filter or a route. */
+  #sourceId(kind: EvaluationKind, text: string): number {
+    const source = `${kind}\u0000${text}`;
     let id = this.#sourceIds.get(source);
     if (id === undefined) {
       // Ids only grow, so forgetting old ones is safe: an evaluator asks again for a source it lacks.
@@ -389,11 +392,11 @@ function stopProcess(child: ChildProcess): Promise<void> {
   });
 }
 
-function label(kind: ExpressionKind): string {
-  return kind === 'template' ? 'Template' : 'Filter';
+function label(kind: EvaluationKind): string {
+  return expressionLabel(kind);
 }
 
-function suspended(kind: ExpressionKind, until: number): TemplateError {
+function suspended(kind: EvaluationKind, until: number): TemplateError {
   const at = new Date(until).toISOString();
   return new TemplateError(
     `${label(kind)} suspended until ${at}: it ran into its time or memory limit repeatedly. Fix it (a changed ${kind} starts afresh) or wait.`,
