@@ -207,6 +207,10 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
         defaultTimeoutMs: config.defaultTimeoutSeconds * 1000,
         userAgent: 'Sluice-Webhooks/0.1',
         publicUrl: config.publicUrl,
+        keyState: {
+          get: (subscriptionId, key) => storage.getConnectorState(subscriptionId, key),
+          set: (subscriptionId, key, value) => storage.setConnectorState(subscriptionId, key, value, now()),
+        },
         render: async (envelope, sub, mapping) => (mapping ? renderMapping(mapping, envelope, templateView(sub), sub.record.id) : envelope),
       },
       subscription: (id) => subscriptions.runtime(id),

@@ -30,7 +30,7 @@ export interface ResponseInfo {
 
 export type Verdict =
   /**
-   * `state` (connectors with `keyState`): what to keep for the delivery's ordering key — the next
+   * `state` (connectors that use key state): what to keep for the delivery's ordering key — the next
    * delivery of the key sees it in `ctx.state` — or null to forget it; left out, it stays as it is.
    */
   | { outcome: 'success'; note?: string; state?: Record<string, string> | null }
@@ -61,7 +61,7 @@ export interface ConnectorContext {
   /** The delivery's ordering key (null: unordered). */
   orderingKey?: string | null;
   /**
-   * Connectors with `keyState`, ordered deliveries only: what the last delivery of this key left
+   * Connectors that use key state, ordered deliveries only: what the last delivery of this key left
    * (a Slack thread's parent message); null when nothing is kept. Deliveries of one key run one at
    * a time, in order, so it is always the previous one's.
    */
@@ -82,8 +82,8 @@ export interface ConnectorDefinition {
   defaultMapping?: string;
   /** Defaults applied to a subscription at create time when the caller gives none. */
   subscriptionDefaults?: { rate_limit?: number; ordering?: OrderingPolicy };
-  /** Keeps a small state per ordering key (see ConnectorContext.state and the success verdict's `state`). */
-  keyState?: boolean;
+  /** Whether it keeps a small state per ordering key with these options (see ConnectorContext.state and the success verdict's `state`). */
+  usesKeyState?(options: Record<string, unknown>): boolean;
   /**
    * For url 'none' connectors: whether the derived URL is itself a credential (a Slack incoming
    * webhook) and must be logged by origin only. Defaults to true; vendor API URLs set false.

@@ -308,7 +308,7 @@ export interface EventSweepResult {
  * changed); otherwise the event, all its deliveries (pending ones included) and their attempts are gone.
  */
 export type EraseResult =
-  | { outcome: 'erased'; deliveries: number; attempts: number; cancelled: number; woken?: string[] }
+  | { outcome: 'erased'; deliveries: number; attempts: number; cancelled: number; /** Deliveries of ordered keys the event held, free to go now. */ woken?: string[] }
   | { outcome: 'not_found' }
   | { outcome: 'in_flight'; delivery_ids: string[] };
 

@@ -323,7 +323,7 @@ describe.each(engines)('storage conformance: $name', (engine) => {
       expect(await storage.eraseEvent(ev.id)).toEqual({ outcome: 'in_flight', delivery_ids: [deliveries[0].id] });
       expect(await storage.getEvent(ev.id)).toBeDefined();
       await storage.releaseLeases([deliveries[0].id], T0 + 20);
-      expect(await storage.eraseEvent(ev.id)).toEqual({ outcome: 'erased', deliveries: 2, attempts: 0, cancelled: 2, woken: [] });
+      expect(await storage.eraseEvent(ev.id)).toEqual({ outcome: 'erased', deliveries: 2, attempts: 0, cancelled: 2 });
       expect(await storage.getEvent(ev.id)).toBeUndefined();
       expect(await storage.getDelivery(deliveries[1].id)).toBeUndefined();
       expect(await storage.eraseEvent(ev.id)).toEqual({ outcome: 'not_found' });

@@ -503,7 +503,7 @@ export class PostgresStorage implements Storage {
       // Keys this event held: the next of each goes once it is gone.
       const woken = await this.#wake(client, deliveries.filter((d) => d.ordering_key && d.holds).map((d) => ({ sub: d.subscription_id, key: d.ordering_key })));
       if (woken.length) await this.#notify('work', client);
-      return { outcome: 'erased', deliveries: removed, attempts, cancelled, woken };
+      return { outcome: 'erased', deliveries: removed, attempts, cancelled, ...(woken.length ? { woken } : {}) };
     });
   }
 

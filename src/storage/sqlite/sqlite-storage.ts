@@ -583,7 +583,8 @@ export class SqliteStorage implements Storage {
       const attempts = this.#stmt('DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_id = ?)').run(id).changes;
       const deliveries = this.#stmt('DELETE FROM deliveries WHERE event_id = ?').run(id).changes;
       this.#stmt('DELETE FROM events WHERE id = ?').run(id);
-      return { outcome: 'erased', deliveries, attempts, cancelled, woken: this.#wake(held) };
+      const woken = this.#wake(held);
+      return { outcome: 'erased', deliveries, attempts, cancelled, ...(woken.length ? { woken } : {}) };
     });
   }
 
