@@ -41,6 +41,32 @@ export function orderingExpression(policy: OrderingPolicy | null | undefined): s
   return policy && policy.key !== ORDER_ALL ? policy.key : null;
 }
 
+/** Words JSONata reads as operators or literals, never as field names. */
+const JSONATA_WORDS = new Set(['and', 'or', 'in', 'true', 'false', 'null', 'function']);
+const FIELD = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * The fields of a key that is a plain path (`data.conversation_id`), which ingest reads itself
+ * instead of asking an evaluator; undefined for any other expression.
+ */
+export function plainKeyPath(expression: string): string[] | undefined {
+  const fields = expression.trim().split('.');
+  return fields.every((f) => FIELD.test(f) && !JSONATA_WORDS.has(f)) ? fields : undefined;
+}
+
+/**
+ * A plain path's key for one envelope, as JSONata would give it; undefined when an array is met
+ * on the way (JSONata maps a path over arrays and unwraps single values: the evaluators decide).
+ */
+export function readPlainKey(envelope: unknown, fields: string[]): { key: string | null } | undefined {
+  let node: unknown = envelope;
+  for (const field of fields) {
+    if (Array.isArray(node)) return undefined;
+    node = node !== null && typeof node === 'object' && Object.hasOwn(node, field) ? (node as Record<string, unknown>)[field] : undefined;
+  }
+  return Array.isArray(node) ? undefined : { key: orderingKeyValue(node) };
+}
+
 /**
  * A subscription's filter and ordering key, evaluated together in one round trip to the
  * evaluators (the `route` kind): the source the pool is sent.

@@ -4,7 +4,7 @@ import { ConflictError, ValidationError, type ErrorDetail } from '../errors.ts';
 import { newId } from '../core/ids.ts';
 import { eventMatches } from '../core/event-match.ts';
 import { eventEnvelopeSchema, fieldsOf } from '../core/api-schemas.ts';
-import { ORDER_ALL, orderingExpression, type RouteResult } from '../core/ordering.ts';
+import { ORDER_ALL, orderingExpression, plainKeyPath, readPlainKey, type RouteResult } from '../core/ordering.ts';
 import type { ClaimedDelivery, DeliveryRecord, EventRecord, IngestItem, IngestResult, Storage } from '../storage/types.ts';
 import { GroupCommit } from './group-commit.ts';
 import type { RuntimeSubscription } from './subscriptions.ts';
@@ -204,14 +204,31 @@ export class IngestService {
     return count;
   }
 
+  readonly #plainPaths = new Map<string, string[] | undefined>();
+
+  #plainPath(expression: string): string[] | undefined {
+    if (!this.#plainPaths.has(expression)) {
+      if (this.#plainPaths.size >= 1_000) this.#plainPaths.clear();
+      this.#plainPaths.set(expression, plainKeyPath(expression));
+    }
+    return this.#plainPaths.get(expression);
+  }
+
   async #fanOut(envelope: EventEnvelope, subscriptions: Map<string, RuntimeSubscription>, now: number, only?: string): Promise<DeliveryRecord[]> {
     const deliveries: DeliveryRecord[] = [];
     for (const sub of subscriptions.values()) {
       if (only ? sub.record.id !== only : !sub.record.enabled || !subscribes(sub, envelope.event)) continue;
       // Test sends (`only`) are neither filtered nor ordered.
       const filter = only ? null : sub.record.filter;
-      const keyExpression = only ? null : orderingExpression(sub.record.ordering);
+      let keyExpression = only ? null : orderingExpression(sub.record.ordering);
       let orderingKey: string | null = !only && sub.record.ordering?.key === ORDER_ALL ? ORDER_ALL : null;
+      // A plain path (`data.conversation_id`) without a filter is read here: no evaluator round trip.
+      const plain = keyExpression && !filter ? this.#plainPath(keyExpression) : undefined;
+      const read = plain ? readPlainKey(envelope, plain) : undefined;
+      if (read) {
+        orderingKey = read.key;
+        keyExpression = null;
+      }
       if (filter || keyExpression) {
         try {
           const routed = await this.#deps.route(envelope, sub, { filter, key: keyExpression });
