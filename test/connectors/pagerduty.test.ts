@@ -3,7 +3,6 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { PAGERDUTY_ORDERING, RATE_LIMIT_FLOOR_MS, dashboardDeliveryUrl, enqueueUrl, pagerDutyConnector, pagerDutyDedupKey } from '../../connectors/pagerduty/index.ts';
 import { compileOrderingKey, evaluateOrderingKey } from '../../src/core/mapping.ts';
 import { orderingKeyValue } from '../../src/core/ordering.ts';
-import { PAGERDUTY_ORDERING_V9 } from '../../src/storage/sqlite/migrations.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { REPO_ROOT } from '../support/gateway.ts';
@@ -230,9 +229,8 @@ describe('pagerduty: ordered by dedup_key', () => {
   const orderingKey = compileOrderingKey(PAGERDUTY_ORDERING.key);
   const keyOf = async (event: Event) => orderingKeyValue(await evaluateOrderingKey(orderingKey, event));
 
-  it('is every new subscription\'s default ordering, and the one migrations gave older subscriptions', () => {
+  it('is every new subscription\'s default ordering', () => {
     expect(pagerDutyConnector.subscriptionDefaults?.ordering).toEqual({ key: PAGERDUTY_ORDERING.key, on_failure: 'continue' });
-    expect(PAGERDUTY_ORDERING_V9).toEqual(PAGERDUTY_ORDERING);
   });
 
   it('gives each event the dedup_key the connector sends: every catalog example, every fixture, and the edge cases', async () => {

@@ -55,6 +55,30 @@ describe('PostgreSQL shared by several instances', () => {
     expect(applied.sort()).toEqual([0, 0, 0, POSTGRES_MIGRATIONS.length]);
   });
 
+  it('a database written before ordered delivery is brought up to date: work goes on unordered, PagerDuty subscriptions get ordered', async () => {
+    const [storage] = await instances(1);
+    const client = await storage.pool.connect();
+    try {
+      await client.query('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)');
+      for (const m of POSTGRES_MIGRATIONS.filter((m) => m.version <= 2)) {
+        await client.query(m.sql);
+        await client.query('INSERT INTO schema_migrations VALUES ($1, $2, 0)', [m.version, m.name]);
+      }
+      const columns = 'id, url, events, enabled, headers, connector, connector_options, secret_sealed, secret_prefix, source, created_at, updated_at';
+      await client.query(`INSERT INTO subscriptions (${columns}) VALUES ('sub_pd', '', '["signal.*"]', true, '{}', 'pagerduty', '{}', 's', 'p', 'api', 1, 1), ('sub_hook', 'https://example.com', '["*"]', true, '{}', 'webhook', '{}', 's', 'p', 'api', 1, 1)`);
+      await client.query("INSERT INTO events (id, event, timestamp, data, received_at) VALUES ('evt_1', 'call.ended', 't', '{}', 1)");
+      await client.query(`INSERT INTO deliveries (id, event_id, subscription_id, event, msg_id, status, attempts, chain, next_attempt_at, created_at, updated_at)
+        VALUES ('dlv_1', 'evt_1', 'sub_hook', 'call.ended', 'msg_1', 'pending', 0, 1, 1, 1, 1)`);
+    } finally {
+      client.release();
+    }
+    expect(await storage.migrate()).toBe(POSTGRES_MIGRATIONS.length - 2);
+    expect((await storage.getSubscription('sub_pd'))?.ordering).toEqual({ key: expect.stringContaining('signal.resolved'), on_failure: 'continue' });
+    expect((await storage.getSubscription('sub_hook'))?.ordering).toBeNull();
+    const [claimed] = await storage.claimDue(10, 10, 1_000);
+    expect(claimed.delivery).toMatchObject({ id: 'dlv_1', ordering_key: null, sequence: null, blocks_key: false, replay_of: null });
+  });
+
   it('concurrent claims never lease one delivery twice, and together take everything', async () => {
     const [a, b] = await instances(2);
     await a.migrate();

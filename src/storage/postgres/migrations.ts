@@ -1,4 +1,4 @@
-import { PAGERDUTY_ORDERING_V9, type Migration } from '../sqlite/migrations.ts';
+import { PAGERDUTY_ORDERING_SQL, type Migration } from '../sqlite/migrations.ts';
 
 /**
  * Numbered, append-only, run under an advisory lock (see postgres-storage.ts migrate()). Never
@@ -166,7 +166,7 @@ export const POSTGRES_MIGRATIONS: Migration[] = [
         PRIMARY KEY (subscription_id, ordering_key)
       );
       CREATE INDEX connector_state_by_age ON connector_state(updated_at);
-      UPDATE subscriptions SET ordering = '${JSON.stringify(PAGERDUTY_ORDERING_V9).replaceAll("'", "''")}' WHERE connector = 'pagerduty' AND ordering IS NULL;
+      UPDATE subscriptions SET ordering = ${PAGERDUTY_ORDERING_SQL} WHERE connector = 'pagerduty' AND ordering IS NULL;
     `,
   },
 ];

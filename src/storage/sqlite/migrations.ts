@@ -1,3 +1,5 @@
+import { PAGERDUTY_DEDUP_KEY_EXPRESSION } from '../../../connectors/pagerduty/dedup-key-expression.ts';
+
 /** Numbered, append-only. Never edit a shipped migration: add the next number. */
 export interface Migration {
   version: number;
@@ -6,24 +8,11 @@ export interface Migration {
 }
 
 /**
- * The PagerDuty connector's default ordering as of migration 9 (SQLite) / 3 (PostgreSQL): by the
- * dedup_key it derives from the event, so trigger -> resolve keep their order. Subscriptions made
- * before ordering existed get it: it is what the connector's guarantee needs. Frozen here (the
- * connector's current default is PAGERDUTY_ORDERING in connectors/pagerduty).
+ * Migration 9 (SQLite) / 3 (PostgreSQL) gives PagerDuty subscriptions made before ordering existed
+ * the connector's default ordering, by the dedup_key it derives from the event: what its guarantee
+ * (a resolve never overtakes its trigger) needs. A database upgraded later gets the default of then.
  */
-export const PAGERDUTY_ORDERING_V9 = {
-  key: `(
-  $text := function($v) { $type($v) = "string" and $v != "" };
-  $conversation := data.conversation_id;
-  $part := event = "signal.resolved"
-    ? ($text($conversation) and $text(data.signal_type) ? $conversation & "-" & data.signal_type)
-    : $substring(event, 0, 7) = "signal." and $text($conversation) ? $conversation & "-" & $substring(event, 7)
-    : event = "sluice.delivery.failed" and $text(data.subscription_id) ? data.subscription_id & "-delivery_failed"
-    : event = "sluice.webhook.disabled" and $text(data.subscription_id) ? data.subscription_id & "-webhook_disabled";
-  "sluice-" & ($exists($part) ? $part : id)
-)`,
-  on_failure: 'continue',
-} as const;
+export const PAGERDUTY_ORDERING_SQL = `'${JSON.stringify({ key: PAGERDUTY_DEDUP_KEY_EXPRESSION, on_failure: 'continue' }).replaceAll("'", "''")}'`;
 
 export const SQLITE_MIGRATIONS: Migration[] = [
   {
@@ -205,7 +194,7 @@ export const SQLITE_MIGRATIONS: Migration[] = [
         PRIMARY KEY (subscription_id, ordering_key)
       );
       CREATE INDEX connector_state_by_age ON connector_state(updated_at);
-      UPDATE subscriptions SET ordering = '${JSON.stringify(PAGERDUTY_ORDERING_V9).replaceAll("'", "''")}' WHERE connector = 'pagerduty' AND ordering IS NULL;
+      UPDATE subscriptions SET ordering = ${PAGERDUTY_ORDERING_SQL} WHERE connector = 'pagerduty' AND ordering IS NULL;
     `,
   },
 ];

@@ -98,26 +98,24 @@ export function DeliveryDetail({ id }) {
     </section>`;
   }
   if (!d) return delivery.error ? html`<${ErrorNotice} error=${delivery.error} />` : html`<${Loading} />`;
-  const replay = async () => {
+  /** Runs an action, shows what it says, and reads the delivery again. */
+  const act = (run) => async () => {
     setError(null);
     try {
-      const answer = await api.post(`/deliveries/${id}/replay`);
-      setNotice(answer.replayed_as_new_delivery ? replayNotice(id, answer) : 'Replay queued: a new attempt chain starts now.');
+      setNotice(await run());
       await delivery.reload();
     } catch (err) {
       setError(err);
     }
   };
-  const skip = async () => {
-    setError(null);
-    try {
-      await api.post(`/deliveries/${id}/skip`);
-      setNotice(html`Skipped: key <span class="mono">${d.ordering_key}</span> goes on; this delivery stays failed.`);
-      await delivery.reload();
-    } catch (err) {
-      setError(err);
-    }
-  };
+  const replay = act(async () => {
+    const answer = await api.post(`/deliveries/${id}/replay`);
+    return answer.replayed_as_new_delivery ? replayNotice(id, answer) : 'Replay queued: a new attempt chain starts now.';
+  });
+  const skip = act(async () => {
+    await api.post(`/deliveries/${id}/skip`);
+    return html`Skipped: key <span class="mono">${d.ordering_key}</span> goes on; this delivery stays failed.`;
+  });
   const erase = async () => {
     setError(null);
     try {
