@@ -180,8 +180,9 @@ const frustration = fixture('signal.frustration_spike');
 
 let seq = 0;
 /** A unique event per request (ids carry the send time, for latency). */
-function eventBody(template: { event: string; data: unknown }): string {
-  return JSON.stringify({ event: template.event, id: `evt_b_${seq++}_${Date.now()}`, data: template.data });
+function eventBody(template: { event: string; data: unknown }, vary?: (n: number, data: any) => unknown): string {
+  const n = seq++;
+  return JSON.stringify({ event: template.event, id: `evt_b_${n}_${Date.now()}`, data: vary ? vary(n, template.data) : template.data });
 }
 
 interface LoadResult {
@@ -192,7 +193,7 @@ interface LoadResult {
   ackP99: number;
 }
 
-async function load(url: string, template: { event: string; data: unknown }, opts: { amount?: number; duration?: number; connections: number; overallRate?: number; headers?: Record<string, string> }): Promise<LoadResult> {
+async function load(url: string, template: { event: string; data: unknown }, opts: { amount?: number; duration?: number; connections: number; overallRate?: number; headers?: Record<string, string>; vary?: (n: number, data: any) => unknown }): Promise<LoadResult> {
   const started = Date.now();
   let lastResponse = started;
   // autocannon reports on its 1-second tick; time the run by its last response instead.
@@ -208,7 +209,7 @@ async function load(url: string, template: { event: string; data: unknown }, opt
           {
             method: 'POST',
             headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN}`, ...opts.headers },
-            setupRequest: (req: any) => ({ ...req, body: eventBody(template) }),
+            setupRequest: (req: any) => ({ ...req, body: eventBody(template, opts.vary) }),
           },
         ],
       },
@@ -323,16 +324,16 @@ async function postgresDrainScenario(rx: Receiver, backlog: number, windowMs: nu
   return { one, two, seedSeconds, left };
 }
 
-async function throughputScenario(rx: Receiver, name: string, subscriptions: Record<string, unknown>[], template: { event: string; data: unknown }, amount: number, env: Record<string, string> = {}) {
+async function throughputScenario(rx: Receiver, name: string, subscriptions: Record<string, unknown>[], template: { event: string; data: unknown }, amount: number, env: Record<string, string> = {}, vary?: (n: number, data: any) => unknown) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `sluice-bench-${name}-`));
   const gw = await startGateway(dataDir, env);
   for (const sub of subscriptions) await api(gw, 'POST', '/api/v1/webhooks', sub);
   // Warm up JIT, pools and caches, then measure.
-  await load(`${gw.url}/api/v1/events`, template, { amount: 500, connections: 16 });
+  await load(`${gw.url}/api/v1/events`, template, { amount: 500, connections: 16, vary });
   await rx.waitFor(500 * subscriptions.length, 30_000);
   rx.reset();
   const t0 = Date.now();
-  const res = await load(`${gw.url}/api/v1/events`, template, { amount, connections: 64 });
+  const res = await load(`${gw.url}/api/v1/events`, template, { amount, connections: 64, vary });
   const expected = res.accepted * subscriptions.length;
   const t2 = await rx.waitFor(expected, 120_000);
   const seconds = (t2 - t0) / 1000;
@@ -569,6 +570,17 @@ async function main(): Promise<void> {
     record('forwarder_per_s', 'bare forwarder, express.json (same run)', forwarder, 'events/s');
     record('raw_forwarder_per_s', 'bare forwarder, node:http (reference)', rawForwarder, 'events/s');
     record('a_ratio_to_forwarder', '(a) as a share of the forwarder', a.e2eEvents / forwarder, '×', { op: '>=', value: 0.55 });
+  }
+  if (want('o')) {
+    log('(o) ingest -> delivered, simple mapping, 1 subscription ordered by data.call.id over 100 calls');
+    // Event n is about call n mod 100: consecutive events spread over 100 keys.
+    const ordering = { key: 'data.call.id' };
+    const vary = (n: number, data: any) => ({ ...data, call: { ...data.call, id: `call_${n % 100}` } });
+    const o = await throughputScenario(rx, 'o', [{ url: `${rx.url}/o`, events: ['call.ended'], mapping: SIMPLE_MAPPING, ordering }], callEnded, Math.round(30_000 * scale), {}, vary);
+    peaks.push(o.peak);
+    record('o_events_per_s', '(o) end to end, ordered by 100 keys', o.e2eEvents, 'events/s');
+    record('o_ingest_per_s', '(o) ingest (202) rate', o.ingestRate, 'events/s');
+    if (figures.a_events_per_s) record('o_ratio_to_a', '(o) ordered / unordered (a)', o.e2eEvents / figures.a_events_per_s, '×');
   }
   if (want('p')) {
     const reachable = await withAdmin(async () => true).catch((err: Error) => {

@@ -46,6 +46,7 @@ import { shortRetentions } from './core/retention.ts';
 import { formatDuration } from './core/duration.ts';
 import { EventErasureService } from './services/erasure.ts';
 import { IngestQuota } from './services/ingest-quota.ts';
+import { routeSource, type RouteResult } from './core/ordering.ts';
 
 export interface SluiceOptions {
   logger?: Logger;
@@ -162,6 +163,7 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
     connectors,
     checkDestination: (url, at) => assertDestinationAllowed(url, { allowInsecure: config.allowInsecureUrls, allowlist: config.ssrfAllowlist, path: at, resolve: options.resolve }),
     secretRotationMs: config.secretRotationHours * 3_600_000,
+    onWork: () => worker.poke(),
     now,
   });
 
@@ -169,9 +171,12 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
     storage,
     validateData: (name, data) => (catalog.has(name) ? catalog.validate(name, data) : 'unknown_event'),
     subscriptions: () => subscriptions.runtimeAll(),
-    filterMatches: async (filter, envelope, sub) => (await evaluations.evaluate({
-      kind: 'filter', source: mappings.filter(filter).source, event: envelope, bindings: mappings.bindings(templateView(sub)), owner: sub.record.id,
-    })) === true,
+    // A filter alone is evaluated as before; with an ordering key, both go in one evaluation.
+    route: async (envelope, sub, { filter, key }) => {
+      const bindings = mappings.bindings(templateView(sub));
+      if (!key) return { matches: (await evaluations.evaluate({ kind: 'filter', source: mappings.filter(filter!).source, event: envelope, bindings, owner: sub.record.id })) === true, key: null };
+      return (await evaluations.evaluate({ kind: 'route', source: routeSource(filter, key), event: envelope, bindings, owner: sub.record.id })) as RouteResult;
+    },
     onEventsAccepted: (count) => metrics.eventsAccepted.inc(count),
     onDeliveriesCreated: ({ pending, preclaimed, held }) => {
       metrics.deliveriesCreated.inc(pending.length + preclaimed.length + held);
@@ -202,6 +207,10 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
         defaultTimeoutMs: config.defaultTimeoutSeconds * 1000,
         userAgent: 'Sluice-Webhooks/0.1',
         publicUrl: config.publicUrl,
+        keyState: {
+          get: (subscriptionId, key) => storage.getConnectorState(subscriptionId, key),
+          set: (subscriptionId, key, value) => storage.setConnectorState(subscriptionId, key, value, now()),
+        },
         render: async (envelope, sub, mapping) => (mapping ? renderMapping(mapping, envelope, templateView(sub), sub.record.id) : envelope),
       },
       subscription: (id) => subscriptions.runtime(id),
@@ -306,7 +315,7 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
           if (!verdict.allowed) metrics.ingestRefused.inc({ reason: 'quota' });
           return verdict;
         },
-        erasure: new EventErasureService(storage),
+        erasure: new EventErasureService(storage, (woken) => worker.notify(woken)),
       }),
       webhooksRouter({ keys, subscriptions }),
       hooksRouter({ keys, hooks: new HookService({ storage, catalog, connectors, subscriptions, render: (mapping, envelope, view) => renderMapping(mapping, envelope, view, 'hook-samples') }) }),

@@ -1,5 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { ConnectorContext, ConnectorDefinition, OutboundRequest, Verdict } from '../../src/delivery/connector.ts';
+import type { OrderingPolicy } from '../../src/storage/types.ts';
+import { PAGERDUTY_DEDUP_KEY_EXPRESSION } from './dedup-key-expression.ts';
+
+export { PAGERDUTY_DEDUP_KEY_EXPRESSION };
 import { fitEvent } from './fit-event.ts';
 
 /**
@@ -53,6 +57,13 @@ export function pagerDutyDedupKey(event: EventInfo): string {
   }
   return key.length <= MAX_DEDUP_KEY ? key : `sluice-sha256-${createHash('sha256').update(key).digest('hex')}`;
 }
+
+/**
+ * Deliveries with the same dedup_key go one at a time, in the order their events were accepted:
+ * a trigger that is being retried holds its resolve back, so the resolve can never arrive first
+ * (PagerDuty drops a resolve for a key with no open alert) and leave the incident open forever.
+ */
+export const PAGERDUTY_ORDERING: OrderingPolicy = Object.freeze({ key: PAGERDUTY_DEDUP_KEY_EXPRESSION, on_failure: 'continue' });
 
 export function enqueueUrl(options: Record<string, unknown>): string {
   const base = typeof options.api_base_url === 'string' ? options.api_base_url : PAGERDUTY_EVENTS_BASE_URL;
@@ -127,7 +138,7 @@ function pagerDutyError(body: string): string {
 export const pagerDutyConnector: ConnectorDefinition = {
   name: 'pagerduty',
   title: 'PagerDuty',
-  description: 'Events API v2 alerts: trigger on events, resolve on resolving events, deduplicated so retries never open a second incident.',
+  description: 'Events API v2 alerts: trigger on events, resolve on resolving events, deduplicated and ordered by dedup_key, so retries never open a second incident and a resolve never overtakes its trigger.',
   optionsSchema: {
     type: 'object',
     additionalProperties: false,
@@ -165,6 +176,7 @@ export const pagerDutyConnector: ConnectorDefinition = {
   url: 'none',
   urlIsSecret: false,
   defaultMapping: 'pagerduty/default',
+  subscriptionDefaults: { ordering: PAGERDUTY_ORDERING },
   resolveUrl: enqueueUrl,
   buildRequest(ctx): OutboundRequest {
     const own = { 'content-type': 'application/json' };

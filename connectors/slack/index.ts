@@ -7,6 +7,8 @@ import type { ConnectorContext, ConnectorDefinition, OutboundRequest, ResponseIn
  */
 
 export const SLACK_API_BASE_URL = 'https://slack.com/api';
+/** Events that close what earlier events of their ordering key opened (a thread, with a bot token). */
+export const DEFAULT_RESOLVE_EVENTS: readonly string[] = Object.freeze(['signal.resolved']);
 
 /**
  * Incoming-webhook error codes that mean this webhook will never work again. Slack answers
@@ -56,10 +58,39 @@ export function slackMode(options: Record<string, unknown>): SlackMode {
   return typeof options.bot_token === 'string' ? 'chat.postMessage' : 'webhook';
 }
 
-export function postMessageUrl(options: Record<string, unknown>): string {
+function apiUrl(options: Record<string, unknown>, method: 'chat.postMessage' | 'chat.update'): string {
   const base = typeof options.api_base_url === 'string' ? options.api_base_url : SLACK_API_BASE_URL;
-  return `${base.replace(/\/+$/, '')}/chat.postMessage`;
+  return `${base.replace(/\/+$/, '')}/${method}`;
 }
+
+export function postMessageUrl(options: Record<string, unknown>): string {
+  return apiUrl(options, 'chat.postMessage');
+}
+
+function resolveEvents(options: Record<string, unknown>): readonly string[] {
+  return Array.isArray(options.resolve_events) ? (options.resolve_events as string[]) : DEFAULT_RESOLVE_EVENTS;
+}
+
+/**
+ * Following an incident (bot token, ordered subscription): the first message of an ordering key
+ * opens a thread (its `ts` and channel are kept for the key), later messages of the key go into
+ * that thread, and a resolving event either replies in it or replaces the opening message
+ * (`on_resolve: update`), then closes it: the next message of the key opens a new thread.
+ */
+interface Thread {
+  ts: string;
+  channel: string;
+}
+
+function threadOf(ctx: ConnectorContext): Thread | undefined {
+  const { ts, channel } = ctx.state ?? {};
+  return ctx.orderingKey && ts && channel ? { ts, channel } : undefined;
+}
+
+const isResolving = (ctx: ConnectorContext) => resolveEvents(ctx.options).includes(ctx.event.event);
+
+/** chat.update errors after which the resolving message is posted instead (the opening message cannot be changed). */
+const UPDATE_FALLBACK: Readonly<Record<string, 'reply' | 'post'>> = { message_not_found: 'post', cant_update_message: 'reply', edit_window_closed: 'reply' };
 
 /** A template may produce a whole message object, or just a string for `text`. */
 function messageOf(payload: unknown): Record<string, unknown> {
@@ -142,15 +173,45 @@ function classifyApiError(code: string, status: number, parsed: unknown, ctx: Co
   return { outcome: 'fail', reason: `Slack chat.postMessage error ${code}${detail}`.slice(0, 1_000) };
 }
 
+/** A chat.postMessage request for a message: in the key's thread when there is one (and the template chose none). */
+function postRequest(ctx: ConnectorContext, message: Record<string, unknown>, thread: Thread | undefined, step?: string): OutboundRequest {
+  const body: Record<string, unknown> = { channel: ctx.options.channel, ...message };
+  if (thread && body.thread_ts === undefined) Object.assign(body, { channel: thread.channel, thread_ts: thread.ts });
+  return {
+    ...(step ? { step } : {}),
+    method: 'POST',
+    url: postMessageUrl(ctx.options),
+    headers: withOwnHeaders(ctx.headers, { 'content-type': 'application/json; charset=utf-8', authorization: `Bearer ${String(ctx.options.bot_token)}` }),
+    // A template may route a message elsewhere by setting its own "channel".
+    body: JSON.stringify(body),
+    sign: false,
+  };
+}
+
+/** What the key keeps after a message went out: the thread it opened, or nothing once resolved. */
+function threadState(ctx: ConnectorContext, request: OutboundRequest, posted: { ts?: unknown; channel?: unknown }): Pick<Extract<Verdict, { outcome: 'success' }>, 'state'> {
+  if (!ctx.orderingKey) return {};
+  if (isResolving(ctx)) return threadOf(ctx) ? { state: null } : {};
+  const sent = typeof request.body === 'string' ? (parseJson(request.body) as { thread_ts?: unknown } | undefined) : undefined;
+  // A message that went into a thread keeps it; a top-level one opens the key's thread.
+  if (sent?.thread_ts !== undefined || typeof posted.ts !== 'string' || typeof posted.channel !== 'string') return {};
+  return { state: { ts: posted.ts, channel: posted.channel } };
+}
+
 function classifyApi(response: ResponseInfo, ctx: ConnectorContext, request: OutboundRequest): Verdict {
   const { status } = response;
   const parsed = parseJson(response.body);
   const code = slackErrorCode(response.body);
   if (status === 429) return { outcome: 'retry', reason: `Slack rate limit (429${code ? ` ${code}` : ''}); retrying after Retry-After`, minDelayMs: 1_000 };
   if (isServerTrouble(status)) return { outcome: 'retry', reason: `Slack answered ${status}${code ? ` ${code}` : ''}` };
-  const body = parsed && typeof parsed === 'object' ? (parsed as { ok?: unknown; ts?: unknown }) : undefined;
+  const body = parsed && typeof parsed === 'object' ? (parsed as { ok?: unknown; ts?: unknown; channel?: unknown }) : undefined;
   if (status >= 200 && status <= 299 && body?.ok === true) {
-    return { outcome: 'success', ...(typeof body.ts === 'string' ? { note: `ts ${body.ts}` } : {}) };
+    return { outcome: 'success', ...(typeof body.ts === 'string' ? { note: `ts ${body.ts}` } : {}), ...threadState(ctx, request, body) };
+  }
+  // The opening message cannot be replaced: say it in the thread, or as a new message.
+  const thread = threadOf(ctx);
+  if (request.step === 'chat.update' && code && thread && Object.hasOwn(UPDATE_FALLBACK, code)) {
+    return { outcome: 'continue', next: postRequest(ctx, messageOf(ctx.payload), UPDATE_FALLBACK[code] === 'reply' ? thread : undefined, 'chat.postMessage') };
   }
   // Application errors come as 200 with {"ok": false, "error": "…"}.
   if (body && code) return classifyApiError(code, status, parsed, ctx, request);
@@ -197,6 +258,22 @@ export const slackConnector: ConnectorDefinition = {
         pattern: '^https?://[^\\s]+$',
         maxLength: 2048,
       },
+      resolve_events: {
+        type: 'array',
+        title: 'Resolving events',
+        description: 'With bot_token and an ordered subscription: event types that close the thread the first message of their ordering key opened.',
+        default: [...DEFAULT_RESOLVE_EVENTS],
+        maxItems: 100,
+        uniqueItems: true,
+        items: { type: 'string', minLength: 1, maxLength: 200 },
+      },
+      on_resolve: {
+        type: 'string',
+        title: 'On a resolving event',
+        description: 'With bot_token and an ordered subscription: "reply" posts it in the thread of the message that opened its key; "update" replaces that message with it.',
+        enum: ['reply', 'update'],
+        default: 'reply',
+      },
     },
     allOf: [
       {
@@ -224,17 +301,24 @@ export const slackConnector: ConnectorDefinition = {
   resolveUrl(options) {
     return slackMode(options) === 'chat.postMessage' ? postMessageUrl(options) : String(options.webhook_url);
   },
+  usesKeyState: (options) => slackMode(options) === 'chat.postMessage',
   buildRequest(ctx): OutboundRequest {
     const message = messageOf(ctx.payload);
     if (slackMode(ctx.options) === 'chat.postMessage') {
-      return {
-        method: 'POST',
-        url: postMessageUrl(ctx.options),
-        headers: withOwnHeaders(ctx.headers, { 'content-type': 'application/json; charset=utf-8', authorization: `Bearer ${String(ctx.options.bot_token)}` }),
-        // A template may route a message elsewhere by setting its own "channel".
-        body: JSON.stringify({ channel: ctx.options.channel, ...message }),
-        sign: false,
-      };
+      const thread = threadOf(ctx);
+      if (thread && isResolving(ctx) && ctx.options.on_resolve === 'update') {
+        // chat.update takes the message's content, not posting options (unfurl_*, thread_ts…).
+        const content = Object.fromEntries(Object.entries(message).filter(([field]) => ['text', 'blocks', 'attachments'].includes(field)));
+        return {
+          step: 'chat.update',
+          method: 'POST',
+          url: apiUrl(ctx.options, 'chat.update'),
+          headers: withOwnHeaders(ctx.headers, { 'content-type': 'application/json; charset=utf-8', authorization: `Bearer ${String(ctx.options.bot_token)}` }),
+          body: JSON.stringify({ channel: thread.channel, ts: thread.ts, ...content }),
+          sign: false,
+        };
+      }
+      return postRequest(ctx, message, thread);
     }
     return {
       method: 'POST',

@@ -66,9 +66,9 @@ function toFileEntry(sub: CurrentSubscription, facts: GatewayFacts, variables: s
   };
   for (const field of MANAGED_FIELDS) {
     let value = sub[field] ?? null;
-    if (field === 'rate_limit') {
-      // Left out when it is the connector's default; an explicit null turns a default pacing off.
-      if (value === (connector?.defaults.rate_limit ?? null)) continue;
+    if (field === 'rate_limit' || field === 'ordering') {
+      // Left out when it is the connector's default; an explicit null turns a default off.
+      if (JSON.stringify(value) === JSON.stringify(connector?.defaults[field] ?? null)) continue;
     } else if (isDefault[field]?.(value)) continue;
     if (field === 'auth' && value && typeof value === 'object') {
       const auth = value as Record<string, unknown>;

@@ -6,6 +6,7 @@
  */
 import { AUTH_SECRET_FIELDS, subscriptionFields } from '../core/api-schemas.ts';
 import { jsonEqual } from '../services/mapping-registry.ts';
+import { normalizeOrdering } from '../core/ordering.ts';
 import type { DesiredSubscription, GatewayFacts } from './subscriptions-file.ts';
 
 const MASK = '********';
@@ -38,11 +39,14 @@ export interface Plan {
 
 /** What a field is when the file leaves it out: the API's default for a new subscription. */
 function withDefault(field: string, body: Record<string, unknown>, facts: Pick<GatewayFacts, 'connectors'>): unknown {
+  // As the gateway stores it: an ordering without on_failure means "continue".
+  if (field === 'ordering' && field in body) return normalizeOrdering(body.ordering as Parameters<typeof normalizeOrdering>[0]);
   if (field in body) return body[field];
   const connector = facts.connectors.get((body.connector as string | undefined) ?? 'webhook');
   const defaults: Record<string, unknown> = {
     url: '', description: null, enabled: true, headers: {}, auth: null, filter: null, mapping: null,
     connector: 'webhook', connector_options: {}, retry: null, timeout: null, rate_limit: connector?.defaults.rate_limit ?? null,
+    ordering: connector?.defaults.ordering ?? null,
   };
   return defaults[field] ?? null;
 }

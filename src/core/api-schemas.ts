@@ -53,6 +53,32 @@ export const subscriptionFields = {
       },
     ],
   },
+  ordering: {
+    anyOf: [
+      { type: 'null' },
+      {
+        type: 'object',
+        additionalProperties: false,
+        required: ['key'],
+        properties: {
+          key: {
+            type: 'string',
+            minLength: 1,
+            maxLength: 10_000,
+            description: 'A JSONata expression on the event envelope giving the key (e.g. data.conversation_id), or "*" for one order across the whole subscription. Deliveries with the same key value are attempted one at a time, in the order their events were accepted; an event whose key gives nothing is unordered.',
+            examples: ['data.conversation_id', '*'],
+          },
+          on_failure: {
+            type: 'string',
+            enum: ['continue', 'block'],
+            default: 'continue',
+            description: 'What a permanent failure does to the deliveries queued behind it: continue (it goes to the dead letters, the next proceeds) or block (the key stops until the failed one is replayed or skipped).',
+          },
+        },
+      },
+    ],
+    description: 'Ordered delivery per key; null (default) delivers each event on its own. The PagerDuty connector orders by its dedup_key by default.',
+  },
   timeout: { type: ['number', 'null'], exclusiveMinimum: 0, maximum: 300, description: 'Seconds (default 10).' },
   rate_limit: {
     type: ['number', 'null'],

@@ -48,7 +48,15 @@ export interface TemplateBindings {
   env?: Readonly<Record<string, string>>;
 }
 
-export type ExpressionKind = 'template' | 'filter';
+export type ExpressionKind = 'template' | 'filter' | 'ordering_key';
+
+/** What the evaluators are asked to run: one expression, or a `route` (a filter and an ordering key together). */
+export type EvaluationKind = ExpressionKind | 'route';
+
+/** How errors name an expression of this kind. */
+export function expressionLabel(kind: EvaluationKind): string {
+  return { template: 'Template', filter: 'Filter', ordering_key: 'Ordering key', route: 'Filter or ordering key' }[kind];
+}
 
 export interface CompileOptions {
   /** Limits the first jsonata expression is compiled for (others are compiled on demand). */
@@ -124,6 +132,7 @@ function boundedPad(maxLength: number) {
 
 export type CompiledTemplate = CompiledExpression<'template'>;
 export type CompiledFilter = CompiledExpression<'filter'>;
+export type CompiledOrderingKey = CompiledExpression<'ordering_key'>;
 
 /** Compiles a mapping template; a syntax error is a TemplateError `template_syntax_error`. */
 export function compileTemplate(source: string, opts: CompileOptions = {}): CompiledTemplate {
@@ -133,6 +142,11 @@ export function compileTemplate(source: string, opts: CompileOptions = {}): Comp
 /** Compiles a filter predicate; a syntax error is a TemplateError `filter_syntax_error`. */
 export function compileFilter(source: string, opts: CompileOptions = {}): CompiledFilter {
   return compile('filter', source, opts);
+}
+
+/** Compiles a subscription's ordering key; a syntax error is a TemplateError `ordering_key_syntax_error`. */
+export function compileOrderingKey(source: string, opts: CompileOptions = {}): CompiledOrderingKey {
+  return compile('ordering_key', source, opts);
 }
 
 function compile<K extends ExpressionKind>(kind: K, source: string, opts: CompileOptions): CompiledExpression<K> {
@@ -202,6 +216,20 @@ export async function evaluateFilter(
   limits: Partial<EvaluationLimits> = {},
 ): Promise<boolean> {
   return jsonataBoolean(await evaluate(compiled, event, bindings, limits)) === true;
+}
+
+/**
+ * An ordering key's value for one event, as plain JSON; undefined when the expression gives
+ * nothing (the event is then unordered). Throws TemplateError `ordering_key_*`.
+ */
+export async function evaluateOrderingKey(
+  compiled: CompiledOrderingKey,
+  event: unknown,
+  bindings: TemplateBindings = {},
+  limits: Partial<EvaluationLimits> = {},
+): Promise<unknown> {
+  const result = await evaluate(compiled, event, bindings, limits);
+  return result === undefined || typeof result === 'function' ? undefined : toPlainJson(result);
 }
 
 /** JSONata's effective boolean value, as `$boolean` computes it (undefined stays undefined). */
@@ -361,7 +389,7 @@ function compileError(kind: ExpressionKind, source: string, err: unknown): Templ
 function evaluationError(compiled: CompiledExpression, err: unknown, limits: EvaluationLimits): TemplateError {
   if (err instanceof TemplateError) return err;
   const kind = compiled.kind;
-  const Kind = kind === 'template' ? 'Template' : 'Filter';
+  const Kind = expressionLabel(kind);
   // $eval wraps the failure of the expression it ran; a limit hit in there is still a limit.
   let innermost = (err ?? {}) as JsonataFailure;
   while (innermost.error && typeof innermost.error === 'object') innermost = innermost.error;

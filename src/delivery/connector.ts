@@ -1,3 +1,5 @@
+import type { OrderingPolicy } from '../storage/types.ts';
+
 /**
  * A connector is declarative: it says what options it takes, which of them are secret, which
  * template shapes its body, how to build the request(s) from the mapped body, and what each
@@ -27,7 +29,11 @@ export interface ResponseInfo {
 }
 
 export type Verdict =
-  | { outcome: 'success'; note?: string }
+  /**
+   * `state` (connectors that use key state): what to keep for the delivery's ordering key — the next
+   * delivery of the key sees it in `ctx.state` — or null to forget it; left out, it stays as it is.
+   */
+  | { outcome: 'success'; note?: string; state?: Record<string, string> | null }
   | { outcome: 'retry'; reason: string; minDelayMs?: number }
   | { outcome: 'fail'; reason: string }
   /** Permanent, and the subscription is disabled with this reason. */
@@ -52,6 +58,14 @@ export interface ConnectorContext {
   headers: Record<string, string>;
   /** SLUICE_PUBLIC_URL, when set: links back to the dashboard (`<publicUrl>/#/deliveries/<id>`). */
   publicUrl?: string;
+  /** The delivery's ordering key (null: unordered). */
+  orderingKey?: string | null;
+  /**
+   * Connectors that use key state, ordered deliveries only: what the last delivery of this key left
+   * (a Slack thread's parent message); null when nothing is kept. Deliveries of one key run one at
+   * a time, in order, so it is always the previous one's.
+   */
+  state?: Readonly<Record<string, string>> | null;
 }
 
 export interface ConnectorDefinition {
@@ -67,7 +81,9 @@ export interface ConnectorDefinition {
   /** Template used when the subscription sets no `mapping`; none = the event envelope as is. */
   defaultMapping?: string;
   /** Defaults applied to a subscription at create time when the caller gives none. */
-  subscriptionDefaults?: { rate_limit?: number };
+  subscriptionDefaults?: { rate_limit?: number; ordering?: OrderingPolicy };
+  /** Whether it keeps a small state per ordering key with these options (see ConnectorContext.state and the success verdict's `state`). */
+  usesKeyState?(options: Record<string, unknown>): boolean;
   /**
    * For url 'none' connectors: whether the derived URL is itself a credential (a Slack incoming
    * webhook) and must be logged by origin only. Defaults to true; vendor API URLs set false.

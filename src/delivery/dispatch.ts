@@ -17,6 +17,11 @@ export interface DispatchDeps {
   userAgent: string;
   /** SLUICE_PUBLIC_URL, handed to connectors for links back to the dashboard. */
   publicUrl?: string;
+  /** Connectors' state per ordering key (storage's connector state). */
+  keyState?: {
+    get(subscriptionId: string, orderingKey: string): Promise<Record<string, string> | undefined>;
+    set(subscriptionId: string, orderingKey: string, value: Record<string, string> | null): Promise<void>;
+  };
 }
 
 export type FinalVerdict = Exclude<Verdict, { outcome: 'continue' }>;
@@ -148,6 +153,9 @@ export async function dispatchAttempt(
     return { attempt, verdict: { outcome: 'fail', reason: attempt.error } };
   }
 
+  // A connector that follows an ordered key (a Slack thread) reads what the key's last delivery left.
+  const orderingKey = delivery.ordering_key ?? null;
+  const keyState = orderingKey && deps.keyState && connector.usesKeyState?.(sub.connectorOptions) ? deps.keyState : undefined;
   const ctx: ConnectorContext = {
     url: destinationOf(sub, connector),
     options: sub.connectorOptions,
@@ -157,6 +165,8 @@ export async function dispatchAttempt(
     msgId: delivery.msg_id,
     headers: subscriptionRequestHeaders(sub),
     publicUrl: deps.publicUrl,
+    orderingKey,
+    state: keyState ? (await keyState.get(sub.record.id, orderingKey!)) ?? null : null,
   };
   const secretNames = secretHeaderNames(sub);
   const secrets = secretValues(sub, connector);
@@ -217,7 +227,17 @@ export async function dispatchAttempt(
     }
     // Vendors may echo a credential in their error text, and reasons are logged and shown.
     if ('reason' in verdict) verdict.reason = scrub(verdict.reason, secrets)!;
-    return finish(attempt, steps, verdict, retryAfterMs);
+    const outcome = finish(attempt, steps, verdict, retryAfterMs);
+    // Kept before the delivery is recorded as done: the next delivery of the key, which cannot
+    // start before that, sees it.
+    if (verdict.outcome === 'success' && verdict.state !== undefined && keyState) {
+      try {
+        await keyState.set(sub.record.id, orderingKey!, verdict.state);
+      } catch (err) {
+        attempt.error = `delivered, but what the connector keeps for key ${JSON.stringify(orderingKey)} could not be stored: ${(err as Error).message}`;
+      }
+    }
+    return outcome;
   }
   return finish(attempt, steps, { outcome: 'fail', reason: `connector ${connector.name} exceeded ${MAX_STEPS} requests in one attempt` });
 }

@@ -292,6 +292,12 @@ export class DeliveryWorker {
     if (this.#held.size) await this.#deps.storage.renewLeases([...this.#held], now + this.#opts.leaseMs);
     const reclaimed = await this.#deps.storage.reclaimExpiredLeases(now);
     if (reclaimed) this.#deps.logger.warn({ reclaimed }, 'reclaimed deliveries whose lease expired; they will be attempted again');
+    // Every finish wakes the next delivery of its key; this catches one whose wake was missed.
+    const woken = await this.#deps.storage.wakeFreeKeys(now);
+    if (woken.length) {
+      this.#deps.logger.info({ woken: woken.length }, 'woke ordered deliveries whose key was free');
+      this.notify(woken);
+    }
   }
 
   async #scheduleNextPoll(): Promise<void> {
@@ -358,7 +364,7 @@ export class DeliveryWorker {
       // The gateway died (or lost its lease) every time it held this delivery: something in it —
       // a template, an enormous payload — may be what kills it. Stop the loop; a replay retries.
       const attempt = this.#blankAttempt(claimed, `abandoned: the gateway stopped ${crashes} times while processing this delivery, before any attempt was recorded; replay it once the cause is fixed`);
-      const written = await this.#complete({ attempt, delivery_id: delivery.id, status: 'failed', next_attempt_at: null, subscription_id: sub.record.id, disable_subscription_reason: null, delete_subscription: false });
+      const written = await this.#complete({ attempt, delivery_id: delivery.id, status: 'failed', next_attempt_at: null, subscription_id: sub.record.id, disable_subscription_reason: null, delete_subscription: false }, claimed, sub);
       if (written.applied) this.#deps.hooks?.onDeliveryFailed?.({ claimed, sub, attempt });
       return attempt;
     }
@@ -406,7 +412,7 @@ export class DeliveryWorker {
       this.#releaseOrigin(origin);
     }
     const completion = this.#decide(claimed, sub, result);
-    const written = await this.#complete(completion);
+    const written = await this.#complete(completion, claimed, sub);
     this.#mirrorHealth(sub, completion.status);
     // Operational events once: only the completion that was written (its lease still held) reports
     // a failure, and only the one that actually disabled the subscription reports that.
@@ -447,7 +453,7 @@ export class DeliveryWorker {
     }
     const reason = !sub ? 'subscription deleted' : !connector ? `unknown connector ${sub.record.connector}` : `subscription disabled${sub.record.disabled_reason ? `: ${sub.record.disabled_reason}` : ''}`;
     const attempt = this.#blankAttempt(claimed, reason);
-    await this.#complete({ attempt, delivery_id: delivery.id, status: sub ? 'failed' : 'cancelled', next_attempt_at: null, subscription_id: delivery.subscription_id, disable_subscription_reason: null, delete_subscription: false });
+    await this.#complete({ attempt, delivery_id: delivery.id, status: sub ? 'failed' : 'cancelled', next_attempt_at: null, subscription_id: delivery.subscription_id, disable_subscription_reason: null, delete_subscription: false }, claimed, sub);
     return { outcome: attempt };
   }
 
@@ -547,8 +553,14 @@ export class DeliveryWorker {
     };
   }
 
-  /** Completions are written in batches: every attempt finishing in the same tick shares a transaction. */
-  #complete(completion: AttemptCompletion): Promise<Written> {
+  /**
+   * Completions are written in batches: every attempt finishing in the same tick shares a
+   * transaction. An ordered delivery's finish lets the next of its key go (storage wakes it and
+   * this worker claims it at once); a failure under `on_failure: block` stops the key instead.
+   */
+  #complete(completion: AttemptCompletion, claimed: ClaimedDelivery, sub: RuntimeSubscription | undefined): Promise<Written> {
+    completion.ordering_key = claimed.delivery.ordering_key ?? null;
+    completion.block_key = completion.status === 'failed' && !!completion.ordering_key && sub?.record.ordering?.on_failure === 'block';
     this.#deps.hooks?.onAttempt?.(completion.attempt);
     return new Promise((resolve) => {
       this.#pendingCompletions.push({ completion, after: resolve });
@@ -568,6 +580,8 @@ export class DeliveryWorker {
       }
       const applied = new Set(result.applied);
       const disabledBy = new Set(result.disabledBy);
+      // The next deliveries of keys that just finished: claimed now, not at the next poll.
+      if (result.woken?.length) this.notify(result.woken);
       for (const b of batch) b.after({ applied: applied.has(b.completion.delivery_id), disabled: disabledBy.has(b.completion.delivery_id) });
     }
     this.#completionFlush = null;

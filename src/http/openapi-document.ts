@@ -42,7 +42,7 @@ const ERRORS: Record<string, { description: string; codes: string[] }> = {
   '401': { description: 'Missing or unknown API key.', codes: ['unauthorized'] },
   '403': { description: "The API key's role does not allow this.", codes: ['forbidden'] },
   '404': { description: 'No such resource.', codes: ['not_found'] },
-  '409': { description: 'The request conflicts with the current state.', codes: ['last_admin_key', 'name_taken', 'subscription_deleted', 'delivery_in_flight', 'not_a_hook', 'event_in_flight'] },
+  '409': { description: 'The request conflicts with the current state.', codes: ['last_admin_key', 'name_taken', 'subscription_deleted', 'delivery_in_flight', 'not_a_hook', 'event_in_flight', 'not_blocking'] },
   '413': { description: 'The body exceeds SLUICE_MAX_BODY_BYTES.', codes: ['payload_too_large'] },
   '415': { description: 'The body encoding or charset is not supported.', codes: ['unsupported_encoding'] },
   '422': { description: 'The input is invalid; details say where (JSON path, or template line and column).', codes: ['validation_failed', 'invalid_event', 'json_too_deep', 'batch_too_large', 'batch_exceeds_quota', 'template_invalid', 'destination_forbidden'] },
@@ -111,10 +111,31 @@ function operations(opts: OpenApiOptions): Operation[] {
     { method: 'post', path: '/webhooks/{id}/test', id: 'testSubscription', tag: 'Subscriptions', summary: 'Send a sample event marked test and return the attempt', role: 'admin', body: testSendSchema, ok: { '200': { description: 'The test delivery and its attempt.', schema: ref('TestSend') } }, errors: ['404', '422'] },
 
     { method: 'get', path: '/webhooks/{id}/deliveries', id: 'listSubscriptionDeliveries', tag: 'Deliveries', summary: "A subscription's delivery log, newest first", role: 'read', query: deliveryQuery, ok: { '200': { description: 'One page.', schema: page(ref('Delivery')) } }, errors: ['404', '422'] },
-    { method: 'post', path: '/webhooks/{id}/replay', id: 'replaySubscriptionDeliveries', tag: 'Deliveries', summary: 'Replay every delivery of a subscription matching a filter', role: 'admin', body: replayRequestSchema, ok: { '202': { description: 'The deliveries replayed.', schema: { type: 'object', properties: { replayed: { type: 'integer' }, delivery_ids: { type: 'array', items: { type: 'string' } } } } } }, errors: ['404', '422'] },
+    {
+      method: 'post', path: '/webhooks/{id}/replay', id: 'replaySubscriptionDeliveries', tag: 'Deliveries', summary: 'Replay every delivery of a subscription matching a filter', role: 'admin', body: replayRequestSchema,
+      ok: {
+        '202': {
+          description: 'The deliveries queued. A finished delivery of an ordered key is queued as a new delivery at the end of its key\'s queue (replayed_as_new: old id -> new id).',
+          schema: {
+            type: 'object',
+            properties: {
+              replayed: { type: 'integer' }, delivery_ids: { type: 'array', items: { type: 'string' } },
+              replayed_as_new: { type: 'object', additionalProperties: { type: 'string' } }, next_cursor: nullable('string'),
+            },
+          },
+        },
+      },
+      errors: ['404', '422'],
+    },
+    { method: 'get', path: '/webhooks/{id}/blocked-keys', id: 'listBlockedKeys', tag: 'Deliveries', summary: 'Ordering keys stopped by a failed delivery (ordering.on_failure "block"), with the delivery to replay or skip', role: 'read', ok: { '200': { description: 'Every blocked key, oldest first.', schema: listOf(ref('BlockedKey')) } }, errors: ['404'] },
     { method: 'get', path: '/deliveries', id: 'listDeliveries', tag: 'Deliveries', summary: 'The delivery log across subscriptions, newest first', role: 'read', query: deliveryQuery, ok: { '200': { description: 'One page.', schema: page(ref('Delivery')) } }, errors: ['422'] },
     { method: 'get', path: '/deliveries/{id}', id: 'getDelivery', tag: 'Deliveries', summary: 'A delivery with its payload and every attempt', role: 'read', ok: { '200': { description: 'The delivery.', schema: ref('DeliveryDetail') } }, errors: ['404'] },
-    { method: 'post', path: '/deliveries/{id}/replay', id: 'replayDelivery', tag: 'Deliveries', summary: 'Deliver again, as a new attempt chain', role: 'admin', ok: { '202': delivery }, errors: ['404', '409'] },
+    {
+      method: 'post', path: '/deliveries/{id}/replay', id: 'replayDelivery', tag: 'Deliveries', role: 'admin', errors: ['404', '409'],
+      summary: 'Deliver again, as a new attempt chain; a finished delivery of an ordered key goes as a new delivery at the end of its key\'s queue',
+      ok: { '202': { description: 'The delivery queued (replayed_as_new: a new delivery, whose replay_of is the one asked for).', schema: ref('ReplayedDelivery') } },
+    },
+    { method: 'post', path: '/deliveries/{id}/skip', id: 'skipBlockingDelivery', tag: 'Deliveries', summary: 'Let the ordering key a failed delivery blocks go on without it (it stays failed)', role: 'admin', ok: { '200': delivery }, errors: ['404', '409'] },
 
     { method: 'get', path: '/hooks/sample', id: 'sampleHookData', tag: 'REST hooks', summary: 'Sample payloads for a trigger node', role: 'admin', query: [q('event', { type: 'string' }, 'An event type or wildcard.', true), q('connector', { type: 'string', enum: ['zapier', 'n8n'] }, 'Shape as this connector delivers.'), q('id', { type: 'string' }, "Shape through this hook's mapping.")], ok: { '200': { description: 'Up to three samples.', schema: { type: 'array', items: {} } } }, errors: ['404', '422'] },
     { method: 'post', path: '/hooks', id: 'subscribeHook', tag: 'REST hooks', summary: 'Subscribe a trigger node (Zapier, n8n)', role: 'admin', body: hookSubscribeSchema, ok: { '201': { description: 'The hook, with its signing secret this once.', schema: ref('Hook') } }, errors: ['422'] },
@@ -169,6 +190,19 @@ function responseSchemas(): Record<string, Json> {
     last_status_code: nullable('integer'),
     last_error: nullable('string'),
     last_latency_ms: nullable('number'),
+    ordering_key: nullable('string', { description: "The value of the subscription's ordering key for this event; null: unordered." }),
+    waiting_for: {
+      anyOf: [
+        { type: 'null' },
+        {
+          type: 'object',
+          description: 'A pending ordered delivery that cannot start yet: the delivery of its key ahead of it.',
+          properties: { delivery_id: { type: 'string' }, status: { type: 'string' }, reason: { type: 'string' } },
+        },
+      ],
+    },
+    blocks_key: { type: 'boolean', description: 'A failed delivery that stops its key (on_failure: block) until it is replayed or skipped.' },
+    replay_of: nullable('string', { description: 'Queued by replaying this earlier delivery of the same ordered key.' }),
     created_at: dateTime,
     updated_at: dateTime,
   };
@@ -233,6 +267,17 @@ function responseSchemas(): Record<string, Json> {
     },
     EventType: { type: 'object', properties: { name: { type: 'string' }, description: { type: 'string' }, schema: { type: 'object' }, example: eventEnvelopeSchema } },
     Delivery: { type: 'object', properties: delivery },
+    ReplayedDelivery: {
+      type: 'object',
+      properties: { ...delivery, replayed_as_new_delivery: { type: 'boolean' }, note: { type: 'string', description: 'With replayed_as_new_delivery: which delivery was queued, and why.' } },
+    },
+    BlockedKey: {
+      type: 'object',
+      properties: {
+        ordering_key: { type: 'string' }, blocked_since: dateTime, waiting: { type: 'integer', description: 'Deliveries queued behind it.' },
+        delivery: { ...ref('Delivery'), description: 'The failed delivery blocking the key: POST /deliveries/{id}/replay or /deliveries/{id}/skip.' },
+      },
+    },
     DeliveryDetail: { type: 'object', properties: { ...delivery, payload: { anyOf: [{ type: 'null' }, { type: 'object' }] }, attempts: { type: 'array', items: attempt } } },
     TestSend: { type: 'object', properties: { event_id: { type: 'string' }, event: { type: 'string' }, delivery_id: nullable('string'), status: nullable('string'), attempt: { anyOf: [{ type: 'null' }, attempt] } } },
     Hook: {

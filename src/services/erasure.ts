@@ -20,7 +20,11 @@ export interface ErasedEvent {
  * and left whole: never a half-deleted delivery.
  */
 export class EventErasureService {
-  constructor(private readonly storage: Storage) {}
+  /** `onWoken`: deliveries of ordered keys the erased event held, free to go now. */
+  constructor(
+    private readonly storage: Storage,
+    private readonly onWoken: (deliveryIds: string[]) => void = () => undefined,
+  ) {}
 
   async erase(id: string): Promise<ErasedEvent> {
     if (!EVENT_ID.test(id)) {
@@ -35,6 +39,7 @@ export class EventErasureService {
         { message: 'delivery in flight', delivery_ids: result.delivery_ids },
       ]).withHeaders({ 'Retry-After': '2' });
     }
+    if (result.woken?.length) this.onWoken(result.woken);
     return { id, erased: true, deliveries: result.deliveries, cancelled: result.cancelled, attempts: result.attempts };
   }
 }

@@ -38,7 +38,7 @@ import { fileURLToPath } from 'node:url';
 import { buildSync } from 'esbuild';
 import { TemplateError } from '../errors.ts';
 import { EvaluationBreaker, type BreakerOptions } from '../core/evaluation-breaker.ts';
-import { DEFAULT_EVALUATION_LIMITS, compileFilter, compileTemplate, evaluateFilter, evaluateTemplate, type CompiledExpression, type EvaluationLimits, type ExpressionKind, type TemplateBindings } from '../core/mapping.ts';
+import { DEFAULT_EVALUATION_LIMITS, compileFilter, compileTemplate, evaluateFilter, evaluateTemplate, expressionLabel, type CompiledExpression, type EvaluationKind, type EvaluationLimits, type TemplateBindings } from '../core/mapping.ts';
 import { boundedShape, jsonSizeWithin } from '../core/bounded-expression.ts';
 import type { EvaluatorReply, EvaluatorRequest } from './evaluation-protocol.ts';
 import type { Logger } from '../logger.ts';
@@ -62,7 +62,8 @@ export interface EvaluationPoolOptions {
 }
 
 export interface EvaluationRequest {
-  kind: ExpressionKind;
+  /** `route`: `source` is routeSource(filter, key) (core/ordering.ts); the answer is a RouteResult. */
+  kind: EvaluationKind;
   source: string;
   event: unknown;
   bindings: TemplateBindings;
@@ -200,7 +201,7 @@ export class EvaluationPool {
 
   #enqueue(request: EvaluationRequest): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      const task: Task = { id: ++this.#seq, request, sourceId: this.#sourceId(request.source), resolve, reject };
+      const task: Task = { id: ++this.#seq, request, sourceId: this.#sourceId(request.kind, request.source), resolve, reject };
       const queue = this.#queues.get(request.owner);
       if (queue) queue.push(task);
       else this.#queues.set(request.owner, [task]);
@@ -209,21 +210,23 @@ export class EvaluationPool {
     });
   }
 
-  /** The compiled expression if this source may run inline (bounded, and inlining is on). */
+  /** The compiled expression if this template or filter may run inline (bounded, and inlining is on). */
   #inlineEntry(request: EvaluationRequest): InlineEntry {
-    if (this.#inlineBudget <= 0) return null;
-    let entry = this.#inline.get(request.source);
+    if (this.#inlineBudget <= 0 || (request.kind !== 'template' && request.kind !== 'filter')) return null;
+    const key = `${request.kind}\u0000${request.source}`;
+    let entry = this.#inline.get(key);
     if (entry === undefined) {
       entry = null;
       try {
-        const compiled = request.kind === 'template' ? compileTemplate(request.source, { limits: this.#limits }) : compileFilter(request.source, { limits: this.#limits });
+        const options = { limits: this.#limits };
+        const compiled = request.kind === 'template' ? compileTemplate(request.source, options) : compileFilter(request.source, options);
         const shape = boundedShape(compiled.expressionFor(this.#limits).ast());
         if (shape) entry = { compiled, references: Math.max(1, shape.references) };
       } catch {
         // Not compilable here: the evaluator reports the error as it always has.
       }
       if (this.#inline.size >= MAX_SOURCE_IDS) this.#inline.clear();
-      this.#inline.set(request.source, entry);
+      this.#inline.set(key, entry);
     }
     return entry;
   }
@@ -231,9 +234,10 @@ export class EvaluationPool {
   async #evaluateInline(compiled: CompiledExpression, request: EvaluationRequest): Promise<unknown> {
     this.#inlined++;
     try {
+      const { event, bindings } = request;
       const output = compiled.kind === 'template'
-        ? await evaluateTemplate(compiled as CompiledExpression<'template'>, request.event, request.bindings, this.#limits)
-        : await evaluateFilter(compiled as CompiledExpression<'filter'>, request.event, request.bindings, this.#limits);
+        ? await evaluateTemplate(compiled as CompiledExpression<'template'>, event, bindings, this.#limits)
+        : await evaluateFilter(compiled as CompiledExpression<'filter'>, event, bindings, this.#limits);
       this.#breaker.recordSuccess(request.owner, request.source);
       return output;
     } catch (err) {
@@ -258,7 +262,9 @@ export class EvaluationPool {
     }));
   }
 
-  #sourceId(source: string): number {
+  /** Per kind and source: the same text is another expression as a template, a filter or a route. */
+  #sourceId(kind: EvaluationKind, text: string): number {
+    const source = `${kind}\u0000${text}`;
     let id = this.#sourceIds.get(source);
     if (id === undefined) {
       // Ids only grow, so forgetting old ones is safe: an evaluator asks again for a source it lacks.
@@ -457,11 +463,11 @@ function stopProcess(child: ChildProcess): Promise<void> {
   });
 }
 
-function label(kind: ExpressionKind): string {
-  return kind === 'template' ? 'Template' : 'Filter';
+function label(kind: EvaluationKind): string {
+  return expressionLabel(kind);
 }
 
-function suspended(kind: ExpressionKind, until: number): TemplateError {
+function suspended(kind: EvaluationKind, until: number): TemplateError {
   const at = new Date(until).toISOString();
   return new TemplateError(
     `${label(kind)} suspended until ${at}: it ran into its time or memory limit repeatedly. Fix it (a changed ${kind} starts afresh) or wait.`,

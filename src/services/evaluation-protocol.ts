@@ -1,10 +1,10 @@
 /** Messages between the evaluation pool and its evaluator processes. */
-import type { ExpressionKind, TemplateBindings } from '../core/mapping.ts';
+import type { EvaluationKind, TemplateBindings } from '../core/mapping.ts';
 import type { ErrorDetail } from '../errors.ts';
 
 export interface EvaluatorRequest {
   id: number;
-  kind: ExpressionKind;
+  kind: EvaluationKind;
   /** The pool's number for this source; the source itself comes along the first time an evaluator sees it. */
   sourceId: number;
   source?: string;

@@ -9,12 +9,34 @@
  * on tsx or import.meta. It gets no environment: `$env` values arrive with each request.
  */
 import { TemplateError } from '../errors.ts';
-import { compileFilter, compileTemplate, evaluateFilter, evaluateTemplate, type CompiledExpression, type EvaluationLimits } from '../core/mapping.ts';
+import { compileFilter, compileTemplate, evaluateFilter, evaluateTemplate, type EvaluationKind, type EvaluationLimits, type TemplateBindings } from '../core/mapping.ts';
+import { compileRoute, evaluateRoute } from '../core/ordering.ts';
 import type { EvaluatorReply, EvaluatorRequest } from './evaluation-protocol.ts';
 
 const limits = JSON.parse(process.argv[2] ?? '{}') as Partial<EvaluationLimits>;
+type Run = (event: unknown, bindings: TemplateBindings) => Promise<unknown>;
 /** Each compiled source, and whether it has finished an evaluation here yet (see evaluate). */
-const compiled = new Map<number, { expression: CompiledExpression; warm: boolean }>();
+const compiled = new Map<number, { run: Run; warm: boolean }>();
+
+/** Compiles a source of this kind into what evaluates it. */
+function compileRun(kind: EvaluationKind, source: string): Run {
+  switch (kind) {
+    case 'template': {
+      const expression = compileTemplate(source, { limits });
+      return (event, bindings) => evaluateTemplate(expression, event, bindings, limits);
+    }
+    case 'filter': {
+      const expression = compileFilter(source, { limits });
+      return (event, bindings) => evaluateFilter(expression, event, bindings, limits);
+    }
+    case 'route': {
+      const route = compileRoute(source, { limits });
+      return (event, bindings) => evaluateRoute(route, event, bindings, limits);
+    }
+    case 'ordering_key':
+      throw new Error('ordering keys are evaluated as part of a route');
+  }
+}
 const CACHE_LIMIT = 500;
 
 function reply(message: EvaluatorReply): void {
@@ -36,13 +58,11 @@ async function evaluate(req: EvaluatorRequest): Promise<EvaluatorReply> {
   let entry = compiled.get(req.sourceId);
   if (!entry) {
     if (req.source === undefined) return { id: req.id, unknownSource: true };
-    entry = { expression: req.kind === 'template' ? compileTemplate(req.source, { limits }) : compileFilter(req.source, { limits }), warm: false };
+    entry = { run: compileRun(req.kind, req.source), warm: false };
     if (compiled.size >= CACHE_LIMIT) compiled.delete(compiled.keys().next().value!);
     compiled.set(req.sourceId, entry);
   }
-  const run = () => req.kind === 'template'
-    ? evaluateTemplate(entry.expression as CompiledExpression<'template'>, req.event, req.bindings, limits)
-    : evaluateFilter(entry.expression as CompiledExpression<'filter'>, req.event, req.bindings, limits);
+  const run = () => entry.run(req.event, req.bindings);
   let output: unknown;
   try {
     output = await run();

@@ -4,6 +4,7 @@ import { ConflictError, ValidationError, type ErrorDetail } from '../errors.ts';
 import { newId } from '../core/ids.ts';
 import { eventMatches } from '../core/event-match.ts';
 import { eventEnvelopeSchema, fieldsOf } from '../core/api-schemas.ts';
+import { ORDER_ALL, orderingExpression, plainKeyPath, readPlainKey, type RouteResult } from '../core/ordering.ts';
 import type { ClaimedDelivery, DeliveryRecord, EventRecord, IngestItem, IngestResult, Storage } from '../storage/types.ts';
 import { GroupCommit } from './group-commit.ts';
 import type { RuntimeSubscription } from './subscriptions.ts';
@@ -20,8 +21,12 @@ export interface IngestDeps {
   storage: Storage;
   validateData: (eventName: string, data: unknown) => ErrorDetail[] | 'unknown_event';
   subscriptions: () => Promise<Map<string, RuntimeSubscription>>;
-  /** Evaluates a subscription's JSONata filter on the envelope; throws on a runtime error. */
-  filterMatches: (filter: string, envelope: EventEnvelope, sub: RuntimeSubscription) => Promise<boolean>;
+  /**
+   * Evaluates a subscription's JSONata filter and ordering key on the envelope, in one evaluation
+   * (either may be null, not both): whether it matches, and the key's value. Throws when the
+   * filter fails (the event then does not match).
+   */
+  route: (envelope: EventEnvelope, sub: RuntimeSubscription, expressions: { filter: string | null; key: string | null }) => Promise<RouteResult>;
   /**
    * Told about new deliveries after they committed: `pending` ones for the worker to claim,
    * `preclaimed` ones that were stored already leased to it and start at once, and how many
@@ -181,7 +186,8 @@ export class IngestService {
   /** Marks deliveries due now as leased, as far as the worker has room; returns how many. */
   #preclaim(items: IngestItem[], now: number): number {
     if (!this.#deps.preclaim) return 0;
-    const preclaimable = (d: DeliveryRecord) => d.next_attempt_at <= now && !this.#deps.preclaim?.isSaturated?.(d.subscription_id);
+    // An ordered delivery may have to wait for an earlier one of its key: the claim decides that.
+    const preclaimable = (d: DeliveryRecord) => d.next_attempt_at <= now && !d.ordering_key && !this.#deps.preclaim?.isSaturated?.(d.subscription_id);
     const due = items.reduce((n, item) => n + item.deliveries.filter(preclaimable).length, 0);
     if (!due) return 0;
     const { count, leaseUntil } = this.#deps.preclaim.reserve(due);
@@ -198,13 +204,38 @@ export class IngestService {
     return count;
   }
 
+  readonly #plainPaths = new Map<string, string[] | undefined>();
+
+  #plainPath(expression: string): string[] | undefined {
+    if (!this.#plainPaths.has(expression)) {
+      if (this.#plainPaths.size >= 1_000) this.#plainPaths.clear();
+      this.#plainPaths.set(expression, plainKeyPath(expression));
+    }
+    return this.#plainPaths.get(expression);
+  }
+
   async #fanOut(envelope: EventEnvelope, subscriptions: Map<string, RuntimeSubscription>, now: number, only?: string): Promise<DeliveryRecord[]> {
     const deliveries: DeliveryRecord[] = [];
     for (const sub of subscriptions.values()) {
       if (only ? sub.record.id !== only : !sub.record.enabled || !subscribes(sub, envelope.event)) continue;
-      if (sub.record.filter && !only) {
+      // Test sends (`only`) are neither filtered nor ordered.
+      const filter = only ? null : sub.record.filter;
+      let keyExpression = only ? null : orderingExpression(sub.record.ordering);
+      let orderingKey: string | null = !only && sub.record.ordering?.key === ORDER_ALL ? ORDER_ALL : null;
+      // A plain path (`data.conversation_id`) without a filter is read here: no evaluator round trip.
+      const plain = keyExpression && !filter ? this.#plainPath(keyExpression) : undefined;
+      const read = plain ? readPlainKey(envelope, plain) : undefined;
+      if (read) {
+        orderingKey = read.key;
+        keyExpression = null;
+      }
+      if (filter || keyExpression) {
         try {
-          if (!(await this.#deps.filterMatches(sub.record.filter, envelope, sub))) continue;
+          const routed = await this.#deps.route(envelope, sub, { filter, key: keyExpression });
+          if (!routed.matches) continue;
+          if (keyExpression) orderingKey = routed.key;
+          // A key that fails on this event leaves it unordered; the reason is logged.
+          if (routed.key_error) this.#deps.logger.warn({ subscription_id: sub.record.id, event_id: envelope.id, err: routed.key_error }, 'ordering key failed; event delivered unordered to this subscription');
         } catch (err) {
           // A filter that fails on this event does not match it; the reason is logged.
           this.#deps.logger.warn({ subscription_id: sub.record.id, event_id: envelope.id, err: (err as Error).message }, 'filter failed; event not delivered to this subscription');
@@ -228,6 +259,8 @@ export class IngestService {
         last_attempt_at: null,
         last_status_code: null,
         last_error: null,
+        ordering_key: orderingKey,
+        sequence: null,
       });
     }
     return deliveries;

@@ -14,6 +14,7 @@ import { EventEmitter } from 'node:events';
 import { AppError, TemplateError, type ErrorDetail } from '../errors.ts';
 import {
   compileFilter,
+  compileOrderingKey,
   compileTemplate,
   evaluateFilter,
   evaluateTemplate,
@@ -307,6 +308,11 @@ export class MappingRegistry extends EventEmitter {
   /** Problems with a subscription's `filter`, each with `path`; empty when it compiles. */
   checkFilter(filter: string, at: string): ErrorDetail[] {
     return problemsAt(at, () => this.filter(filter));
+  }
+
+  /** Problems with a subscription's ordering key expression, each with `path`; empty when it compiles. */
+  checkOrderingKey(key: string, at: string): ErrorDetail[] {
+    return problemsAt(at, () => compileOrderingKey(key, { limits: this.#limits }));
   }
 
   /** Runs the examples of every template (or of one) and compares outputs with the expected ones. */

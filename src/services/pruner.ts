@@ -3,6 +3,9 @@ import type { Logger } from '../logger.ts';
 import type { PruneCounts, Storage } from '../storage/types.ts';
 import { BATCH_LIMITS, bareEventCutoff, nextBatchSize, pauseAfterBatch, pruneCutoffs, type RetentionPolicy } from '../core/retention.ts';
 
+/** Connector state rows deleted per statement (they are small and few). */
+const CONNECTOR_STATE_BATCH = 1_000;
+
 export interface PruneReport extends PruneCounts {
   duration_ms: number;
   batches: number;
@@ -102,6 +105,9 @@ export class Pruner {
       if (counts.deliveries < limit) break;
       await this.#pause(pauseAfterBatch(took));
     }
+
+    // What connectors keep per ordering key (a Slack thread's message) goes once untouched as long.
+    while (!this.#stopped && (await storage.pruneConnectorState(cutoffs.finishedBefore, CONNECTOR_STATE_BATCH)) === CONNECTOR_STATE_BATCH);
 
     const receivedBefore = bareEventCutoff(now, policy);
     let after: { received_at: number; id: string } | undefined;

@@ -26,7 +26,12 @@ export function ajvErrorsToDetails(errors: ErrorObject[] | null | undefined, roo
   const details: ErrorDetail[] = [];
   const seen = new Set<string>();
   const explained = new Map<string, { instancePath: string; message: string }>();
+  // A nullable object's `{type: "null"}` branch says "must be null" beside what the object branch
+  // says about the same value: only the object's problems help.
+  const nullBranch = (err: ErrorObject) => err.keyword === 'type' && (err.params as { type?: unknown }).type === 'null'
+    && (errors ?? []).some((other) => other !== err && other.keyword !== 'anyOf' && (other.instancePath === err.instancePath || other.instancePath.startsWith(`${err.instancePath}/`)));
   for (const err of errors ?? []) {
+    if (nullBranch(err)) continue;
     const explanation = schema ? explanationFor(schema, err.schemaPath) : undefined;
     if (explanation) {
       // The shortest instance path in the node is where the node applies.

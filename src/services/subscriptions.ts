@@ -6,6 +6,7 @@ import type { SecretBox } from '../core/secret-box.ts';
 import type { ConnectorDefinition } from '../delivery/connector.ts';
 import type { RetryPolicy, Storage, SubscriptionRecord } from '../storage/types.ts';
 import { ajvErrorsToDetails, checkHeaders, checkSubscriptionShape, headerValueProblem, isCredentialHeader } from './subscription-input.ts';
+import { normalizeOrdering, orderingExpression } from '../core/ordering.ts';
 import { Ajv, type ValidateFunction } from 'ajv';
 
 export type AuthConfig =
@@ -17,6 +18,7 @@ export type AuthConfig =
 export interface TemplateChecker {
   checkMapping(mapping: string, path: string): ErrorDetail[];
   checkFilter(filter: string, path: string): ErrorDetail[];
+  checkOrderingKey(key: string, path: string): ErrorDetail[];
 }
 
 export interface SubscriptionServiceDeps {
@@ -28,6 +30,8 @@ export interface SubscriptionServiceDeps {
   /** Refuses URLs the gateway must not call (scheme, SSRF); throws ValidationError. */
   checkDestination: (url: string, path: string) => Promise<void>;
   secretRotationMs: number;
+  /** A change may have let keys stopped by `on_failure: block` go on: the worker looks at once. */
+  onWork?: () => void;
   now?: () => number;
 }
 
@@ -162,6 +166,7 @@ export class SubscriptionService {
       connector: sub.connector,
       connector_options: masked,
       retry: sub.retry,
+      ordering: sub.ordering ?? null,
       timeout: sub.timeout_seconds,
       rate_limit: sub.rate_limit,
       source: sub.source,
@@ -200,6 +205,8 @@ export class SubscriptionService {
       connector_options: {},
       connector_secrets_sealed: null,
       retry: (input.retry as RetryPolicy | undefined) ?? null,
+      // Like rate_limit: an explicit null turns a connector's default ordering off.
+      ordering: 'ordering' in input ? normalizeOrdering(input.ordering) : connector?.subscriptionDefaults?.ordering ?? null,
       timeout_seconds: input.timeout ?? null,
       // An explicit null turns a connector's default pacing off; leaving the field out keeps it.
       rate_limit: 'rate_limit' in input ? input.rate_limit : connector?.subscriptionDefaults?.rate_limit ?? null,
@@ -238,6 +245,7 @@ export class SubscriptionService {
     if ('filter' in input) record.filter = input.filter;
     if ('mapping' in input) record.mapping = input.mapping;
     if ('retry' in input) record.retry = input.retry;
+    if ('ordering' in input) record.ordering = normalizeOrdering(input.ordering);
     if ('timeout' in input) record.timeout_seconds = input.timeout;
     if ('rate_limit' in input) record.rate_limit = input.rate_limit;
     if ('enabled' in input) {
@@ -254,6 +262,7 @@ export class SubscriptionService {
     await this.#applyAndCheck(record, input, false);
     await this.#deps.storage.updateSubscription(record);
     this.invalidate();
+    if ('ordering' in input || 'enabled' in input) this.#deps.onWork?.();
     return record;
   }
 
@@ -344,6 +353,8 @@ export class SubscriptionService {
     }
     if (record.retry) details.push(...validateRetryPolicy(record.retry, '$.retry'));
     if (record.filter) details.push(...this.#deps.templates.checkFilter(record.filter, '$.filter'));
+    const orderingKey = orderingExpression(record.ordering);
+    if (orderingKey) details.push(...this.#deps.templates.checkOrderingKey(orderingKey, '$.ordering.key'));
     if (record.mapping) details.push(...this.#deps.templates.checkMapping(record.mapping, '$.mapping'));
 
     if ('auth' in input || creating) {

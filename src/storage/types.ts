@@ -25,8 +25,23 @@ export interface ApiKeyRecord {
 /**
  * `paused`: pending, but its subscription is disabled; it is not claimed, and goes back to
  * `pending` when the subscription is enabled again (the API shows it as pending + paused).
+ * `waiting`: pending, but set aside behind an unfinished delivery of its ordering key; it is not
+ * claimed until that one finishes and wakes it (the API shows it as pending + waiting_for).
  */
-export type DeliveryStatus = 'pending' | 'paused' | 'delivering' | 'delivered' | 'failed' | 'cancelled';
+export type DeliveryStatus = 'pending' | 'paused' | 'waiting' | 'delivering' | 'delivered' | 'failed' | 'cancelled';
+
+/** What a permanent failure does to the deliveries queued behind it on its ordering key. */
+export type OrderingFailurePolicy = 'continue' | 'block';
+
+/**
+ * Ordered delivery: deliveries of one subscription with the same key value are attempted one at
+ * a time, in the order their events were accepted. `key` is a JSONata expression on the envelope,
+ * or `*` (ORDER_ALL) for one order across the whole subscription.
+ */
+export interface OrderingPolicy {
+  key: string;
+  on_failure: OrderingFailurePolicy;
+}
 
 export interface RetryPolicy {
   schedule?: (number | string)[];
@@ -56,6 +71,8 @@ export interface SubscriptionRecord {
   /** Sealed JSON of the connector's secret fields, or null. */
   connector_secrets_sealed: string | null;
   retry: RetryPolicy | null;
+  /** Ordered delivery per key, or null (every delivery on its own). Left out by older callers: null. */
+  ordering?: OrderingPolicy | null;
   timeout_seconds: number | null;
   rate_limit: number | null;
   secret_sealed: string;
@@ -109,6 +126,14 @@ export interface DeliveryRecord {
    * a release: each one is a process that died, or a lease that ran out, while holding it.
    */
   unfinished_claims?: number;
+  /** The value of its subscription's ordering key for this event; null: unordered. */
+  ordering_key?: string | null;
+  /** Acceptance order among ordered deliveries (assigned by storage); null when unordered. */
+  sequence?: number | null;
+  /** A failed delivery that stops its key (`on_failure: block`) until it is replayed or skipped. */
+  blocks_key?: boolean;
+  /** A replay of this earlier delivery, queued as a new delivery at the end of its key's queue. */
+  replay_of?: string | null;
 }
 
 export interface AttemptStep {
@@ -183,6 +208,10 @@ export interface AttemptCompletion {
   disable_subscription_reason: string | null;
   /** Set when the subscription must be deleted (Zapier's 410). */
   delete_subscription: boolean;
+  /** The delivery's ordering key (null: unordered): a finish wakes the next delivery of it. */
+  ordering_key?: string | null;
+  /** A `failed` outcome that blocks its ordering key (`on_failure: block`) until replayed or skipped. */
+  block_key?: boolean;
 }
 
 /** What a batch of completions actually wrote: a completion whose lease was lost changes nothing. */
@@ -191,6 +220,31 @@ export interface CompletionResult {
   applied: string[];
   /** Deliveries whose completion disabled or deleted their subscription (it was not already). */
   disabledBy: string[];
+  /** Deliveries of ordered keys that these completions made next in line: claim them now. */
+  woken?: string[];
+}
+
+/** One delivery asked to be replayed, and the delivery that will be sent for it. */
+export interface ReplayResult {
+  id: string;
+  /** The same id (a new attempt chain), or a new delivery at the end of its key's queue (ordered). */
+  queued: string;
+}
+
+/** A key stopped by a failed delivery under `on_failure: block`. */
+export interface BlockedKey {
+  ordering_key: string;
+  /** The failed delivery that blocks it: replay or skip it to go on. */
+  delivery: DeliveryRecord;
+  /** Unfinished deliveries queued behind it. */
+  waiting: number;
+}
+
+/** What an ordered delivery waits for: the unfinished delivery ahead of it on its key. */
+export interface OrderingBlocker {
+  delivery_id: string;
+  status: DeliveryStatus;
+  blocks_key: boolean;
 }
 
 /** Changes other instances sharing the database must hear about. */
@@ -254,7 +308,7 @@ export interface EventSweepResult {
  * changed); otherwise the event, all its deliveries (pending ones included) and their attempts are gone.
  */
 export type EraseResult =
-  | { outcome: 'erased'; deliveries: number; attempts: number; cancelled: number }
+  | { outcome: 'erased'; deliveries: number; attempts: number; cancelled: number; /** Deliveries of ordered keys the event held, free to go now. */ woken?: string[] }
   | { outcome: 'not_found' }
   | { outcome: 'in_flight'; delivery_ids: string[] };
 
@@ -324,9 +378,30 @@ export interface Storage {
   getDelivery(id: string): Promise<DeliveryRecord | undefined>;
   listDeliveries(query: DeliveryQuery): Promise<DeliveryRecord[]>;
   listAttempts(deliveryId: string): Promise<AttemptRecord[]>;
-  /** Starts a new attempt chain for each delivery that is not in flight (one transaction); returns those replayed. */
-  replayDeliveries(ids: string[], now: number): Promise<string[]>;
+  /**
+   * Replays each delivery that is not in flight (one transaction); returns those replayed. A
+   * finished delivery of an ordered key (not the one blocking it) is queued as a new delivery at
+   * the end of its key's queue; any other starts a new attempt chain in place.
+   */
+  replayDeliveries(ids: string[], now: number): Promise<ReplayResult[]>;
   findDeliveriesForReplay(query: ReplayQuery): Promise<string[]>;
+  /** Lets the key a failed delivery blocks go on (the delivery stays failed); what that woke. */
+  skipBlocked(id: string, now: number): Promise<{ skipped: boolean; woken: string[] }>;
+  /** The subscription's keys stopped by a failed delivery (`on_failure: block`), oldest first. */
+  listBlockedKeys(subscriptionId: string, limit: number): Promise<BlockedKey[]>;
+  /** For each given unfinished ordered delivery that cannot go yet, the delivery ahead of it. */
+  orderingBlockers(ids: string[]): Promise<Map<string, OrderingBlocker>>;
+  /**
+   * Wakes waiting deliveries whose key has nothing unfinished ahead of them any more. Every
+   * finish wakes its successor itself; this is the safety net the worker runs now and then.
+   */
+  wakeFreeKeys(now: number): Promise<string[]>;
+  /** A connector's small state for one ordering key (a Slack thread's parent message). */
+  getConnectorState(subscriptionId: string, orderingKey: string): Promise<Record<string, string> | undefined>;
+  /** Stores (or with null, forgets) a connector's state for one ordering key. */
+  setConnectorState(subscriptionId: string, orderingKey: string, value: Record<string, string> | null, now: number): Promise<void>;
+  /** Retention: forgets connector state untouched since `before`; how many went. */
+  pruneConnectorState(before: number, limit: number): Promise<number>;
   /** Success counts over a window, for health at a glance. */
   deliveryStats(subscriptionId: string, since: number): Promise<{ delivered: number; failed: number; pending: number }>;
 

@@ -46,6 +46,7 @@ const SLUICE_YAML = `subscriptions:
     filter: data.score < 60
     auth: {type: basic, username: qa, password: '\${QA_PASSWORD}'}
     timeout: 5
+    ordering: {key: data.conversation_id}
 `;
 
 const list = async () => (await gw.api('GET', '/api/v1/webhooks')).body.data as any[];
@@ -86,6 +87,7 @@ describe('sluice apply and export', () => {
       auth: { type: 'bearer', token: '${CRM_SYNC_AUTH_TOKEN}' }, mapping: 'call-summary', retry: { schedule: ['0s', '1m', '5m'] },
     });
     expect(doc.subscriptions[1].auth).toEqual({ type: 'basic', username: 'qa', password: '${QA_ALERTS_AUTH_PASSWORD}' });
+    expect(doc.subscriptions[1].ordering).toEqual({ key: 'data.conversation_id', on_failure: 'continue' });
     expect(exported.stderr).toContain('set CRM_SYNC_AUTH_TOKEN, QA_ALERTS_AUTH_PASSWORD');
 
     const roundTrip = { ...env, CRM_SYNC_AUTH_TOKEN: CRM_TOKEN, QA_ALERTS_AUTH_PASSWORD: QA_PASSWORD };
@@ -180,5 +182,23 @@ describe('sluice apply and export', () => {
     const second = await runSluice(['apply', '-f', file], { env });
     expect(second.code, second.stderr).toBe(0);
     expect(second.stdout).toContain('applied: 1 created, 0 updated, 0 deleted, 1 unchanged');
+  });
+
+  it('keeps a connector\'s default ordering (PagerDuty) when the file leaves it out, and exports it as left out', async () => {
+    const pdEnv = { ...env, PD_KEY: 'Rk3yS3cr3t0123456789abcdefABCDEF' };
+    const file = writeFile('pagerduty.yaml', `subscriptions:
+  - name: pager
+    events: [signal.*]
+    connector: pagerduty
+    connector_options: {routing_key: '\${PD_KEY}', api_base_url: 'http://127.0.0.1:9'}
+`);
+    const first = await runSluice(['apply', '-f', file], { env: pdEnv });
+    expect(first.code, first.stderr).toBe(0);
+    const pager = (await list()).find((s) => s.name === 'pager');
+    expect(pager.ordering).toMatchObject({ on_failure: 'continue', key: expect.stringContaining('data.conversation_id') });
+    const again = await runSluice(['apply', '-f', file, '--dry-run'], { env: pdEnv });
+    expect(again.stdout).toContain('nothing to change');
+    const exported = parse((await runSluice(['export'], { env })).stdout);
+    expect(exported.subscriptions.find((s: { name: string }) => s.name === 'pager')).not.toHaveProperty('ordering');
   });
 });

@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { REPO_ROOT, waitFor, type TestGateway } from '../support/gateway.ts';
 import type { ReceivedRequest, Responder } from '../support/receiver.ts';
 import { createSubscription, deliveryFor, eventFrom, gatewayForTest, getDelivery, receiverForTest, uniqueEventId, waitForDelivery } from '../delivery/delivery-helpers.ts';
+import { PAGERDUTY_ORDERING } from '../../connectors/pagerduty/index.ts';
 
 const ROUTING_KEY = 'Rk3yS3cr3t0123456789abcdefABCDEF';
 const FAST = { schedule: ['0s', '50ms', '50ms'] };
@@ -17,11 +18,15 @@ const json = (status: number, body: unknown): ReturnType<Responder> => ({ status
 
 /**
  * A stand-in for events.pagerduty.com/v2/enqueue. Like PagerDuty, a trigger whose
- * dedup_key matches an open alert only adds to it, and resolve closes the open alert.
+ * dedup_key matches an open alert only adds to it, resolve closes the open alert, and a resolve
+ * for a key with no open alert is dropped (a later trigger with that key opens a new alert).
  * `override` answers a request differently (after the model has processed it, like a
  * response lost on the way back).
  */
-async function fakePagerDuty(override: (req: ReceivedRequest, index: number) => ReturnType<Responder> | undefined = () => undefined) {
+async function fakePagerDuty(
+  override: (req: ReceivedRequest, index: number) => ReturnType<Responder> | undefined = () => undefined,
+  opts: { refuse?: (req: ReceivedRequest, index: number) => boolean } = {},
+) {
   const open = new Set<string>();
   const incidents: string[] = [];
   const resolved: string[] = [];
@@ -35,6 +40,8 @@ async function fakePagerDuty(override: (req: ReceivedRequest, index: number) => 
     if (typeof event.routing_key !== 'string' || event.routing_key.length !== 32) {
       return json(400, { status: 'invalid event', message: 'Event object is invalid', errors: ["Length of 'routing_key' is incorrect (should be 32 characters)"] });
     }
+    // Not ingested at all (a 503 before PagerDuty took the event): the model does not change.
+    if (opts.refuse?.(req, index)) return override(req, index);
     if (event.event_action === 'trigger' && !open.has(event.dedup_key)) {
       open.add(event.dedup_key);
       incidents.push(event.dedup_key);
@@ -130,6 +137,41 @@ describe('pagerduty Events API v2', () => {
     expect(pd.requests.every((r) => r.headers['content-type'] === 'application/json' && !r.headers['webhook-signature'])).toBe(true);
   });
 
+  it('ends the trigger (503, then retried) -> resolve sequence with no open incident: the resolve waits for its trigger', async () => {
+    const gw = await gatewayForTest();
+    // The trigger's first attempt meets a 503 (PagerDuty took nothing); everything after is accepted.
+    const pd = await fakePagerDuty((req, index) => (index === 0 ? json(503, { status: 'unavailable' }) : undefined), { refuse: (_req, index) => index === 0 });
+    const sub = await subscribe(gw, pd.url, { retry: { schedule: ['0s', '300ms'] } });
+    expect(sub.ordering).toEqual(PAGERDUTY_ORDERING);
+    const trigger = deliveryFor(await post(gw, eventFrom('signal.frustration_spike')), sub.id);
+    await waitForDelivery(gw, trigger, (d) => d.attempts.length === 1);
+    // The resolve is accepted while the trigger waits for its retry: it must not go first.
+    const resolve = deliveryFor(await post(gw, signalResolved('conv_84302', 'frustration_spike')), sub.id);
+    const waiting = await getDelivery(gw, resolve);
+    expect(waiting).toMatchObject({ status: 'pending', ordering_key: 'sluice-conv_84302-frustration_spike', waiting_for: { delivery_id: trigger } });
+    expect(await waitForDelivery(gw, resolve)).toMatchObject({ status: 'delivered' });
+    expect(pd.events().map((e) => e.event_action)).toEqual(['trigger', 'trigger', 'resolve']);
+    expect(pd.incidents).toEqual(['sluice-conv_84302-frustration_spike']);
+    expect(pd.resolved).toEqual(['sluice-conv_84302-frustration_spike']);
+    expect(pd.open.size).toBe(0);
+  });
+
+  it('shows why ordering is on: the same sequence unordered leaves an incident open that never resolves', async () => {
+    const gw = await gatewayForTest();
+    const pd = await fakePagerDuty((req, index) => (index === 0 ? json(503, { status: 'unavailable' }) : undefined), { refuse: (_req, index) => index === 0 });
+    const sub = await subscribe(gw, pd.url, { retry: { schedule: ['0s', '300ms'] }, ordering: null });
+    expect(sub.ordering).toBeNull();
+    const trigger = deliveryFor(await post(gw, eventFrom('signal.frustration_spike')), sub.id);
+    await waitForDelivery(gw, trigger, (d) => d.attempts.length === 1);
+    const resolve = deliveryFor(await post(gw, signalResolved('conv_84302', 'frustration_spike')), sub.id);
+    await waitForDelivery(gw, resolve);
+    await waitForDelivery(gw, trigger);
+    // PagerDuty dropped the resolve (no open alert yet); the retried trigger then opened one.
+    expect(pd.events().map((e) => e.event_action)).toEqual(['trigger', 'resolve', 'trigger']);
+    expect(pd.resolved).toEqual([]);
+    expect([...pd.open]).toEqual(['sluice-conv_84302-frustration_spike']);
+  });
+
   it('never writes the routing key to the delivery log', async () => {
     const gw = await gatewayForTest();
     const pd = await fakePagerDuty();
@@ -162,10 +204,12 @@ describe('pagerduty Events API v2', () => {
     expect(keys).toEqual([`sluice-${delivery.event_id}`, `sluice-${delivery.event_id}`]);
     expect(pd.incidents).toHaveLength(1);
 
-    // A replay is a new attempt chain for the same event: same key again, still one incident.
+    // A replay sends the same event again (ordered by its dedup_key: as a new delivery at the end
+    // of the key's queue): same key again, still one incident.
     const replay = await gw.api('POST', `/api/v1/deliveries/${id}/replay`, {});
     expect(replay.status, JSON.stringify(replay.body)).toBeLessThan(300);
-    await waitForDelivery(gw, id, (d) => d.status === 'delivered' && d.attempts.length === 3);
+    expect(replay.body).toMatchObject({ replayed_as_new_delivery: true, replay_of: id });
+    await waitForDelivery(gw, replay.body.id, (d) => d.status === 'delivered');
     expect(pd.events().map((e) => e.dedup_key)).toEqual([keys[0], keys[0], keys[0]]);
     expect(pd.incidents).toHaveLength(1);
   });

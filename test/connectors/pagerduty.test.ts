@@ -1,6 +1,11 @@
 import { Ajv } from 'ajv';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { RATE_LIMIT_FLOOR_MS, dashboardDeliveryUrl, enqueueUrl, pagerDutyConnector, pagerDutyDedupKey } from '../../connectors/pagerduty/index.ts';
+import { PAGERDUTY_ORDERING, RATE_LIMIT_FLOOR_MS, dashboardDeliveryUrl, enqueueUrl, pagerDutyConnector, pagerDutyDedupKey } from '../../connectors/pagerduty/index.ts';
+import { compileOrderingKey, evaluateOrderingKey } from '../../src/core/mapping.ts';
+import { orderingKeyValue } from '../../src/core/ordering.ts';
+import fs from 'node:fs';
+import path from 'node:path';
+import { REPO_ROOT } from '../support/gateway.ts';
 import { CUT_NOTE_KEY, PAGERDUTY_MAX_EVENT_BYTES, fitEvent } from '../../connectors/pagerduty/fit-event.ts';
 import type { ConnectorContext, ResponseInfo } from '../../src/delivery/connector.ts';
 import { MappingRegistry } from '../../src/services/mapping-registry.ts';
@@ -217,6 +222,35 @@ describe('pagerduty: dedup keys', () => {
     const key = pagerDutyDedupKey(event);
     expect(key).toMatch(/^sluice-sha256-[0-9a-f]{64}$/);
     expect(pagerDutyDedupKey({ ...event, id: 'evt_2' })).toBe(key);
+  });
+});
+
+describe('pagerduty: ordered by dedup_key', () => {
+  const orderingKey = compileOrderingKey(PAGERDUTY_ORDERING.key);
+  const keyOf = async (event: Event) => orderingKeyValue(await evaluateOrderingKey(orderingKey, event));
+
+  it('is every new subscription\'s default ordering', () => {
+    expect(pagerDutyConnector.subscriptionDefaults?.ordering).toEqual({ key: PAGERDUTY_ORDERING.key, on_failure: 'continue' });
+  });
+
+  it('gives each event the dedup_key the connector sends: every catalog example, every fixture, and the edge cases', async () => {
+    const catalog = fs.readdirSync(path.join(REPO_ROOT, 'catalog/events')).map((file) => catalogExample(file.replace(/\.json$/, '')));
+    const edges: Event[] = [
+      { id: 'evt_e1', event: 'signal.resolved', timestamp: '', data: { conversation_id: 'c1' } },
+      { id: 'evt_e2', event: 'signal.resolved', timestamp: '', data: { conversation_id: '', signal_type: 'x' } },
+      { id: 'evt_e3', event: 'signal.frustration_spike', timestamp: '', data: { conversation_id: 42 } },
+      { id: 'evt_e4', event: 'signal.frustration_spike', timestamp: '', data: 'not an object' },
+      { id: 'evt_e5', event: 'sluice.delivery.failed', timestamp: '', data: {} },
+      { id: 'evt_e6', event: 'sluice.webhook.disabled', timestamp: '', data: { subscription_id: 'sub_9' } },
+      { id: 'evt_e7', event: 'call.ended', timestamp: '', data: { conversation_id: 'c1' } },
+    ];
+    const events = [...catalog, ...FIXTURES.map((name) => fixture(name)), ...edges];
+    expect(events.length).toBeGreaterThan(25);
+    for (const event of events) expect(await keyOf(event), event.event).toBe(pagerDutyDedupKey(event));
+  });
+
+  it('puts a trigger and the signal.resolved that resolves it on one key', async () => {
+    expect(await keyOf(fixture('signal.frustration_spike'))).toBe(await keyOf(catalogExample('signal.resolved')));
   });
 });
 

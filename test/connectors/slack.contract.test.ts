@@ -8,7 +8,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { MappingRegistry } from '../../src/services/mapping-registry.ts';
 import { REPO_ROOT, type TestGateway } from '../support/gateway.ts';
 import type { ReceivedRequest, Responder } from '../support/receiver.ts';
-import { createSubscription, deliveryFor, eventFrom, gatewayForTest, header, receiverForTest, waitForDelivery } from '../delivery/delivery-helpers.ts';
+import { createSubscription, deliveryFor, eventFrom, gatewayForTest, getDelivery, header, receiverForTest, uniqueEventId, waitForDelivery } from '../delivery/delivery-helpers.ts';
+import { catalogExample } from '../support/catalog.ts';
 
 const HOOK_PATH = '/services/T0001/B0001/s3cr3tW3bh00kT0k3nAbCdEf';
 const BOT_TOKEN = 'xoxb-1111-2222-s3cr3tB0tT0k3nAbCdEf';
@@ -281,6 +282,132 @@ describe('slack chat.postMessage (bot token)', () => {
   });
 });
 
+/**
+ * A stand-in for slack.com/api that keeps the messages it was given: chat.postMessage answers
+ * {"ok": true, "channel", "ts"} with a new ts each time (a reply keeps its thread_ts), chat.update
+ * changes a kept message. `answer` can replace the answer to one request.
+ */
+async function fakeSlackApi(answer: (req: ReceivedRequest, index: number) => ReturnType<Responder> | undefined = () => undefined) {
+  const messages = new Map<string, { channel: string; thread_ts?: string; text: string }>();
+  let clock = 1_700_000_000;
+  const receiver = await receiverForTest((req, index) => {
+    const override = answer(req, index);
+    if (override) return override;
+    const body = bodyOf(req);
+    if (req.url === '/api/chat.postMessage') {
+      const ts = `${++clock}.000100`;
+      messages.set(ts, { channel: body.channel, thread_ts: body.thread_ts, text: body.text });
+      return api({ ok: true, channel: body.channel, ts, message: { type: 'message', text: body.text } });
+    }
+    if (req.url === '/api/chat.update') {
+      const kept = messages.get(body.ts);
+      if (!kept || kept.channel !== body.channel) return api({ ok: false, error: 'message_not_found' });
+      kept.text = body.text;
+      return api({ ok: true, channel: body.channel, ts: body.ts, text: body.text });
+    }
+    return api({ ok: false, error: 'unknown_method' }, 404);
+  });
+  return { ...receiver, messages, bodies: () => receiver.requests.map((r) => ({ method: r.url.replace('/api/', ''), ...bodyOf(r) })) };
+}
+
+function conversationEvent(name: 'signal.frustration_spike' | 'signal.resolved', conversation: string) {
+  const event = name === 'signal.resolved' ? { ...catalogExample('signal.resolved'), id: uniqueEventId('resolved') } : eventFrom(name);
+  return { ...event, data: { ...event.data, conversation_id: conversation } };
+}
+
+async function postEvent(gw: TestGateway, subscriptionId: string, event: { id: string }) {
+  const res = await gw.api('POST', '/api/v1/events', event);
+  expect(res.status, JSON.stringify(res.body)).toBe(202);
+  return deliveryFor(res.body, subscriptionId);
+}
+
+describe('slack following an incident (ordered subscription)', () => {
+  const ORDERED = { ordering: { key: 'data.conversation_id' }, rate_limit: null };
+
+  it('with a bot token: the first message of a key opens a thread, the next ones and the resolve reply in it, then the key starts afresh', async () => {
+    const gw = await gatewayForTest();
+    // The opening message meets a 500 first: the resolve accepted meanwhile still waits for it.
+    const slack = await fakeSlackApi((_req, index) => (index === 0 ? api({ ok: false, error: 'internal_error' }, 500) : undefined));
+    const sub = await botSubscription(gw, slack.url, ORDERED);
+    const opened = await postEvent(gw, sub.id, conversationEvent('signal.frustration_spike', 'conv_7'));
+    await waitForDelivery(gw, opened, (d) => d.attempts.length === 1);
+    const again = await postEvent(gw, sub.id, conversationEvent('signal.frustration_spike', 'conv_7'));
+    const elsewhere = await postEvent(gw, sub.id, conversationEvent('signal.frustration_spike', 'conv_8'));
+    const resolved = await postEvent(gw, sub.id, conversationEvent('signal.resolved', 'conv_7'));
+    for (const id of [opened, again, elsewhere, resolved]) expect(await waitForDelivery(gw, id)).toMatchObject({ status: 'delivered' });
+    const parent = JSON.parse((await getDelivery(gw, opened)).attempts.at(-1).response.body).ts;
+    const conv7 = slack.bodies().filter((b) => b.text.includes('conv_7'));
+    expect(conv7.map((b) => [b.method, b.thread_ts ?? null])).toEqual([
+      ['chat.postMessage', null],
+      ['chat.postMessage', null],
+      ['chat.postMessage', parent],
+      ['chat.postMessage', parent],
+    ]);
+    expect(conv7.at(-1)!.text).toMatch(/^Resolved/);
+    expect(conv7.every((b) => b.channel === 'C0123456789')).toBe(true);
+    // Another key opened its own thread.
+    expect(slack.bodies().find((b) => b.text.includes('conv_8'))!.thread_ts).toBeUndefined();
+    // Resolved: the next signal of conv_7 opens a new thread.
+    const reopened = await postEvent(gw, sub.id, conversationEvent('signal.frustration_spike', 'conv_7'));
+    await waitForDelivery(gw, reopened);
+    expect(slack.bodies().at(-1)!.thread_ts).toBeUndefined();
+  });
+
+  it('with on_resolve "update": the resolving event replaces the message that opened the key', async () => {
+    const gw = await gatewayForTest();
+    const slack = await fakeSlackApi();
+    const sub = await botSubscription(gw, slack.url, { ...ORDERED, connector_options: { bot_token: BOT_TOKEN, channel: 'C0123456789', api_base_url: `${slack.url}/api`, on_resolve: 'update' } });
+    const opened = await postEvent(gw, sub.id, conversationEvent('signal.frustration_spike', 'conv_9'));
+    await waitForDelivery(gw, opened);
+    const resolved = await postEvent(gw, sub.id, conversationEvent('signal.resolved', 'conv_9'));
+    const delivery = await waitForDelivery(gw, resolved);
+    expect(delivery.status).toBe('delivered');
+    const [, update] = slack.bodies();
+    expect(update).toMatchObject({ method: 'chat.update', channel: 'C0123456789', ts: '1700000001.000100' });
+    expect(Object.keys(update).sort()).toEqual(['blocks', 'channel', 'method', 'text', 'ts']);
+    expect(slack.messages.get('1700000001.000100')!.text).toMatch(/^Resolved/);
+    expect(slack.requests[1].url).toBe('/api/chat.update');
+  });
+
+  it('with on_resolve "update" and the opening message gone: posts the resolve instead, both requests in the log', async () => {
+    const gw = await gatewayForTest();
+    const slack = await fakeSlackApi();
+    const sub = await botSubscription(gw, slack.url, { ...ORDERED, connector_options: { bot_token: BOT_TOKEN, channel: 'C0123456789', api_base_url: `${slack.url}/api`, on_resolve: 'update' } });
+    await waitForDelivery(gw, await postEvent(gw, sub.id, conversationEvent('signal.frustration_spike', 'conv_10')));
+    slack.messages.clear();
+    const delivery = await waitForDelivery(gw, await postEvent(gw, sub.id, conversationEvent('signal.resolved', 'conv_10')));
+    expect(delivery.status).toBe('delivered');
+    expect(delivery.attempts[0].steps.map((step: any) => [step.name, step.response_status])).toEqual([['chat.update', 200], ['chat.postMessage', 200]]);
+    expect(slack.bodies().at(-1)).toMatchObject({ method: 'chat.postMessage', channel: 'C0123456789' });
+    expect(slack.bodies().at(-1)!.thread_ts).toBeUndefined();
+  });
+
+  it('with an incoming webhook: the resolved message is posted, after the message it resolves', async () => {
+    const gw = await gatewayForTest();
+    const slack = await receiverForTest((_req, index) => (index === 0 ? slackError(500, 'rollup_error') : ok()));
+    const sub = await webhookSubscription(gw, slack.url, ORDERED);
+    const opened = await postEvent(gw, sub.id, conversationEvent('signal.frustration_spike', 'conv_11'));
+    await waitForDelivery(gw, opened, (d) => d.attempts.length === 1);
+    const resolved = await postEvent(gw, sub.id, conversationEvent('signal.resolved', 'conv_11'));
+    await waitForDelivery(gw, resolved);
+    expect(slack.requests.map((r) => bodyOf(r).text.replace(/:.*$/, ''))).toEqual([
+      expect.stringMatching(/Frustration spike/),
+      expect.stringMatching(/Frustration spike/),
+      expect.stringMatching(/^Resolved/),
+    ]);
+    expect(slack.requests.every((r) => bodyOf(r).thread_ts === undefined)).toBe(true);
+  });
+
+  it('without ordering, a bot subscription posts every message on its own, as before', async () => {
+    const gw = await gatewayForTest();
+    const slack = await fakeSlackApi();
+    const sub = await botSubscription(gw, slack.url, { rate_limit: null });
+    await waitForDelivery(gw, await postEvent(gw, sub.id, conversationEvent('signal.frustration_spike', 'conv_12')));
+    await waitForDelivery(gw, await postEvent(gw, sub.id, conversationEvent('signal.resolved', 'conv_12')));
+    expect(slack.bodies().map((b) => b.thread_ts)).toEqual([undefined, undefined]);
+  });
+});
+
 describe('slack subscriptions through the API', () => {
   it.each([
     ['no credentials', {}],
@@ -299,7 +426,7 @@ describe('slack subscriptions through the API', () => {
     expect(res.status).toBe(200);
     const slack = res.body.data.find((c: any) => c.name === 'slack');
     expect(slack).toMatchObject({ title: 'Slack', url: 'none', secret_options: ['webhook_url', 'bot_token'], default_mapping: 'slack/default', defaults: { rate_limit: 1 } });
-    expect(Object.keys(slack.options_schema.properties)).toEqual(['webhook_url', 'bot_token', 'channel', 'api_base_url']);
+    expect(Object.keys(slack.options_schema.properties)).toEqual(['webhook_url', 'bot_token', 'channel', 'api_base_url', 'resolve_events', 'on_resolve']);
   });
 
   it('a test send returns the attempt with Slack\'s answer and marks the message as a test', async () => {

@@ -405,3 +405,56 @@ describe('slack: what each response means', () => {
     expect(slackErrorCode('   ')).toBeUndefined();
   });
 });
+
+describe('slack: following an incident on an ordered key (bot token)', () => {
+  const thread = { ts: '1700000001.000100', channel: 'C0THREAD01' };
+  const ordered = async (event: Event, state: Record<string, string> | null, options: Record<string, unknown> = BOT): Promise<ConnectorContext> => ({ ...(await contextFor(event, options)), orderingKey: 'conv_84302', state });
+  const posted = (body: Record<string, unknown>) => response(200, JSON.stringify({ ok: true, ...body }));
+
+  it('uses key state with a bot token only', () => {
+    expect(slackConnector.usesKeyState!(BOT)).toBe(true);
+    expect(slackConnector.usesKeyState!({ webhook_url: WEBHOOK_URL })).toBe(false);
+  });
+
+  it('a first message of a key is posted as usual and keeps its ts and channel for the key', async () => {
+    const ctx = await ordered(fixture('signal.frustration_spike'), null);
+    const request = slackConnector.buildRequest(ctx);
+    expect(JSON.parse(request.body!)).not.toHaveProperty('thread_ts');
+    expect(slackConnector.classifyResponse(posted({ channel: 'C0123456789', ts: '1.5' }), ctx, request)).toEqual({ outcome: 'success', note: 'ts 1.5', state: { ts: '1.5', channel: 'C0123456789' } });
+  });
+
+  it('a later message of the key goes into the thread, in its channel, and keeps it open', async () => {
+    const ctx = await ordered(fixture('signal.frustration_spike'), thread);
+    const request = slackConnector.buildRequest(ctx);
+    expect(JSON.parse(request.body!)).toMatchObject({ channel: 'C0THREAD01', thread_ts: '1700000001.000100' });
+    expect(slackConnector.classifyResponse(posted({ channel: 'C0THREAD01', ts: '1.6' }), ctx, request)).toEqual({ outcome: 'success', note: 'ts 1.6' });
+  });
+
+  it('a resolving event replies in the thread and closes it, or with on_resolve "update" replaces the opening message', async () => {
+    const reply = await ordered(catalogExample('signal.resolved'), thread);
+    const replyRequest = slackConnector.buildRequest(reply);
+    expect(JSON.parse(replyRequest.body!)).toMatchObject({ channel: 'C0THREAD01', thread_ts: thread.ts });
+    expect(slackConnector.classifyResponse(posted({ channel: 'C0THREAD01', ts: '1.7' }), reply, replyRequest)).toMatchObject({ outcome: 'success', state: null });
+
+    const update = await ordered(catalogExample('signal.resolved'), thread, { ...BOT, on_resolve: 'update' });
+    const updateRequest = slackConnector.buildRequest(update);
+    expect(updateRequest).toMatchObject({ step: 'chat.update', url: `${SLACK_API_BASE_URL}/chat.update`, headers: { authorization: `Bearer ${BOT.bot_token}` } });
+    const body = JSON.parse(updateRequest.body!);
+    expect(Object.keys(body).sort()).toEqual(['blocks', 'channel', 'text', 'ts']);
+    expect(body).toMatchObject({ channel: 'C0THREAD01', ts: thread.ts });
+    expect(slackConnector.classifyResponse(posted({ channel: 'C0THREAD01', ts: thread.ts }), update, updateRequest)).toMatchObject({ outcome: 'success', state: null });
+    // The opening message cannot be changed: the resolve is posted instead.
+    const notEditable = slackConnector.classifyResponse(response(200, JSON.stringify({ ok: false, error: 'edit_window_closed' })), update, updateRequest) as Extract<Verdict, { outcome: 'continue' }>;
+    expect(notEditable.outcome).toBe('continue');
+    expect(JSON.parse(notEditable.next.body!)).toMatchObject({ channel: 'C0THREAD01', thread_ts: thread.ts });
+    const gone = slackConnector.classifyResponse(response(200, JSON.stringify({ ok: false, error: 'message_not_found' })), update, updateRequest) as Extract<Verdict, { outcome: 'continue' }>;
+    expect(JSON.parse(gone.next.body!)).not.toHaveProperty('thread_ts');
+  });
+
+  it('a resolving event with no thread open is posted on its own and keeps nothing', async () => {
+    const ctx = await ordered(catalogExample('signal.resolved'), null);
+    const request = slackConnector.buildRequest(ctx);
+    expect(JSON.parse(request.body!)).not.toHaveProperty('thread_ts');
+    expect(slackConnector.classifyResponse(posted({ channel: 'C0123456789', ts: '1.8' }), ctx, request)).toEqual({ outcome: 'success', note: 'ts 1.8' });
+  });
+});

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium } from '../support/browser.ts';
-import { ADMIN_KEY, REPO_ROOT, fixture, startGateway, type TestGateway } from '../support/gateway.ts';
+import { ADMIN_KEY, REPO_ROOT, fixture, startGateway, waitFor, type TestGateway } from '../support/gateway.ts';
 import { startReceiver } from '../support/receiver.ts';
 
 /**
@@ -311,5 +311,51 @@ describe('dashboard (Chromium)', () => {
 
     expect(problems).toEqual([]);
     await page.context().close();
+  }, 60_000);
+
+  // Last: it leaves a failed delivery behind, which the delivery log filters above must not see.
+  it('shows ordered deliveries: the key, what a waiting one waits for, the blocked keys, and Skip', async () => {
+    // A receiver of its own: the first request fails for good, the rest go through.
+    const own = await startReceiver((_req, index) => ({ status: index === 0 ? 422 : 200 }));
+    const { body: sub } = await gateway.api('POST', '/api/v1/webhooks', {
+      url: `${own.url}/ordered`, events: ['signal.frustration_spike'], description: 'Ordered receiver', retry: { schedule: ['0s'] },
+      ordering: { key: 'data.conversation_id', on_failure: 'block' },
+    });
+    const signal = (n: number) => ({ ...fixture('signal.frustration_spike'), id: `evt_dashboard_ordered_${n}`, data: { ...fixture('signal.frustration_spike').data, conversation_id: 'conv_dash' } });
+    const first = (await gateway.api('POST', '/api/v1/events', signal(1))).body.deliveries.find((d: { subscription_id: string }) => d.subscription_id === sub.id).id;
+    await waitFor(async () => (await gateway.api('GET', `/api/v1/deliveries/${first}`)).body.blocks_key === true, 10_000, 'the first delivery to block its key');
+    const second = (await gateway.api('POST', '/api/v1/events', signal(2))).body.deliveries.find((d: { subscription_id: string }) => d.subscription_id === sub.id).id;
+
+    const { page, problems } = await openPage();
+    await signIn(page, ADMIN_KEY);
+    await page.goto(`${gateway.url}/#/webhooks/${sub.id}`);
+    await page.getByText('one at a time per key').waitFor();
+    const blocked = page.locator('tr[data-blocked-key="conv_dash"]');
+    await blocked.getByRole('link', { name: first }).waitFor();
+    expect(await blocked.locator('td').nth(2).textContent()).toBe('1');
+    const waiting = logRow(page, second, 'conv_dash');
+    await waiting.getByText('waits for').waitFor();
+    await waiting.getByRole('link', { name: first }).waitFor();
+    await logRow(page, first, 'blocks its key').waitFor();
+    await shot(page, 'blocked-keys');
+
+    await blocked.getByRole('button', { name: `Skip ${first}` }).click();
+    await page.getByText('goes on without').waitFor();
+    await logRow(page, second, 'Delivered').waitFor();
+    await page.getByText('No key is blocked.').waitFor();
+    expect(own.requests).toHaveLength(2);
+    expect((await gateway.api('GET', `/api/v1/deliveries/${first}`)).body).toMatchObject({ status: 'failed', blocks_key: false });
+
+    // The form shows the ordering, and saving it unchanged keeps it.
+    await page.getByRole('button', { name: 'Edit' }).click();
+    expect(await page.getByLabel('By key').isChecked()).toBe(true);
+    expect(await page.getByLabel('Ordering key').inputValue()).toBe('data.conversation_id');
+    expect(await page.getByLabel('On a permanent failure').inputValue()).toBe('block');
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByRole('heading', { name: 'Ordered receiver' }).waitFor();
+    expect((await gateway.api('GET', `/api/v1/webhooks/${sub.id}`)).body.ordering).toEqual({ key: 'data.conversation_id', on_failure: 'block' });
+    expect(problems).toEqual([]);
+    await page.context().close();
+    await own.close();
   }, 60_000);
 });

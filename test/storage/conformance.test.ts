@@ -55,6 +55,7 @@ function subscription(overrides: Partial<SubscriptionRecord> = {}): Subscription
     connector_options: { nested: { z: 1, a: [1, 2] } },
     connector_secrets_sealed: null,
     retry: { schedule: ['1s', 5], max_attempts: 3 },
+    ordering: null,
     timeout_seconds: 2.5,
     rate_limit: null,
     secret_sealed: 'sealed-secret',
@@ -407,6 +408,7 @@ describe.each(engines)('storage conformance: $name', (engine) => {
       ], T0 + 20);
       expect(result.applied.sort()).toEqual([ok.id, retry.id, failed.id].sort());
       expect(result.disabledBy).toEqual([]);
+      expect(result.woken ?? []).toEqual([]);
       expect(await storage.getDelivery(ok.id)).toMatchObject({ status: 'delivered', attempts: 1, lease_until: null, unfinished_claims: 0, last_status_code: 200, last_latency_ms: 12.5, last_attempt_at: T0 + 10 });
       expect(await storage.getDelivery(retry.id)).toMatchObject({ status: 'pending', attempts: 1, next_attempt_at: T0 + 60_000 });
       expect((await storage.getDelivery(failed.id))?.status).toBe('failed');
@@ -451,7 +453,7 @@ describe.each(engines)('storage conformance: $name', (engine) => {
       const { deliveries: [done, inFlight] } = await stored(2);
       await storage.claimByIds([done.id, inFlight.id], T0, T0 + 1000);
       await storage.completeAttempts([completion(done, 'failed')], T0 + 20);
-      expect(await storage.replayDeliveries([done.id, inFlight.id, 'dlv_missing'], T0 + 100)).toEqual([done.id]);
+      expect(await storage.replayDeliveries([done.id, inFlight.id, 'dlv_missing'], T0 + 100)).toEqual([{ id: done.id, queued: done.id }]);
       expect(await storage.getDelivery(done.id)).toMatchObject({ status: 'pending', attempts: 0, chain: 2, next_attempt_at: T0 + 100, unfinished_claims: 0 });
       expect(await storage.replayDeliveries([], T0)).toEqual([]);
     });
@@ -484,7 +486,182 @@ describe.each(engines)('storage conformance: $name', (engine) => {
       expect((await storage.listDeliveries({ limit: 100, event: 'nothing.here' })).length).toBe(0);
       expect((await storage.listDeliveries({ limit: 100, status: 'delivered' })).length).toBe(0);
       expect(page1[0]).toEqual(await storage.getDelivery(page1[0].id));
-      expect(Object.keys(page1[0]).sort()).toEqual(['attempts', 'chain', 'created_at', 'event', 'event_id', 'id', 'last_attempt_at', 'last_error', 'last_latency_ms', 'last_status_code', 'lease_until', 'msg_id', 'next_attempt_at', 'status', 'subscription_id', 'unfinished_claims', 'updated_at']);
+      expect(Object.keys(page1[0]).sort()).toEqual([
+        'attempts', 'blocks_key', 'chain', 'created_at', 'event', 'event_id', 'id', 'last_attempt_at', 'last_error', 'last_latency_ms', 'last_status_code', 'lease_until',
+        'msg_id', 'next_attempt_at', 'ordering_key', 'replay_of', 'sequence', 'status', 'subscription_id', 'unfinished_claims', 'updated_at',
+      ]);
+    });
+  });
+
+  describe('ordered delivery', () => {
+    /** One event per key, accepted in this order, each with one delivery to `to`; null keys are unordered. */
+    async function accepted(keys: (string | null)[], to = sub, overrides: Partial<DeliveryRecord> = {}): Promise<DeliveryRecord[]> {
+      const out: DeliveryRecord[] = [];
+      for (const key of keys) {
+        const { deliveries: [d] } = await stored(1, { ordering_key: key, ...overrides }, to);
+        out.push((await storage.getDelivery(d.id))!);
+      }
+      return out;
+    }
+    const finish = (d: DeliveryRecord, status: AttemptCompletion['status'], overrides: Partial<AttemptCompletion> = {}) => completion(d, status, { ordering_key: d.ordering_key, ...overrides });
+    const statusOf = async (d: DeliveryRecord) => (await storage.getDelivery(d.id))?.status;
+    const ids = (claimed: { delivery: DeliveryRecord }[]) => claimed.map((c) => c.delivery.id).sort();
+
+    it('claim one delivery of a key at a time, in acceptance order, other keys and unordered ones alongside', async () => {
+      const [a1, b1, a2, b2, a3, u] = await accepted(['a', 'b', 'a', 'b', 'a', null]);
+      expect(a1.sequence! < a2.sequence! && a2.sequence! < a3.sequence!).toBe(true);
+      expect(u).toMatchObject({ ordering_key: null, sequence: null });
+      expect(ids(await storage.claimDue(T0 + 10, 10, T0 + 1000))).toEqual([a1.id, b1.id, u.id].sort());
+      // Set aside until the one ahead finishes: not pending, not claimed, shown as pending by the API.
+      for (const d of [a2, b2, a3]) expect(await statusOf(d)).toBe('waiting');
+      expect(await storage.claimDue(T0 + 10, 10, T0 + 1000)).toEqual([]);
+      expect((await storage.listDeliveries({ status: 'pending', limit: 10 })).map((d) => d.id).sort()).toEqual([a2.id, b2.id, a3.id].sort());
+      expect(await storage.deliveryStats(sub.id, T0 - 1000)).toMatchObject({ pending: 6 });
+
+      // a1 delivered: a2 is woken (and only a2); b1 retried later keeps b2 waiting.
+      const result = await storage.completeAttempts([finish(a1, 'delivered'), finish(b1, 'pending')], T0 + 20);
+      expect(result.woken).toEqual([a2.id]);
+      expect(await statusOf(a2)).toBe('pending');
+      expect(await statusOf(a3)).toBe('waiting');
+      expect(await statusOf(b2)).toBe('waiting');
+      expect(ids(await storage.claimByIds([a2.id, a3.id, b2.id], T0 + 30, T0 + 1000))).toEqual([a2.id]);
+      // b1's retry comes due: b1 goes, not b2.
+      expect(ids(await storage.claimDue(T0 + 60_000, 10, T0 + 61_000))).toEqual([b1.id]);
+    });
+
+    it('a delivery in flight holds its key even after its lease expired, until it is reclaimed; then it goes first again', async () => {
+      const [a1, a2] = await accepted(['a', 'a']);
+      expect(ids(await storage.claimDue(T0, 10, T0 + 1000))).toEqual([a1.id]);
+      // The holder died: its lease ran out, but nobody reclaimed it yet. a2 must not overtake it.
+      expect(await storage.claimDue(T0 + 5000, 10, T0 + 6000)).toEqual([]);
+      expect(await storage.claimByIds([a2.id], T0 + 5000, T0 + 6000)).toEqual([]);
+      expect(await storage.reclaimExpiredLeases(T0 + 5000)).toBe(1);
+      expect(ids(await storage.claimDue(T0 + 5000, 10, T0 + 6000))).toEqual([a1.id]);
+      expect(await statusOf(a2)).toBe('waiting');
+      expect((await storage.orderingBlockers([a2.id])).get(a2.id)).toEqual({ delivery_id: a1.id, status: 'delivering', blocks_key: false });
+    });
+
+    it('one subscription-wide order with the key "*"; two subscriptions never share a key', async () => {
+      const other = subscription();
+      await storage.insertSubscription(other);
+      const [s1, s2] = await accepted(['*', '*']);
+      const [o1] = await accepted(['*'], other);
+      expect(ids(await storage.claimDue(T0, 10, T0 + 1000))).toEqual([s1.id, o1.id].sort());
+      expect(await statusOf(s2)).toBe('waiting');
+    });
+
+    it('on_failure block: a failed delivery stops its key, is listed, and a skip lets the next one go', async () => {
+      const [a1, a2, a3, b1] = await accepted(['a', 'a', 'a', 'b']);
+      await storage.claimDue(T0, 10, T0 + 1000);
+      const result = await storage.completeAttempts([finish(a1, 'failed', { block_key: true })], T0 + 20);
+      expect(result.woken).toEqual([]);
+      expect(await storage.getDelivery(a1.id)).toMatchObject({ status: 'failed', blocks_key: true });
+      expect(await storage.claimDue(T0 + 30, 10, T0 + 1000)).toEqual([]);
+      expect((await storage.orderingBlockers([a2.id, a3.id, b1.id])).get(a2.id)).toEqual({ delivery_id: a1.id, status: 'failed', blocks_key: true });
+      const blocked = await storage.listBlockedKeys(sub.id, 10);
+      expect(blocked).toHaveLength(1);
+      expect(blocked[0]).toMatchObject({ ordering_key: 'a', waiting: 2, delivery: { id: a1.id, status: 'failed', blocks_key: true } });
+      // Retention keeps it: pruning it would let its key go on unseen.
+      expect(await storage.pruneDeliveries({ finishedBefore: T0 + 100_000, failedBefore: T0 + 100_000 }, 100)).toMatchObject({ deliveries: 0 });
+
+      expect(await storage.skipBlocked(a1.id, T0 + 40)).toEqual({ skipped: true, woken: [a2.id] });
+      expect(await storage.getDelivery(a1.id)).toMatchObject({ status: 'failed', blocks_key: false });
+      expect(await storage.skipBlocked(a1.id, T0 + 41)).toEqual({ skipped: false, woken: [] });
+      expect(await storage.skipBlocked(b1.id, T0 + 41)).toEqual({ skipped: false, woken: [] });
+      expect(await storage.listBlockedKeys(sub.id, 10)).toEqual([]);
+      expect(ids(await storage.claimDue(T0 + 50, 10, T0 + 1000))).toEqual([a2.id]);
+    });
+
+    it('on_failure continue: a failed delivery goes to the dead letters and wakes the next one', async () => {
+      const [a1, a2] = await accepted(['a', 'a']);
+      await storage.claimDue(T0, 10, T0 + 1000);
+      expect((await storage.completeAttempts([finish(a1, 'failed')], T0 + 20)).woken).toEqual([a2.id]);
+      expect(await storage.getDelivery(a1.id)).toMatchObject({ status: 'failed', blocks_key: false });
+    });
+
+    it('replay: the blocking delivery in its place, an earlier finished one as a new delivery at the end of its key', async () => {
+      const [a1, a2] = await accepted(['a', 'a']);
+      await storage.claimDue(T0, 10, T0 + 1000);
+      await storage.completeAttempts([finish(a1, 'failed', { block_key: true })], T0 + 20);
+      expect(await storage.replayDeliveries([a1.id], T0 + 30)).toEqual([{ id: a1.id, queued: a1.id }]);
+      expect(await storage.getDelivery(a1.id)).toMatchObject({ status: 'pending', blocks_key: false, chain: 2, sequence: a1.sequence });
+      expect(ids(await storage.claimDue(T0 + 30, 10, T0 + 1000))).toEqual([a1.id]);
+      const a1Again = (await storage.getDelivery(a1.id))!;
+      expect((await storage.completeAttempts([finish(a1Again, 'delivered')], T0 + 40)).woken).toEqual([a2.id]);
+      await storage.claimByIds([a2.id], T0 + 50, T0 + 1000);
+      await storage.completeAttempts([finish(a2, 'delivered')], T0 + 60);
+
+      const [a3] = await accepted(['a']);
+      const [replayed] = await storage.replayDeliveries([a1.id], T0 + 70);
+      expect(replayed.id).toBe(a1.id);
+      expect(replayed.queued).not.toBe(a1.id);
+      const copy = (await storage.getDelivery(replayed.queued))!;
+      expect(copy).toMatchObject({ status: 'pending', event_id: a1.event_id, msg_id: a1.msg_id, ordering_key: 'a', replay_of: a1.id, chain: 1, attempts: 0, next_attempt_at: T0 + 70 });
+      expect(copy.sequence!).toBeGreaterThan(a3.sequence!);
+      expect((await storage.getDelivery(a1.id))?.status).toBe('delivered');
+      // a3 first: it was accepted before the replay was asked for.
+      expect(ids(await storage.claimDue(T0 + 80, 10, T0 + 1000))).toEqual([a3.id]);
+      expect(await statusOf(copy)).toBe('waiting');
+      // A repeat of a1's event answers with its first deliveries, not the replay's.
+      const ev = (await storage.getEvent(a1.event_id))!;
+      const [again] = await storage.ingest([{ event: { ...ev }, deliveries: [] }]);
+      expect(again.deliveries).toEqual([{ id: a1.id, subscription_id: sub.id }]);
+    });
+
+    it('a policy that no longer blocks lets the blocked keys go', async () => {
+      const blocking = { ...sub, ordering: { key: 'data.k', on_failure: 'block' as const } };
+      await storage.updateSubscription(blocking);
+      expect((await storage.getSubscription(sub.id))?.ordering).toEqual(blocking.ordering);
+      const [a1, a2] = await accepted(['a', 'a']);
+      await storage.claimDue(T0, 10, T0 + 1000);
+      await storage.completeAttempts([finish(a1, 'failed', { block_key: true })], T0 + 20);
+      await storage.updateSubscription({ ...blocking, updated_at: T0 + 30 });
+      expect((await storage.getDelivery(a1.id))?.blocks_key).toBe(true);
+      await storage.updateSubscription({ ...blocking, ordering: { key: 'data.k', on_failure: 'continue' }, updated_at: T0 + 40 });
+      expect((await storage.getDelivery(a1.id))?.blocks_key).toBe(false);
+      expect(ids(await storage.claimDue(T0 + 50, 10, T0 + 1000))).toEqual([a2.id]);
+    });
+
+    it('erasing an event frees the key it held; a missed wake is caught by wakeFreeKeys', async () => {
+      const [a1, a2, a3] = await accepted(['a', 'a', 'a']);
+      await storage.claimDue(T0, 10, T0 + 1000);
+      await storage.releaseLeases([a1.id], T0 + 1);
+      expect(await storage.eraseEvent(a1.event_id)).toMatchObject({ outcome: 'erased', cancelled: 1 });
+      expect(await statusOf(a2)).toBe('pending');
+      await storage.claimDue(T0 + 10, 10, T0 + 1000);
+      expect(await statusOf(a3)).toBe('waiting');
+      // A completion that did not say its key (a wake that never happened): the safety net wakes a3.
+      await storage.completeAttempts([completion(a2, 'delivered')], T0 + 20);
+      expect(await statusOf(a3)).toBe('waiting');
+      expect(await storage.wakeFreeKeys(T0 + 30)).toEqual([a3.id]);
+      expect(await storage.wakeFreeKeys(T0 + 31)).toEqual([]);
+    });
+
+    it('disabling pauses what waits its turn no less than the rest; deleting cancels it and forgets the key state', async () => {
+      const [a1, a2] = await accepted(['a', 'a']);
+      await storage.claimDue(T0, 10, T0 + 1000);
+      await storage.setConnectorState(sub.id, 'a', { ts: '1.2' }, T0);
+      await storage.updateSubscription({ ...sub, enabled: false, updated_at: T0 + 1 });
+      expect(await storage.claimDue(T0 + 10, 10, T0 + 1000)).toEqual([]);
+      // a1 finishes while disabled: a2 is woken into paused, not pending.
+      expect((await storage.completeAttempts([finish(a1, 'delivered')], T0 + 20)).woken).toEqual([]);
+      expect(await statusOf(a2)).toBe('paused');
+      expect(await storage.deleteSubscription(sub.id, T0 + 30)).toBe(true);
+      expect(await statusOf(a2)).toBe('cancelled');
+      expect(await storage.getConnectorState(sub.id, 'a')).toBeUndefined();
+    });
+
+    it('keep a connector state per key: stored, replaced, forgotten, and pruned once untouched long enough', async () => {
+      expect(await storage.getConnectorState(sub.id, 'conv_1')).toBeUndefined();
+      await storage.setConnectorState(sub.id, 'conv_1', { ts: '1700000000.000100', channel: 'C1' }, T0);
+      await storage.setConnectorState(sub.id, 'conv_2', { ts: '1700000000.000200', channel: 'C1' }, T0 + 10);
+      expect(await storage.getConnectorState(sub.id, 'conv_1')).toEqual({ ts: '1700000000.000100', channel: 'C1' });
+      await storage.setConnectorState(sub.id, 'conv_1', { ts: '1700000000.000300', channel: 'C2' }, T0 + 20);
+      expect(await storage.getConnectorState(sub.id, 'conv_1')).toEqual({ ts: '1700000000.000300', channel: 'C2' });
+      expect(await storage.pruneConnectorState(T0 + 15, 100)).toBe(1);
+      expect(await storage.getConnectorState(sub.id, 'conv_2')).toBeUndefined();
+      await storage.setConnectorState(sub.id, 'conv_1', null, T0 + 30);
+      expect(await storage.getConnectorState(sub.id, 'conv_1')).toBeUndefined();
     });
   });
 

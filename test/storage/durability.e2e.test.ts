@@ -13,8 +13,11 @@ import { createSubscription, eventFrom } from '../delivery/delivery-helpers.ts';
  * each storage call and inside each transaction of a real gateway doing real work.
  */
 
-/** Worker bookkeeping that may commit without an fsync (see SqliteStorage#relaxed). */
-const RELAXED = new Set(['claimDue', 'claimByIds', 'releaseLeases', 'renewLeases', 'completeAttempts']);
+/**
+ * Worker bookkeeping that may commit without an fsync (see SqliteStorage#relaxed); waking ordered
+ * deliveries whose key is free is one more such step (lost to a power cut, the next sweep does it again).
+ */
+const RELAXED = new Set(['claimDue', 'claimByIds', 'releaseLeases', 'renewLeases', 'completeAttempts', 'wakeFreeKeys']);
 const FULL = 2;
 
 interface Observation {

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresStorage } from '../../src/storage/postgres/postgres-storage.ts';
 import { POSTGRES_MIGRATIONS } from '../../src/storage/postgres/migrations.ts';
-import type { DeliveryRecord, EventRecord, StorageChange, SubscriptionRecord } from '../../src/storage/types.ts';
+import type { ClaimedDelivery, DeliveryRecord, EventRecord, StorageChange, SubscriptionRecord } from '../../src/storage/types.ts';
 import { newId } from '../../src/core/ids.ts';
 import { waitFor } from '../support/gateway.ts';
 import { createTestDatabase, createTestSchema, type TestDatabase } from '../support/postgres.ts';
@@ -55,6 +55,30 @@ describe('PostgreSQL shared by several instances', () => {
     expect(applied.sort()).toEqual([0, 0, 0, POSTGRES_MIGRATIONS.length]);
   });
 
+  it('a database written before ordered delivery is brought up to date: work goes on unordered, PagerDuty subscriptions get ordered', async () => {
+    const [storage] = await instances(1);
+    const client = await storage.pool.connect();
+    try {
+      await client.query('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)');
+      for (const m of POSTGRES_MIGRATIONS.filter((m) => m.version <= 2)) {
+        await client.query(m.sql);
+        await client.query('INSERT INTO schema_migrations VALUES ($1, $2, 0)', [m.version, m.name]);
+      }
+      const columns = 'id, url, events, enabled, headers, connector, connector_options, secret_sealed, secret_prefix, source, created_at, updated_at';
+      await client.query(`INSERT INTO subscriptions (${columns}) VALUES ('sub_pd', '', '["signal.*"]', true, '{}', 'pagerduty', '{}', 's', 'p', 'api', 1, 1), ('sub_hook', 'https://example.com', '["*"]', true, '{}', 'webhook', '{}', 's', 'p', 'api', 1, 1)`);
+      await client.query("INSERT INTO events (id, event, timestamp, data, received_at) VALUES ('evt_1', 'call.ended', 't', '{}', 1)");
+      await client.query(`INSERT INTO deliveries (id, event_id, subscription_id, event, msg_id, status, attempts, chain, next_attempt_at, created_at, updated_at)
+        VALUES ('dlv_1', 'evt_1', 'sub_hook', 'call.ended', 'msg_1', 'pending', 0, 1, 1, 1, 1)`);
+    } finally {
+      client.release();
+    }
+    expect(await storage.migrate()).toBe(POSTGRES_MIGRATIONS.length - 2);
+    expect((await storage.getSubscription('sub_pd'))?.ordering).toEqual({ key: expect.stringContaining('signal.resolved'), on_failure: 'continue' });
+    expect((await storage.getSubscription('sub_hook'))?.ordering).toBeNull();
+    const [claimed] = await storage.claimDue(10, 10, 1_000);
+    expect(claimed.delivery).toMatchObject({ id: 'dlv_1', ordering_key: null, sequence: null, blocks_key: false, replay_of: null });
+  });
+
   it('concurrent claims never lease one delivery twice, and together take everything', async () => {
     const [a, b] = await instances(2);
     await a.migrate();
@@ -74,6 +98,113 @@ describe('PostgreSQL shared by several instances', () => {
     const all = [...taken.a, ...taken.b];
     expect(new Set(all).size).toBe(all.length);
     expect(all.length).toBe(300);
+  });
+
+  it('ordered keys under two instances hammering claims: never two deliveries of one key in flight, each key in acceptance order', async () => {
+    const [a, b] = await instances(2);
+    await a.migrate();
+    const sub = subscription();
+    await a.insertSubscription(sub);
+    const keys = Array.from({ length: 6 }, (_, i) => `key-${i}`);
+    const perKey = 15;
+    // Both instances accept events of every key at the same moment (each one after another), with
+    // unordered ones beside them; claims race them from the first event on. Two events of one key
+    // accepted at once on two instances have no order between them, but each instance's own do.
+    const accepted = new Map<string, string[]>();
+    const ingestOn = async (storage: PostgresStorage, name: string) => {
+      for (let n = 0; n < perKey; n++) {
+        for (const key of keys) {
+          const item = eventWithDeliveries(sub, 2);
+          item.deliveries[0].ordering_key = key;
+          await storage.ingest([item]);
+          accepted.set(`${name}/${key}`, [...(accepted.get(`${name}/${key}`) ?? []), item.deliveries[0].id]);
+        }
+      }
+    };
+    const inFlight = new Map<string, string>();
+    const started = new Map<string, string[]>(keys.map((k) => [k, []]));
+    const violations: string[] = [];
+    const missedWakes: string[] = [];
+    let done = 0;
+    const total = keys.length * perKey * 2 * 2;
+    let ingesting = true;
+    let clock = T0;
+    const run = async (storage: PostgresStorage, claimed: ClaimedDelivery[]): Promise<void> => {
+      await Promise.all(claimed.map(async ({ delivery }) => {
+        const key = delivery.ordering_key;
+        if (key) {
+          if (inFlight.has(key)) violations.push(`${delivery.id} started while ${inFlight.get(key)} of ${key} was in flight`);
+          inFlight.set(key, delivery.id);
+          started.get(key)!.push(delivery.id);
+        }
+        await new Promise((r) => setTimeout(r, Math.random() * 4));
+        if (key) inFlight.delete(key);
+        const now = ++clock;
+        const attempt = {
+          id: newId('att', now), delivery_id: delivery.id, chain: delivery.chain, number: 1, started_at: now, outcome: 'success' as const, method: 'POST', url: 'u',
+          request_headers: {}, request_body: null, response_status: 200, response_headers: null, response_body: null, latency_ms: 1, error: null, steps: null,
+        };
+        const result = await storage.completeAttempts([{ attempt, delivery_id: delivery.id, status: 'delivered', next_attempt_at: null, subscription_id: sub.id, disable_subscription_reason: null, delete_subscription: false, ordering_key: key }], now);
+        done += result.applied.length;
+        // What a finish woke is claimed by id at once, as the worker does.
+        if (result.woken?.length) await run(storage, await storage.claimByIds(result.woken, now, now + 60_000));
+      }));
+    };
+    const work = async (storage: PostgresStorage) => {
+      while (done < total) {
+        const now = ++clock;
+        const claimed = await storage.claimDue(now, 5, now + 60_000);
+        if (claimed.length) {
+          await run(storage, claimed);
+          continue;
+        }
+        // Every finish wakes its successor itself: the safety net must find nothing to do.
+        if (!ingesting) missedWakes.push(...(await storage.wakeFreeKeys(now)));
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    };
+    const workers = Promise.all([work(a), work(b), work(a), work(b)]);
+    await Promise.all([ingestOn(a, 'a'), ingestOn(b, 'b')]);
+    ingesting = false;
+    await workers;
+    expect(violations).toEqual([]);
+    expect(missedWakes).toEqual([]);
+    for (const key of keys) {
+      for (const name of ['a', 'b']) {
+        const own = new Set(accepted.get(`${name}/${key}`));
+        expect(started.get(key)!.filter((id) => own.has(id)), `${key} accepted on ${name}`).toEqual(accepted.get(`${name}/${key}`));
+      }
+    }
+  }, 60_000);
+
+  it('an event of a key committed after a later-numbered one already went out waits for it (instances accepting one key at once)', async () => {
+    const [a, b] = await instances(2);
+    await a.migrate();
+    const sub = subscription();
+    await a.insertSubscription(sub);
+    // Instance a's transaction takes the lower sequence number but commits last.
+    const first = eventWithDeliveries(sub, 1);
+    first.deliveries[0].ordering_key = 'k';
+    const second = eventWithDeliveries(sub, 1);
+    second.deliveries[0].ordering_key = 'k';
+    const client = await a.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query("INSERT INTO events (id, event, timestamp, data, received_at) VALUES ($1, 'order.created', 't', '{}', $2)", [first.event.id, T0]);
+      await client.query(`INSERT INTO deliveries (id, event_id, subscription_id, event, msg_id, status, attempts, chain, next_attempt_at, created_at, updated_at, ordering_key, sequence)
+        VALUES ($1, $2, $3, 'order.created', 'msg_1', 'pending', 0, 1, $4, $4, $4, 'k', nextval('delivery_sequence'))`, [first.deliveries[0].id, first.event.id, sub.id, T0]);
+      await b.ingest([second]);
+      const [out] = await b.claimDue(T0 + 1, 10, T0 + 60_000);
+      expect(out.delivery.id).toBe(second.deliveries[0].id);
+      await client.query('COMMIT');
+    } finally {
+      client.release();
+    }
+    const head = await a.getDelivery(first.deliveries[0].id);
+    expect(head!.sequence!).toBeLessThan((await b.getDelivery(second.deliveries[0].id))!.sequence!);
+    // Lower in sequence, but the other one is on the wire: it waits, and says for what.
+    expect(await a.claimDue(T0 + 2, 10, T0 + 60_000)).toEqual([]);
+    expect((await a.orderingBlockers([head!.id])).get(head!.id)).toMatchObject({ status: 'delivering' });
   });
 
   it('a lease is its owner\'s: others cannot renew, release or complete it, only reclaim it once expired', async () => {

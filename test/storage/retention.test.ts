@@ -87,6 +87,16 @@ describe('retention', () => {
     expect(count(storage, 'deliveries')).toBe(3);
   });
 
+  it('forgets what connectors keep per ordering key once untouched longer than the retention', async () => {
+    const storage = await store();
+    const now = 200 * DAY;
+    await storage.setConnectorState('sub_a', 'conv_old', { ts: '1.1', channel: 'C1' }, now - 31 * DAY);
+    await storage.setConnectorState('sub_a', 'conv_new', { ts: '2.2', channel: 'C1' }, now - 29 * DAY);
+    await pruner(storage, () => now).runOnce();
+    expect(await storage.getConnectorState('sub_a', 'conv_old')).toBeUndefined();
+    expect(await storage.getConnectorState('sub_a', 'conv_new')).toEqual({ ts: '2.2', channel: 'C1' });
+  });
+
   it('works in batches: a large backlog goes in many small transactions, every row counted once', async () => {
     const storage = await store();
     const now = 100 * DAY;

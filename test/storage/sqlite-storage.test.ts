@@ -41,6 +41,35 @@ describe('migrations', () => {
     }
   });
 
+  it('bring a database written before ordered delivery up to date: its work goes on unordered, its PagerDuty subscriptions get ordered by dedup_key', async () => {
+    const file = path.join(tempDir(), 'sluice.db');
+    const old = new SqliteStorage(file);
+    // The schema as version 8 left it, with a subscription of each kind and a pending delivery.
+    old.db.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+    for (const m of SQLITE_MIGRATIONS.filter((m) => m.version <= 8)) {
+      old.db.exec(m.sql);
+      old.db.prepare('INSERT INTO schema_migrations VALUES (?, ?, 0)').run(m.version, m.name);
+    }
+    const columns = "id, url, events, enabled, headers, connector, connector_options, secret_sealed, secret_prefix, source, created_at, updated_at";
+    old.db.prepare(`INSERT INTO subscriptions (${columns}) VALUES ('sub_pd', '', '["signal.*"]', 1, '{}', 'pagerduty', '{}', 's', 'p', 'api', 1, 1)`).run();
+    old.db.prepare(`INSERT INTO subscriptions (${columns}) VALUES ('sub_hook', 'https://example.com', '["*"]', 1, '{}', 'webhook', '{}', 's', 'p', 'api', 1, 1)`).run();
+    old.db.prepare("INSERT INTO events (id, event, timestamp, data, received_at) VALUES ('evt_1', 'call.ended', 't', '{}', 1)").run();
+    old.db.prepare(`INSERT INTO deliveries (id, event_id, subscription_id, event, msg_id, status, attempts, chain, next_attempt_at, created_at, updated_at)
+      VALUES ('dlv_1', 'evt_1', 'sub_hook', 'call.ended', 'msg_1', 'pending', 0, 1, 1, 1, 1)`).run();
+    await old.close();
+
+    const storage = new SqliteStorage(file);
+    try {
+      expect(await storage.migrate()).toBe(SQLITE_MIGRATIONS.length - 8);
+      expect((await storage.getSubscription('sub_pd'))?.ordering).toEqual({ key: expect.stringContaining('signal.resolved'), on_failure: 'continue' });
+      expect((await storage.getSubscription('sub_hook'))?.ordering).toBeNull();
+      const [claimed] = await storage.claimDue(10, 10, 1_000);
+      expect(claimed.delivery).toMatchObject({ id: 'dlv_1', ordering_key: null, sequence: null, blocks_key: false, replay_of: null });
+    } finally {
+      await storage.close();
+    }
+  });
+
   it('opens the database in WAL mode with full fsync', async () => {
     const storage = new SqliteStorage(path.join(tempDir(), 'sluice.db'));
     try {

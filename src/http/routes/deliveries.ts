@@ -21,6 +21,12 @@ export function deliveriesRouter(deps: { keys: ApiKeyService; deliveries: Delive
   router.post('/deliveries/:id/replay', admin, async (req, res) => {
     res.status(202).json(await deliveries.replay(String(req.params.id)));
   });
+  router.post('/deliveries/:id/skip', admin, async (req, res) => {
+    res.json(await deliveries.skip(String(req.params.id)));
+  });
+  router.get('/webhooks/:id/blocked-keys', read, async (req, res) => {
+    res.json(await deliveries.blockedKeys(String(req.params.id)));
+  });
   router.post('/webhooks/:id/replay', admin, async (req, res) => {
     res.status(202).json(await deliveries.replayBulk(String(req.params.id), req.body));
   });

@@ -1,4 +1,4 @@
-import type { Migration } from '../sqlite/migrations.ts';
+import { PAGERDUTY_ORDERING_SQL, type Migration } from '../sqlite/migrations.ts';
 
 /**
  * Numbered, append-only, run under an advisory lock (see postgres-storage.ts migrate()). Never
@@ -140,6 +140,33 @@ export const POSTGRES_MIGRATIONS: Migration[] = [
       CREATE INDEX events_by_received ON events(received_at, id);
       ALTER TABLE api_keys ADD COLUMN rate_limit DOUBLE PRECISION;
       ALTER TABLE api_keys ADD COLUMN rate_burst DOUBLE PRECISION;
+    `,
+  },
+  {
+    version: 3,
+    name: 'ordered delivery per key: ordering policy, ordering key and sequence, blocked keys, connector state per key (SQLite 9)',
+    sql: `
+      ALTER TABLE subscriptions ADD COLUMN ordering TEXT;
+      ALTER TABLE deliveries ADD COLUMN ordering_key TEXT;
+      ALTER TABLE deliveries ADD COLUMN sequence BIGINT;
+      ALTER TABLE deliveries ADD COLUMN blocks_key BOOLEAN NOT NULL DEFAULT false;
+      ALTER TABLE deliveries ADD COLUMN replay_of TEXT COLLATE "C";
+      CREATE INDEX deliveries_ordering ON deliveries(subscription_id, ordering_key, sequence)
+        WHERE ordering_key IS NOT NULL AND (status IN ('pending','paused','waiting','delivering') OR blocks_key);
+      -- Instances accepting events of one key at once may commit them out of sequence order: one
+      -- in flight then holds the key whatever its sequence (ordering-sql.ts, inFlightBeside).
+      CREATE INDEX deliveries_ordering_inflight ON deliveries(subscription_id, ordering_key) WHERE ordering_key IS NOT NULL AND status = 'delivering';
+      -- Acceptance order of ordered deliveries, across instances.
+      CREATE SEQUENCE delivery_sequence;
+      CREATE TABLE connector_state (
+        subscription_id TEXT COLLATE "C" NOT NULL,
+        ordering_key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        PRIMARY KEY (subscription_id, ordering_key)
+      );
+      CREATE INDEX connector_state_by_age ON connector_state(updated_at);
+      UPDATE subscriptions SET ordering = ${PAGERDUTY_ORDERING_SQL} WHERE connector = 'pagerduty' AND ordering IS NULL;
     `,
   },
 ];

@@ -1,15 +1,16 @@
 import type pg from 'pg';
 import type {
-  ApiKeyRecord, AttemptCompletion, AttemptRecord, ClaimedDelivery, CompletionResult, DatabaseSize, DeliveryQuery, DeliveryRecord,
-  EraseResult, EventRecord, EventSweepQuery, EventSweepResult, IngestItem, IngestResult, PruneCounts, PruneCutoffs,
-  ReplayQuery, Storage, StorageChange, SubscriptionRecord,
+  ApiKeyRecord, AttemptCompletion, AttemptRecord, BlockedKey, ClaimedDelivery, CompletionResult, DatabaseSize, DeliveryQuery, DeliveryRecord,
+  EraseResult, EventRecord, EventSweepQuery, EventSweepResult, IngestItem, IngestResult, OrderingBlocker, PruneCounts, PruneCutoffs,
+  ReplayQuery, ReplayResult, Storage, StorageChange, SubscriptionRecord,
 } from '../types.ts';
 import { CLAIM_SCAN_LIMIT } from '../types.ts';
 import { foldSubscriptionHealth } from '../subscription-health.ts';
 import { POSTGRES_MIGRATIONS } from './migrations.ts';
 import { CHANGES_CHANNEL, ChangeListener } from './change-listener.ts';
 import { createPool, DatabaseStartError, OLDEST_SUPPORTED_VERSION, startErrorMessage } from './connection.ts';
-import { idFloor } from '../../core/ids.ts';
+import { idFloor, newId } from '../../core/ids.ts';
+import { aheadOf, headOfKey, holdsKey, isOldOrdered, mayStart, POSTGRES_ORDERING, UNFINISHED, inFlightBeside } from '../ordering-sql.ts';
 import { ConflictError } from '../../errors.ts';
 import { json, parse } from '../json-columns.ts';
 
@@ -30,6 +31,16 @@ const MIGRATION_LOCK = 7_261_001_011;
 
 /** The status a delivery waiting for an attempt takes: paused while its subscription is disabled. */
 const WAITING_STATUS = "CASE WHEN EXISTS (SELECT 1 FROM subscriptions s WHERE s.id = deliveries.subscription_id AND NOT s.enabled) THEN 'paused' ELSE 'pending' END";
+/** The ordering SQL as this engine writes it (storage/ordering-sql.ts). */
+const ORDERING = POSTGRES_ORDERING;
+/**
+ * Wakes the first delivery of each key ($1 subscriptions, $2 keys) when it waits. A pending one is
+ * touched too (and returned, to be claimed at once): its row lock is what makes a claimer that is
+ * setting it aside at this moment either finish first (then this wakes it) or see this finish.
+ */
+const WAKE_HEADS = `UPDATE deliveries SET status = CASE WHEN deliveries.status = 'waiting' THEN ${WAITING_STATUS} ELSE deliveries.status END
+  FROM (SELECT (${headOfKey(ORDERING, 'k.sub', 'k.key')}) AS id FROM unnest($1::text[], $2::text[]) AS k(sub, key)) heads
+  WHERE deliveries.id = heads.id AND deliveries.status IN ('waiting','pending') RETURNING deliveries.id, deliveries.status`;
 
 
 function toSubscription(row: Row): SubscriptionRecord {
@@ -39,6 +50,7 @@ function toSubscription(row: Row): SubscriptionRecord {
     headers: JSON.parse(row.headers),
     connector_options: JSON.parse(row.connector_options),
     retry: parse(row.retry),
+    ordering: parse(row.ordering),
   };
 }
 
@@ -48,7 +60,7 @@ function toEvent(row: Row): EventRecord {
 
 /** The record as both engines return it: the columns only PostgreSQL keeps stay inside. */
 function toDelivery(row: Row): DeliveryRecord {
-  const { position: _position, lease_owner: _owner, ...delivery } = row;
+  const { position: _position, lease_owner: _owner, picked_id: _picked, ...delivery } = row;
   return delivery as DeliveryRecord;
 }
 
@@ -71,7 +83,7 @@ class Params {
 }
 
 function statusCondition(status: string, params: Params): string {
-  if (status === 'pending') return "status IN ('pending','paused')";
+  if (status === 'pending') return "status IN ('pending','paused','waiting')";
   return `status = ${params.add(status)}`;
 }
 
@@ -79,7 +91,7 @@ const SUBSCRIPTION_COLUMNS = [
   'id', 'name', 'url', 'events', 'description', 'enabled', 'disabled_reason', 'headers', 'headers_sealed', 'auth_sealed', 'filter', 'mapping',
   'connector', 'connector_options', 'connector_secrets_sealed', 'retry', 'timeout_seconds', 'rate_limit', 'secret_sealed', 'secret_prefix',
   'previous_secret_sealed', 'previous_secret_expires_at', 'source', 'created_at', 'updated_at', 'last_delivery_at', 'last_delivery_status',
-  'last_success_at', 'failing_since', 'deleted_at',
+  'last_success_at', 'failing_since', 'deleted_at', 'ordering',
 ] as const;
 
 /**
@@ -271,6 +283,7 @@ export class PostgresStorage implements Storage {
       headers_sealed: sub.headers_sealed ?? null,
       connector_options: JSON.stringify(sub.connector_options),
       retry: json(sub.retry),
+      ordering: json(sub.ordering ?? null),
     };
     return SUBSCRIPTION_COLUMNS.map((c) => row[c] ?? null);
   }
@@ -292,8 +305,27 @@ export class PostgresStorage implements Storage {
         await this.#pauseOrResume(client, sub.id, sub.enabled, sub.updated_at);
         if (sub.enabled) await this.#notify('work', client);
       }
+      // No longer `block`: the keys its failures stopped go on.
+      if (sub.ordering?.on_failure !== 'block') {
+        const keys = (await this.#query(`UPDATE deliveries SET blocks_key = false WHERE subscription_id = $1 AND ordering_key IS NOT NULL AND ${holdsKey('deliveries', ORDERING)} AND blocks_key RETURNING ordering_key`, [sub.id], client)).rows;
+        if (keys.length && (await this.#wake(client, keys.map((k) => ({ sub: sub.id, key: k.ordering_key })))).length) await this.#notify('work', client);
+      }
       await this.#notify('subscriptions', client);
     });
+  }
+
+  /** Wakes the first delivery of each key; returns those now pending (to be claimed at once). */
+  async #wake(client: Queryable, keys: { sub: string; key: string }[]): Promise<string[]> {
+    if (!keys.length) return [];
+    const unique = [...new Map(keys.map((k) => [`${k.sub}\u0000${k.key}`, k])).values()];
+    const rows = (await this.#query(WAKE_HEADS, [unique.map((k) => k.sub), unique.map((k) => k.key)], client)).rows;
+    return rows.filter((r) => r.status === 'pending').map((r) => r.id as string);
+  }
+
+  /** A deleted subscription's failed deliveries block nothing any more, and its connector state goes. */
+  async #forgetOrdering(client: Queryable, subscriptionId: string): Promise<void> {
+    await this.#query(`UPDATE deliveries SET blocks_key = false WHERE subscription_id = $1 AND ordering_key IS NOT NULL AND ${holdsKey('deliveries', ORDERING)} AND blocks_key`, [subscriptionId], client);
+    await this.#query('DELETE FROM connector_state WHERE subscription_id = $1', [subscriptionId], client);
   }
 
   /** Disable pauses a subscription's pending deliveries; enable makes its paused ones pending again. */
@@ -315,8 +347,9 @@ export class PostgresStorage implements Storage {
     return this.#transaction(true, async (client) => {
       const changed = (await this.#query('UPDATE subscriptions SET deleted_at = $1, enabled = false, updated_at = $1 WHERE id = $2 AND deleted_at IS NULL', [now, id], client)).rowCount;
       if (!changed) return false;
-      await this.#query("UPDATE deliveries SET status = 'cancelled', lease_until = NULL, lease_owner = NULL, updated_at = $1, last_error = 'subscription deleted' WHERE subscription_id = $2 AND status IN ('pending','paused','delivering')", [now, id], client);
+      await this.#query(`UPDATE deliveries SET status = 'cancelled', lease_until = NULL, lease_owner = NULL, updated_at = $1, last_error = 'subscription deleted' WHERE subscription_id = $2 AND status IN ${UNFINISHED}`, [now, id], client);
       await this.#query('DELETE FROM rate_slots WHERE subscription_id = $1', [id], client);
+      await this.#forgetOrdering(client, id);
       await this.#notify('subscriptions', client);
       return true;
     });
@@ -370,7 +403,7 @@ export class PostgresStorage implements Storage {
     const earlier = [...new Set(results.flatMap((r) => ('duplicateOf' in r && !r.duplicateOf.deliveries ? [r.duplicateOf.id] : [])))];
     const earlierDeliveries = new Map<string, IngestResult['deliveries']>();
     if (earlier.length) {
-      const rows = (await this.#query('SELECT event_id, id, subscription_id FROM deliveries WHERE event_id = ANY($1::text[]) ORDER BY event_id, position', [earlier], client)).rows;
+      const rows = (await this.#query('SELECT event_id, id, subscription_id FROM deliveries WHERE event_id = ANY($1::text[]) AND replay_of IS NULL ORDER BY event_id, position', [earlier], client)).rows;
       for (const r of rows) {
         const list = earlierDeliveries.get(r.event_id) ?? [];
         list.push({ id: r.id, subscription_id: r.subscription_id });
@@ -388,18 +421,19 @@ export class PostgresStorage implements Storage {
       const d = newEvents.flatMap((i) => i.deliveries.map((delivery, position) => ({ ...delivery, position })));
       if (d.length) {
         // A delivery stored already leased (preclaimed at ingest) is this instance's, its claim counted.
+        // Ordered deliveries take the next number of the acceptance order (a sequence shared by all instances).
         await this.#query(`INSERT INTO deliveries (id, event_id, subscription_id, position, event, msg_id, status, attempts, chain, next_attempt_at, lease_until, lease_owner,
-            created_at, updated_at, last_attempt_at, last_status_code, last_error, unfinished_claims)
+            created_at, updated_at, last_attempt_at, last_status_code, last_error, unfinished_claims, ordering_key, sequence)
           SELECT id, event_id, subscription_id, position, event, msg_id, status, attempts, chain, next_attempt_at, lease_until,
             CASE WHEN status = 'delivering' THEN $17 END, created_at, updated_at, last_attempt_at, last_status_code, last_error,
-            CASE WHEN status = 'delivering' THEN 1 ELSE 0 END
+            CASE WHEN status = 'delivering' THEN 1 ELSE 0 END, ordering_key, CASE WHEN ordering_key IS NOT NULL THEN nextval('delivery_sequence') END
           FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::int[], $9::int[], $10::bigint[], $11::bigint[],
-            $12::bigint[], $13::bigint[], $14::bigint[], $15::int[], $16::text[])
-            AS t(id, event_id, subscription_id, position, event, msg_id, status, attempts, chain, next_attempt_at, lease_until, created_at, updated_at, last_attempt_at, last_status_code, last_error)`, [
+            $12::bigint[], $13::bigint[], $14::bigint[], $15::int[], $16::text[], $18::text[])
+            AS t(id, event_id, subscription_id, position, event, msg_id, status, attempts, chain, next_attempt_at, lease_until, created_at, updated_at, last_attempt_at, last_status_code, last_error, ordering_key)`, [
           d.map((x) => x.id), d.map((x) => x.event_id), d.map((x) => x.subscription_id), d.map((x) => x.position), d.map((x) => x.event), d.map((x) => x.msg_id),
           d.map((x) => x.status), d.map((x) => x.attempts), d.map((x) => x.chain), d.map((x) => x.next_attempt_at), d.map((x) => x.lease_until),
           d.map((x) => x.created_at), d.map((x) => x.updated_at), d.map((x) => x.last_attempt_at), d.map((x) => x.last_status_code), d.map((x) => x.last_error),
-          this.#opts.instanceId,
+          this.#opts.instanceId, d.map((x) => x.ordering_key ?? null),
         ], client);
         // Work another instance may take: delivered at commit, so nobody looks before it exists.
         if (d.some((x) => x.status === 'pending')) await this.#notify('work', client);
@@ -427,11 +461,12 @@ export class PostgresStorage implements Storage {
     // Without waiting for the disk: a prune lost to a crash is simply done again by the next pass.
     return this.#transaction(false, async (client) => {
       const rows = (await this.#query(`(SELECT id, event_id FROM deliveries WHERE status IN ('delivered','cancelled') AND updated_at < $1 ORDER BY updated_at LIMIT $3)
-        UNION ALL (SELECT id, event_id FROM deliveries WHERE status = 'failed' AND updated_at < $2 ORDER BY updated_at LIMIT $3)`, [cutoffs.finishedBefore, cutoffs.failedBefore, limit], client)).rows.slice(0, limit);
+        UNION ALL (SELECT id, event_id FROM deliveries WHERE status = 'failed' AND updated_at < $2 AND NOT blocks_key ORDER BY updated_at LIMIT $3)`, [cutoffs.finishedBefore, cutoffs.failedBefore, limit], client)).rows.slice(0, limit);
       if (!rows.length) return { deliveries: 0, attempts: 0, events: 0 };
       const ids = rows.map((r) => r.id as string);
       const attempts = (await this.#query('DELETE FROM attempts WHERE delivery_id = ANY($1::text[])', [ids], client)).rowCount ?? 0;
-      const deliveries = (await this.#query("DELETE FROM deliveries WHERE id = ANY($1::text[]) AND status IN ('delivered','cancelled','failed')", [ids], client)).rowCount ?? 0;
+      // A failed delivery that blocks its key stays (its key would go on unseen): replay or skip it.
+      const deliveries = (await this.#query("DELETE FROM deliveries WHERE id = ANY($1::text[]) AND status IN ('delivered','cancelled','failed') AND NOT blocks_key", [ids], client)).rowCount ?? 0;
       const eventIds = [...new Set(rows.map((r) => r.event_id as string))];
       const events = (await this.#query('DELETE FROM events e WHERE e.id = ANY($1::text[]) AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)', [eventIds], client)).rowCount ?? 0;
       return { deliveries, attempts, events };
@@ -456,16 +491,19 @@ export class PostgresStorage implements Storage {
     return this.#transaction(true, async (client): Promise<EraseResult> => {
       // The event row locked first: a claim or an ingest of the same event waits for this.
       if (!(await this.#query('SELECT 1 FROM events WHERE id = $1 FOR UPDATE', [id], client)).rows.length) return { outcome: 'not_found' };
-      const deliveries = (await this.#query('SELECT id, status FROM deliveries WHERE event_id = $1 FOR UPDATE', [id], client)).rows;
+      const deliveries = (await this.#query(`SELECT id, status, subscription_id, ordering_key, ${holdsKey('deliveries', ORDERING)} AS holds FROM deliveries WHERE event_id = $1 FOR UPDATE`, [id], client)).rows;
       // An attempt on the wire would record its outcome for a delivery that no longer exists:
       // refuse, change nothing, and let the caller ask again once it finished.
       const inFlight = deliveries.filter((d) => d.status === 'delivering').map((d) => d.id as string);
       if (inFlight.length) return { outcome: 'in_flight', delivery_ids: inFlight };
-      const cancelled = deliveries.filter((d) => d.status === 'pending' || d.status === 'paused').length;
+      const cancelled = deliveries.filter((d) => d.status === 'pending' || d.status === 'paused' || d.status === 'waiting').length;
       const attempts = (await this.#query('DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_id = $1)', [id], client)).rowCount ?? 0;
       const removed = (await this.#query('DELETE FROM deliveries WHERE event_id = $1', [id], client)).rowCount ?? 0;
       await this.#query('DELETE FROM events WHERE id = $1', [id], client);
-      return { outcome: 'erased', deliveries: removed, attempts, cancelled };
+      // Keys this event held: the next of each goes once it is gone.
+      const woken = await this.#wake(client, deliveries.filter((d) => d.ordering_key && d.holds).map((d) => ({ sub: d.subscription_id, key: d.ordering_key })));
+      if (woken.length) await this.#notify('work', client);
+      return { outcome: 'erased', deliveries: removed, attempts, cancelled, ...(woken.length ? { woken } : {}) };
     });
   }
 
@@ -483,23 +521,34 @@ export class PostgresStorage implements Storage {
    */
   async claimDue(now: number, limit: number, leaseUntil: number, skip?: ReadonlySet<string>): Promise<ClaimedDelivery[]> {
     if (!skip?.size) {
-      return this.#claim(`SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED`, [now, leaseUntil, this.#opts.instanceId, limit]);
+      return this.#claim(`SELECT id, ordering_key IS NOT NULL AS ordered FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED`, [now, leaseUntil, this.#opts.instanceId, limit]);
     }
     // Subscriptions whose destination is saturated here are passed over (see the worker), within
     // a bounded scan of what is due.
-    return this.#claim(`SELECT id FROM (SELECT id, subscription_id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $5) due
+    return this.#claim(`SELECT id, ordering_key IS NOT NULL AS ordered FROM (SELECT id, subscription_id, ordering_key FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $5) due
       WHERE subscription_id <> ALL($6::text[]) LIMIT $4`, [now, leaseUntil, this.#opts.instanceId, limit, CLAIM_SCAN_LIMIT, [...skip]], true);
   }
 
   async claimByIds(ids: string[], now: number, leaseUntil: number): Promise<ClaimedDelivery[]> {
     if (!ids.length) return [];
-    return this.#claim(`SELECT id FROM deliveries WHERE id = ANY($4::text[]) AND status = 'pending' AND next_attempt_at <= $1 FOR UPDATE SKIP LOCKED`, [now, leaseUntil, this.#opts.instanceId, ids]);
+    return this.#claim(`SELECT id, ordering_key IS NOT NULL AS ordered FROM deliveries WHERE id = ANY($4::text[]) AND status = 'pending' AND next_attempt_at <= $1 FOR UPDATE SKIP LOCKED`, [now, leaseUntil, this.#opts.instanceId, ids]);
   }
 
-  /** `recheck`: the pick could not lock its rows (a subquery), so the update checks again that each is still pending. */
+  /**
+   * `recheck`: the pick could not lock its rows (a subquery), so the update checks again that each
+   * is still pending. An ordered delivery is leased only when nothing ahead of it on its key is
+   * unfinished (ordering-sql.ts); the statement's snapshot sees committed state, so a predecessor
+   * another instance holds, or leases at this very moment (its pending row is still there in the
+   * snapshot), keeps it back. Ordered deliveries picked but not leased are set aside (#setAside).
+   */
   async #claim(pick: string, values: unknown[], recheck = false): Promise<ClaimedDelivery[]> {
-    const leased = (await this.#query(`UPDATE deliveries SET status = 'delivering', lease_until = $2, lease_owner = $3, updated_at = $1, unfinished_claims = unfinished_claims + 1
-      WHERE id IN (${pick})${recheck ? " AND status = 'pending' AND next_attempt_at <= $1" : ''} RETURNING *`, values)).rows;
+    const rows = (await this.#query(`WITH picked AS (${pick}),
+      leased AS (UPDATE deliveries SET status = 'delivering', lease_until = $2, lease_owner = $3, updated_at = $1, unfinished_claims = unfinished_claims + 1
+        WHERE id IN (SELECT id FROM picked)${recheck ? " AND status = 'pending' AND next_attempt_at <= $1" : ''} AND ${mayStart('deliveries', ORDERING)} RETURNING *)
+      SELECT leased.*, picked.id AS picked_id FROM picked LEFT JOIN leased ON leased.id = picked.id WHERE leased.id IS NOT NULL OR picked.ordered`, values)).rows;
+    const leased = rows.filter((r) => r.id !== null);
+    const heldBack = rows.filter((r) => r.id === null).map((r) => r.picked_id as string);
+    if (heldBack.length) await this.#setAside(heldBack, values[0] as number);
     if (!leased.length) return [];
     // A fanned-out event has many deliveries: read and parse it once per claim, not per delivery.
     const eventIds = [...new Set(leased.map((d) => d.event_id as string))];
@@ -507,6 +556,21 @@ export class PostgresStorage implements Storage {
     // Due order, as the worker expects (RETURNING keeps no order).
     leased.sort((a, b) => a.next_attempt_at - b.next_attempt_at || (a.id < b.id ? -1 : 1));
     return leased.map((d) => ({ delivery: toDelivery(d), event: events.get(d.event_id)! }));
+  }
+
+  /**
+   * Ordered deliveries a claim could not lease: those still held back by a delivery ahead of them
+   * become `waiting`, out of the claims' way, until a finish wakes them (WAKE_HEADS). Their rows are
+   * locked first and judged by a later statement's snapshot: a finish that committed before the
+   * lock is seen (they stay pending and are claimed next), and one that comes after waits for this
+   * transaction and then wakes them. Rows locked by someone else are left pending for the next claim.
+   */
+  async #setAside(ids: string[], now: number): Promise<void> {
+    await this.#transaction(false, async (client) => {
+      const locked = (await this.#query("SELECT id FROM deliveries WHERE id = ANY($1::text[]) AND status = 'pending' ORDER BY id FOR UPDATE SKIP LOCKED", [ids], client)).rows.map((r) => r.id as string);
+      if (!locked.length) return;
+      await this.#query(`UPDATE deliveries SET status = 'waiting', updated_at = $2 WHERE id = ANY($1::text[]) AND status = 'pending' AND next_attempt_at <= $2 AND NOT ${mayStart('deliveries', ORDERING)}`, [locked, now], client);
+    });
   }
 
   async releaseLeases(ids: string[], now: number, dueAt?: number): Promise<void> {
@@ -535,7 +599,7 @@ export class PostgresStorage implements Storage {
   }
 
   async completeAttempts(completions: AttemptCompletion[], now: number): Promise<CompletionResult> {
-    if (!completions.length) return { applied: [], disabledBy: [] };
+    if (!completions.length) return { applied: [], disabledBy: [], woken: [] };
     return this.#transaction(false, async (client) => {
       const a = completions.map((c) => c.attempt);
       await this.#query(`INSERT INTO attempts (id, delivery_id, chain, number, started_at, outcome, method, url, request_headers, request_body, response_status, response_headers, response_body, latency_ms, error, steps)
@@ -547,22 +611,24 @@ export class PostgresStorage implements Storage {
       ], client);
       // Only a delivery still leased by this instance is updated: a deleted subscription cancels
       // it meanwhile, and a lease that expired may be another instance's now.
+      const blocks = completions.map((c) => c.status === 'failed' && c.block_key === true && !!c.ordering_key);
       const applied = (await this.#query(`UPDATE deliveries SET status = CASE WHEN c.status = 'pending' THEN ${WAITING_STATUS} ELSE c.status END, attempts = attempts + 1,
           next_attempt_at = COALESCE(c.next_attempt_at, deliveries.next_attempt_at), lease_until = NULL, lease_owner = NULL, unfinished_claims = 0, updated_at = $9,
-          last_attempt_at = c.started_at, last_status_code = c.status_code, last_error = c.error, last_latency_ms = c.latency
-        FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::int[], $6::text[], $7::float8[], $8::int[]) AS c(id, status, next_attempt_at, started_at, status_code, error, latency, chain)
+          last_attempt_at = c.started_at, last_status_code = c.status_code, last_error = c.error, last_latency_ms = c.latency, blocks_key = c.block
+        FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::int[], $6::text[], $7::float8[], $8::int[], $11::boolean[]) AS c(id, status, next_attempt_at, started_at, status_code, error, latency, chain, block)
         WHERE deliveries.id = c.id AND deliveries.status = 'delivering' AND deliveries.chain = c.chain AND deliveries.lease_owner = $10
-        RETURNING deliveries.id, deliveries.status`, [
+        RETURNING deliveries.id, deliveries.status, deliveries.subscription_id, deliveries.blocks_key`, [
         completions.map((c) => c.delivery_id), completions.map((c) => c.status), completions.map((c) => c.next_attempt_at), a.map((x) => x.started_at),
-        a.map((x) => x.response_status), a.map((x) => x.error), a.map((x) => x.latency_ms), a.map((x) => x.chain), now, this.#opts.instanceId,
+        a.map((x) => x.response_status), a.map((x) => x.error), a.map((x) => x.latency_ms), a.map((x) => x.chain), now, this.#opts.instanceId, blocks,
       ], client)).rows;
       const disabledBy: string[] = [];
       let subscriptionsChanged = false;
       for (const c of completions) {
         if (c.delete_subscription) {
           const removed = (await this.#query('UPDATE subscriptions SET deleted_at = $1, enabled = false, disabled_reason = $2, updated_at = $1 WHERE id = $3 AND deleted_at IS NULL', [now, c.disable_subscription_reason, c.subscription_id], client)).rowCount;
-          await this.#query("UPDATE deliveries SET status = 'cancelled', lease_until = NULL, lease_owner = NULL, updated_at = $1, last_error = $2 WHERE subscription_id = $3 AND status IN ('pending','paused','delivering') AND id != $4",
+          await this.#query(`UPDATE deliveries SET status = 'cancelled', lease_until = NULL, lease_owner = NULL, updated_at = $1, last_error = $2 WHERE subscription_id = $3 AND status IN ${UNFINISHED} AND id != $4`,
             [now, c.disable_subscription_reason, c.subscription_id, c.delivery_id], client);
+          await this.#forgetOrdering(client, c.subscription_id);
           if (removed) disabledBy.push(c.delivery_id);
           subscriptionsChanged = true;
         } else if (c.disable_subscription_reason) {
@@ -588,9 +654,13 @@ export class PostgresStorage implements Storage {
         ], client);
       }
       if (subscriptionsChanged) await this.#notify('subscriptions', client);
+      // Finished (not retried, not blocking): the next delivery of its key may go.
+      const keyOf = new Map(completions.map((c) => [c.delivery_id, c.ordering_key]));
+      const finished = applied.filter((r) => keyOf.get(r.id) && r.status !== 'pending' && r.status !== 'paused' && !r.blocks_key);
+      const woken = await this.#wake(client, finished.map((r) => ({ sub: r.subscription_id, key: keyOf.get(r.id)! })));
       // A retry scheduled here may come due on another instance before this one polls again.
-      if (applied.some((r) => r.status === 'pending')) await this.#notify('work', client);
-      return { applied: applied.map((r) => r.id as string), disabledBy };
+      if (woken.length || applied.some((r) => r.status === 'pending')) await this.#notify('work', client);
+      return { applied: applied.map((r) => r.id as string), disabledBy, woken };
     });
   }
 
@@ -625,15 +695,81 @@ export class PostgresStorage implements Storage {
     return (await this.#query('SELECT * FROM attempts WHERE delivery_id = $1 ORDER BY started_at, chain, number', [deliveryId])).rows.map(toAttempt);
   }
 
-  async replayDeliveries(ids: string[], now: number): Promise<string[]> {
+  async replayDeliveries(ids: string[], now: number): Promise<ReplayResult[]> {
     if (!ids.length) return [];
     return this.#transaction(true, async (client) => {
+      const rows = new Map((await this.#query('SELECT id, status, ordering_key, blocks_key FROM deliveries WHERE id = ANY($1::text[]) FOR UPDATE', [ids], client)).rows.map((r) => [r.id as string, r]));
+      const asNew = ids.filter((id) => rows.has(id) && isOldOrdered(rows.get(id)!.status, rows.get(id)!.ordering_key, rows.get(id)!.blocks_key));
+      const inPlace = ids.filter((id) => rows.has(id) && !asNew.includes(id));
       const replayed = new Set((await this.#query(`UPDATE deliveries SET status = ${WAITING_STATUS}, attempts = 0, chain = chain + 1, unfinished_claims = 0, next_attempt_at = $1,
-          lease_until = NULL, lease_owner = NULL, updated_at = $1
-        WHERE id = ANY($2::text[]) AND status IN ('delivered','failed','cancelled','pending','paused') RETURNING id`, [now, ids], client)).rows.map((r) => r.id as string));
-      if (replayed.size) await this.#notify('work', client);
-      return ids.filter((id) => replayed.has(id));
+          lease_until = NULL, lease_owner = NULL, updated_at = $1, blocks_key = false
+        WHERE id = ANY($2::text[]) AND status IN ('delivered','failed','cancelled','pending','paused','waiting') RETURNING id`, [now, inPlace], client)).rows.map((r) => r.id as string));
+      // The same message (webhook-id) again, as a new delivery at the end of its key's queue.
+      const fresh = new Map(asNew.map((id) => [id, newId('dlv', now)]));
+      if (fresh.size) {
+        await this.#query(`INSERT INTO deliveries (id, event_id, subscription_id, position, event, msg_id, status, attempts, chain, next_attempt_at, created_at, updated_at,
+            unfinished_claims, ordering_key, sequence, blocks_key, replay_of)
+          SELECT n.new_id, deliveries.event_id, deliveries.subscription_id, deliveries.position, deliveries.event, deliveries.msg_id, ${WAITING_STATUS}, 0, 1, $3, $3, $3,
+            0, deliveries.ordering_key, nextval('delivery_sequence'), false, deliveries.id
+          FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS n(old_id, new_id, ord) JOIN deliveries ON deliveries.id = n.old_id ORDER BY n.ord`, [[...fresh.keys()], [...fresh.values()], now], client);
+      }
+      if (replayed.size || fresh.size) await this.#notify('work', client);
+      return ids.flatMap((id): ReplayResult[] => (fresh.has(id) ? [{ id, queued: fresh.get(id)! }] : replayed.has(id) ? [{ id, queued: id }] : []));
     });
+  }
+
+  async skipBlocked(id: string, now: number): Promise<{ skipped: boolean; woken: string[] }> {
+    return this.#transaction(true, async (client) => {
+      const row = (await this.#query(`UPDATE deliveries SET blocks_key = false, updated_at = $2 WHERE id = $1 AND ordering_key IS NOT NULL AND ${holdsKey('deliveries', ORDERING)} AND blocks_key
+        RETURNING subscription_id, ordering_key`, [id, now], client)).rows[0];
+      if (!row) return { skipped: false, woken: [] };
+      const woken = await this.#wake(client, [{ sub: row.subscription_id, key: row.ordering_key }]);
+      if (woken.length) await this.#notify('work', client);
+      return { skipped: true, woken };
+    });
+  }
+
+  async listBlockedKeys(subscriptionId: string, limit: number): Promise<BlockedKey[]> {
+    const rows = (await this.#query(`SELECT b.*, (SELECT COUNT(*)::int FROM deliveries w WHERE w.subscription_id = b.subscription_id AND w.ordering_key = b.ordering_key AND ${holdsKey('w', ORDERING)} AND w.id <> b.id) AS waiting_count
+      FROM deliveries b WHERE b.subscription_id = $1 AND b.ordering_key IS NOT NULL AND ${holdsKey('b', ORDERING)} AND b.blocks_key ORDER BY b.sequence LIMIT $2`, [subscriptionId, limit])).rows;
+    return rows.map(({ waiting_count: waiting, ...delivery }) => ({ ordering_key: delivery.ordering_key, delivery: toDelivery(delivery), waiting }));
+  }
+
+  async orderingBlockers(ids: string[]): Promise<Map<string, OrderingBlocker>> {
+    if (!ids.length) return new Map();
+    // The one of its key in flight if any, else the first of the key ahead of it.
+    const rows = (await this.#query(`SELECT d.id AS for_id, a.* FROM deliveries d CROSS JOIN LATERAL (
+        (${inFlightBeside('d', 'f.id, f.status, f.blocks_key, 0 AS rank')} LIMIT 1)
+        UNION ALL (${aheadOf('d', ORDERING, 'o.id, o.status, o.blocks_key, 1 AS rank')} ORDER BY o.sequence LIMIT 1)
+        ORDER BY rank LIMIT 1) a
+      WHERE d.id = ANY($1::text[]) AND d.ordering_key IS NOT NULL AND d.status IN ('pending','paused','waiting')`, [ids])).rows;
+    return new Map(rows.map((r) => [r.for_id as string, { delivery_id: r.id, status: r.status, blocks_key: r.blocks_key }]));
+  }
+
+  async wakeFreeKeys(now: number): Promise<string[]> {
+    return this.#transaction(false, async (client) => {
+      const rows = (await this.#query(`UPDATE deliveries SET status = ${WAITING_STATUS}, updated_at = $1
+        WHERE id IN (SELECT d.id FROM deliveries d WHERE d.ordering_key IS NOT NULL AND ${holdsKey('d', ORDERING)} AND d.status = 'waiting' AND ${mayStart('d', ORDERING)} FOR UPDATE SKIP LOCKED)
+          AND status = 'waiting' RETURNING id, status`, [now], client)).rows;
+      const woken = rows.filter((r) => r.status === 'pending').map((r) => r.id as string);
+      if (woken.length) await this.#notify('work', client);
+      return woken;
+    });
+  }
+
+  async getConnectorState(subscriptionId: string, orderingKey: string): Promise<Record<string, string> | undefined> {
+    const row = (await this.#query('SELECT value FROM connector_state WHERE subscription_id = $1 AND ordering_key = $2', [subscriptionId, orderingKey])).rows[0];
+    return row ? JSON.parse(row.value) : undefined;
+  }
+
+  async setConnectorState(subscriptionId: string, orderingKey: string, value: Record<string, string> | null, now: number): Promise<void> {
+    if (value === null) await this.#write('DELETE FROM connector_state WHERE subscription_id = $1 AND ordering_key = $2', [subscriptionId, orderingKey]);
+    else await this.#write('INSERT INTO connector_state (subscription_id, ordering_key, value, updated_at) VALUES ($1, $2, $3, $4) ON CONFLICT (subscription_id, ordering_key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at',
+      [subscriptionId, orderingKey, JSON.stringify(value), now]);
+  }
+
+  async pruneConnectorState(before: number, limit: number): Promise<number> {
+    return (await this.#query('DELETE FROM connector_state WHERE (subscription_id, ordering_key) IN (SELECT subscription_id, ordering_key FROM connector_state WHERE updated_at < $1 ORDER BY updated_at LIMIT $2)', [before, limit])).rowCount ?? 0;
   }
 
   async findDeliveriesForReplay(query: ReplayQuery): Promise<string[]> {
@@ -651,7 +787,7 @@ export class PostgresStorage implements Storage {
     const row = (await this.#query(`SELECT
         COUNT(*) FILTER (WHERE status = 'delivered') AS delivered,
         COUNT(*) FILTER (WHERE status = 'failed') AS failed,
-        COUNT(*) FILTER (WHERE status IN ('pending','paused','delivering')) AS pending
+        COUNT(*) FILTER (WHERE status IN ${UNFINISHED}) AS pending
       FROM deliveries WHERE subscription_id = $1 AND id >= $2`, [subscriptionId, idFloor('dlv', since)])).rows[0];
     return { delivered: row.delivered, failed: row.failed, pending: row.pending };
   }

@@ -1,9 +1,18 @@
+import { PAGERDUTY_DEDUP_KEY_EXPRESSION } from '../../../connectors/pagerduty/dedup-key-expression.ts';
+
 /** Numbered, append-only. Never edit a shipped migration: add the next number. */
 export interface Migration {
   version: number;
   name: string;
   sql: string;
 }
+
+/**
+ * Migration 9 (SQLite) / 3 (PostgreSQL) gives PagerDuty subscriptions made before ordering existed
+ * the connector's default ordering, by the dedup_key it derives from the event: what its guarantee
+ * (a resolve never overtakes its trigger) needs. A database upgraded later gets the default of then.
+ */
+export const PAGERDUTY_ORDERING_SQL = `'${JSON.stringify({ key: PAGERDUTY_DEDUP_KEY_EXPRESSION, on_failure: 'continue' }).replaceAll("'", "''")}'`;
 
 export const SQLITE_MIGRATIONS: Migration[] = [
   {
@@ -160,6 +169,32 @@ export const SQLITE_MIGRATIONS: Migration[] = [
       CREATE INDEX events_by_received ON events(received_at, id);
       ALTER TABLE api_keys ADD COLUMN rate_limit REAL;
       ALTER TABLE api_keys ADD COLUMN rate_burst REAL;
+    `,
+  },
+  {
+    version: 9,
+    name: 'ordered delivery per key: ordering policy, ordering key and sequence, blocked keys, connector state per key',
+    // The partial index holds only unfinished ordered deliveries (and failed ones that block their
+    // key): unordered deliveries never enter it, and the claim's check of a key reads a few entries.
+    sql: `
+      ALTER TABLE subscriptions ADD COLUMN ordering TEXT;
+      ALTER TABLE deliveries ADD COLUMN ordering_key TEXT;
+      ALTER TABLE deliveries ADD COLUMN sequence INTEGER;
+      ALTER TABLE deliveries ADD COLUMN blocks_key INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE deliveries ADD COLUMN replay_of TEXT;
+      CREATE INDEX deliveries_ordering ON deliveries(subscription_id, ordering_key, sequence)
+        WHERE ordering_key IS NOT NULL AND (status IN ('pending','paused','waiting','delivering') OR blocks_key = 1);
+      CREATE TABLE sequences (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+      INSERT INTO sequences (name, value) VALUES ('deliveries', 0);
+      CREATE TABLE connector_state (
+        subscription_id TEXT NOT NULL,
+        ordering_key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (subscription_id, ordering_key)
+      );
+      CREATE INDEX connector_state_by_age ON connector_state(updated_at);
+      UPDATE subscriptions SET ordering = ${PAGERDUTY_ORDERING_SQL} WHERE connector = 'pagerduty' AND ordering IS NULL;
     `,
   },
 ];

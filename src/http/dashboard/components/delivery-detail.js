@@ -4,6 +4,7 @@ import { api } from '../api.js';
 import { useResource } from '../hooks.js';
 import { formatTime, pretty, prettyBody } from '../format.js';
 import { ConfirmDialog, ErrorNotice, Loading, Notice, OutcomeBadge, StatusBadge, Time, WriteButton } from './ui.js';
+import { replayNotice } from './delivery-log.js';
 
 function Headers({ headers, label }) {
   const entries = Object.entries(headers ?? {});
@@ -97,16 +98,24 @@ export function DeliveryDetail({ id }) {
     </section>`;
   }
   if (!d) return delivery.error ? html`<${ErrorNotice} error=${delivery.error} />` : html`<${Loading} />`;
-  const replay = async () => {
+  /** Runs an action, shows what it says, and reads the delivery again. */
+  const act = (run) => async () => {
     setError(null);
     try {
-      await api.post(`/deliveries/${id}/replay`);
-      setNotice('Replay queued: a new attempt chain starts now.');
+      setNotice(await run());
       await delivery.reload();
     } catch (err) {
       setError(err);
     }
   };
+  const replay = act(async () => {
+    const answer = await api.post(`/deliveries/${id}/replay`);
+    return answer.replayed_as_new_delivery ? replayNotice(id, answer) : 'Replay queued: a new attempt chain starts now.';
+  });
+  const skip = act(async () => {
+    await api.post(`/deliveries/${id}/skip`);
+    return html`Skipped: key <span class="mono">${d.ordering_key}</span> goes on; this delivery stays failed.`;
+  });
   const erase = async () => {
     setError(null);
     try {
@@ -138,6 +147,7 @@ export function DeliveryDetail({ id }) {
       </div>
       <div class="toolbar">
         <${WriteButton} class="primary" onClick=${replay} disabled=${d.status === 'pending' || d.status === 'delivering'}>Replay<//>
+        ${d.blocks_key && html`<${WriteButton} onClick=${skip}>Skip<//>`}
         <a class="button" href=${`#/webhooks/${d.subscription_id}/mapping?delivery=${d.id}`}>Open in mapping editor</a>
         <${WriteButton} class="danger" onClick=${() => setConfirmErase(true)}>Erase event<//>
       </div>
@@ -149,6 +159,10 @@ export function DeliveryDetail({ id }) {
       <div><dt>webhook-id</dt><dd class="mono">${d.webhook_id}</dd></div>
       <div><dt>Event id</dt><dd class="mono">${d.event_id}</dd></div>
       <div><dt>Created</dt><dd>${formatTime(d.created_at)}</dd></div>
+      <div><dt>Ordering key</dt><dd>${d.ordering_key === null || d.ordering_key === undefined ? html`<span class="muted">none: not ordered</span>` : html`<span class="mono">${d.ordering_key}</span>`}</dd></div>
+      ${d.waiting_for && html`<div><dt>Waits for</dt><dd><a class="mono" href=${`#/deliveries/${d.waiting_for.delivery_id}`}>${d.waiting_for.delivery_id}</a> <span class="muted">(${d.waiting_for.reason})</span></dd></div>`}
+      ${d.blocks_key && html`<div><dt>Blocks its key</dt><dd class="blocking">Deliveries of this key wait until it is replayed or skipped.</dd></div>`}
+      ${d.replay_of && html`<div><dt>Replay of</dt><dd><a class="mono" href=${`#/deliveries/${d.replay_of}`}>${d.replay_of}</a></dd></div>`}
       ${d.last_error && html`<div><dt>Last error</dt><dd>${d.last_error}</dd></div>`}
     </dl>
     <section class="card" aria-labelledby="attempts-title">

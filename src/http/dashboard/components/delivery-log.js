@@ -67,6 +67,12 @@ function BulkReplay({ subscriptionId, onDone }) {
   </form>`;
 }
 
+/** What a replay answer says: a new attempt chain, or (an ordered key's earlier delivery) a new delivery at the end of its key. */
+export function replayNotice(id, answer) {
+  if (!answer?.replayed_as_new_delivery) return html`Replay of <span class="mono">${id}</span> queued.`;
+  return html`Replay of <span class="mono">${id}</span> queued as the new delivery <a class="mono" href=${`#/deliveries/${answer.id}`}>${answer.id}</a>, at the end of key <span class="mono">${answer.ordering_key}</span>'s queue.`;
+}
+
 /** The delivery log of one subscription, or of all when `subscription` is absent. */
 export function DeliveryLog({ subscription, refreshToken = 0 }) {
   const { eventTypes } = useSession();
@@ -92,17 +98,21 @@ export function DeliveryLog({ subscription, refreshToken = 0 }) {
     set(e.currentTarget.value);
     setCursors([]);
   };
-  const replay = async (d) => {
+  const act = (run) => async (d) => {
     setError(null);
     setNotice(null);
     try {
-      await api.post(`/deliveries/${d.id}/replay`);
-      setNotice(html`Replay of <span class="mono">${d.id}</span> queued.`);
+      setNotice(await run(d));
       await log.reload();
     } catch (err) {
       setError(err);
     }
   };
+  const replay = act(async (d) => replayNotice(d.id, await api.post(`/deliveries/${d.id}/replay`)));
+  const skip = act(async (d) => {
+    await api.post(`/deliveries/${d.id}/skip`);
+    return html`Key <span class="mono">${d.ordering_key}</span> goes on without <span class="mono">${d.id}</span> (it stays failed).`;
+  });
 
   return html`<section class="card" aria-labelledby="log-title">
     <div class="section-head">
@@ -147,11 +157,14 @@ export function DeliveryLog({ subscription, refreshToken = 0 }) {
             ${log.data.data.map(
               (d) => html`<tr key=${d.id} data-delivery=${d.id}>
                 <td><${Time} iso=${d.last_attempt_at ?? d.created_at} /></td>
-                <td class="mono">${d.event}</td>
+                <td><span class="mono">${d.event}</span>${d.ordering_key !== null && d.ordering_key !== undefined && html`<div class="small muted">key <span class="mono" title="ordering key">${d.ordering_key}</span></div>`}</td>
                 ${!subscription && html`<td><a class="small" href=${`#/webhooks/${d.subscription_id}`} title=${d.subscription_id}>${subName(d.subscription_id)}</a></td>`}
                 <td>
                   <${StatusBadge} status=${d.paused ? 'paused' : d.status} />
-                  ${d.status === 'pending' && d.next_attempt_at && html`<div class="small muted">next <${Time} iso=${d.next_attempt_at} /></div>`}
+                  ${d.waiting_for
+                    ? html`<div class="small muted">waits for <a class="mono" href=${`#/deliveries/${d.waiting_for.delivery_id}`} title=${d.waiting_for.reason}>${d.waiting_for.delivery_id}</a></div>`
+                    : d.status === 'pending' && d.next_attempt_at && html`<div class="small muted">next <${Time} iso=${d.next_attempt_at} /></div>`}
+                  ${d.blocks_key && html`<div class="small blocking">blocks its key</div>`}
                 </td>
                 <td><${ResponseCell} d=${d} /></td>
                 <td>${latencyOf(d)}</td>
@@ -160,6 +173,7 @@ export function DeliveryLog({ subscription, refreshToken = 0 }) {
                   <div class="row-actions">
                     <a href=${`#/deliveries/${d.id}`} aria-label=${`Details of ${d.id}`}>Details</a>
                     <${WriteButton} class="small-button" onClick=${() => replay(d)} disabled=${d.status === 'pending' || d.status === 'delivering'} aria-label=${`Replay ${d.id}`}>Replay<//>
+                    ${d.blocks_key && html`<${WriteButton} class="small-button" onClick=${() => skip(d)} aria-label=${`Skip ${d.id}`}>Skip<//>`}
                   </div>
                 </td>
               </tr>`,

@@ -4,9 +4,56 @@ import { api } from '../api.js';
 import { useResource, navigate } from '../hooks.js';
 import { describeRetry, formatTime } from '../format.js';
 import { ConfirmDialog, EnabledBadge, ErrorNotice, Loading, Notice, SecretNotice, StatusBadge, Time, WriteButton, useSession } from './ui.js';
-import { DeliveryLog } from './delivery-log.js';
+import { DeliveryLog, replayNotice } from './delivery-log.js';
 import { SuccessRate, destinationLabel } from './subscriptions-list.js';
 import { TestResult } from './test-result.js';
+
+/** Keys stopped by a failed delivery (ordering.on_failure "block"), each with Replay and Skip. */
+function BlockedKeys({ sub, refreshToken, onChange }) {
+  const keys = useResource(() => api.get(`/webhooks/${sub.id}/blocked-keys`), [sub.id, refreshToken], { interval: 5_000 });
+  const [notice, setNotice] = useState(null);
+  const [error, setError] = useState(null);
+  const rows = keys.data?.data ?? [];
+  if (sub.ordering?.on_failure !== 'block' && rows.length === 0) return null;
+  const act = (run) => async () => {
+    setError(null);
+    setNotice(null);
+    try {
+      setNotice(await run());
+      await keys.reload();
+      onChange();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return html`<section class="card" aria-labelledby="blocked-title">
+    <h2 id="blocked-title">Blocked keys</h2>
+    <p class="muted">A failed delivery stops its key: the deliveries behind it wait until it is replayed (sent again, before them) or skipped (it stays failed, the next one goes).</p>
+    ${notice && html`<${Notice} kind="success" onClose=${() => setNotice(null)}>${notice}<//>`}
+    <${ErrorNotice} error=${error || keys.error} />
+    ${keys.data && (rows.length === 0
+      ? html`<p class="muted empty">No key is blocked.</p>`
+      : html`<div class="table-wrap"><table class="log">
+          <caption class="sr-only">Blocked keys, oldest first</caption>
+          <thead><tr><th scope="col">Key</th><th scope="col">Blocked since</th><th scope="col">Waiting</th><th scope="col">Failed delivery</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
+          <tbody>
+            ${rows.map((k) => html`<tr key=${k.delivery.id} data-blocked-key=${k.ordering_key}>
+              <td class="mono">${k.ordering_key}</td>
+              <td><${Time} iso=${k.blocked_since} /></td>
+              <td>${k.waiting}</td>
+              <td><a class="mono" href=${`#/deliveries/${k.delivery.id}`}>${k.delivery.id}</a>${k.delivery.last_error && html`<div class="small muted">${k.delivery.last_error}</div>`}</td>
+              <td><div class="row-actions">
+                <${WriteButton} class="small-button" onClick=${act(async () => replayNotice(k.delivery.id, await api.post(`/deliveries/${k.delivery.id}/replay`)))} aria-label=${`Replay ${k.delivery.id}`}>Replay<//>
+                <${WriteButton} class="small-button" onClick=${act(async () => {
+                  await api.post(`/deliveries/${k.delivery.id}/skip`);
+                  return html`Skipped: key <span class="mono">${k.ordering_key}</span> goes on without <span class="mono">${k.delivery.id}</span>.`;
+                })} aria-label=${`Skip ${k.delivery.id}`}>Skip<//>
+              </div></td>
+            </tr>`)}
+          </tbody>
+        </table></div>`)}
+  </section>`;
+}
 
 function Settings({ sub }) {
   const rows = [
@@ -20,6 +67,9 @@ function Settings({ sub }) {
     ['Retries', describeRetry(sub.retry)],
     ['Timeout', sub.timeout ? `${sub.timeout} s` : html`<span class="muted">default</span>`],
     ['Rate limit', sub.rate_limit ? `${sub.rate_limit} per second` : html`<span class="muted">none</span>`],
+    ['Ordering', sub.ordering
+      ? html`one at a time per key <code class="block">${sub.ordering.key}</code><span class="small">on a permanent failure: ${sub.ordering.on_failure === 'block' ? 'block the key until the failed delivery is replayed or skipped' : 'continue with the next'}</span>`
+      : html`<span class="muted">none: every event on its own</span>`],
     ['Signing secret', html`<span class="mono">${sub.signing_secret_prefix}…</span>${sub.previous_secret_expires_at ? html` <span class="small muted">(the previous one also signs until ${formatTime(sub.previous_secret_expires_at)})</span>` : ''}`],
     ['Created', formatTime(sub.created_at)],
   ];
@@ -119,6 +169,8 @@ export function SubscriptionDetail({ id }) {
       <summary><h2>Settings</h2></summary>
       <${Settings} sub=${s} />
     </details>
+
+    <${BlockedKeys} sub=${s} refreshToken=${refreshToken} onChange=${() => setRefreshToken((n) => n + 1)} />
 
     <${DeliveryLog} subscription=${s} refreshToken=${refreshToken} />
 

@@ -46,6 +46,10 @@ function emptyForm() {
     schedule: '',
     timeout: '',
     rateLimit: '',
+    // 'default': left out, so the connector's default ordering (PagerDuty's) or none applies.
+    orderingMode: 'default',
+    orderingKey: '',
+    orderingOnFailure: 'continue',
   };
 }
 
@@ -75,6 +79,9 @@ function formFromSubscription(sub, mappings) {
     schedule: sub.retry?.schedule ? sub.retry.schedule.join(', ') : '',
     timeout: sub.timeout ? String(sub.timeout) : '',
     rateLimit: sub.rate_limit ? String(sub.rate_limit) : '',
+    orderingMode: sub.ordering ? 'key' : 'none',
+    orderingKey: sub.ordering?.key ?? '',
+    orderingOnFailure: sub.ordering?.on_failure ?? 'continue',
   };
 }
 
@@ -117,6 +124,9 @@ function toBody(form, connector, editing) {
   }
   // A new subscription leaves unset fields out, so the gateway's and the connector's defaults apply.
   if (!editing) for (const key of Object.keys(body)) if (body[key] === null) delete body[key];
+  // An explicit null turns a connector's default ordering off.
+  if (form.orderingMode === 'none') body.ordering = null;
+  if (form.orderingMode === 'key') body.ordering = { key: form.orderingKey.trim(), on_failure: form.orderingOnFailure };
   return body;
 }
 
@@ -260,6 +270,34 @@ function ConnectorOptions({ connector, form, update, editing, errors }) {
   </fieldset>`;
 }
 
+/** Ordered delivery per key: none, the connector's default, or a JSONata key and a failure policy. */
+function OrderingEditor({ form, update, connector, editing, errors }) {
+  const connectorDefault = !editing && connector?.defaults?.ordering;
+  const mode = form.orderingMode === 'default' ? (connectorDefault ? 'default' : 'none') : form.orderingMode;
+  return html`<fieldset class=${errors.length ? 'has-error' : ''}>
+    <legend>Order</legend>
+    <p class="hint">Ordered deliveries with the same key go one at a time, in the order their events were accepted; other keys do not wait.</p>
+    <div class="radio-row">
+      <label class="check"><input type="radio" name="ordering-mode" checked=${mode === 'none'} onChange=${() => update({ orderingMode: 'none' })} /> None: every event on its own</label>
+      ${connectorDefault && html`<label class="check"><input type="radio" name="ordering-mode" checked=${mode === 'default'} onChange=${() => update({ orderingMode: 'default' })} /> The connector's default (${connector.title ?? connector.name}: by its dedup key)</label>`}
+      <label class="check"><input type="radio" name="ordering-mode" checked=${mode === 'key'} onChange=${() => update({ orderingMode: 'key' })} /> By key</label>
+    </div>
+    ${mode === 'key' &&
+    html`<div class="row">
+      <${Field} id="ordering-key" label="Ordering key" hint="A JSONata expression on the event, e.g. data.conversation_id; * for one order across the subscription. An event whose key gives nothing is not ordered.">
+        <input id="ordering-key" class="mono" value=${form.orderingKey} onInput=${(e) => update({ orderingKey: e.currentTarget.value })} placeholder="data.conversation_id" />
+      <//>
+      <${Field} id="ordering-on-failure" label="On a permanent failure">
+        <select id="ordering-on-failure" value=${form.orderingOnFailure} onChange=${(e) => update({ orderingOnFailure: e.currentTarget.value })}>
+          <option value="continue">Continue: the next delivery of the key goes</option>
+          <option value="block">Block the key until the failed one is replayed or skipped</option>
+        </select>
+      <//>
+    </div>`}
+    ${errors.map((e) => html`<p class="field-error"><span aria-hidden="true">✕ </span>${e.path}: ${e.line !== undefined ? `line ${e.line}, column ${e.column}: ` : ''}${e.message}</p>`)}
+  </fieldset>`;
+}
+
 export function SubscriptionForm({ id }) {
   const { canWrite, flashSecret } = useSession();
   const catalog = useFormCatalog();
@@ -389,6 +427,7 @@ export function SubscriptionForm({ id }) {
           <input id="rate-limit" type="number" min="0" step="any" value=${form.rateLimit} onInput=${input('rateLimit')} placeholder=${connector?.defaults?.rate_limit ? `${connector.defaults.rate_limit} (connector default)` : 'no limit'} />
         <//>
       </div>
+      <${OrderingEditor} form=${form} update=${update} connector=${connector} editing=${editing} errors=${errs.ordering ?? []} />
     </div>
 
     ${(errs.form ?? []).length > 0 && html`<${ErrorNotice} error=${{ message: 'Please fix:', details: errs.form }} />`}
