@@ -49,7 +49,7 @@ end
 function response(status, headers, body)
   done_here = done_here + 1
   if limit and done_here == limit then
-    io.write("stopped\n")
+    io.write("stopped\\n")
     io.flush()
     wrk.thread:stop()
   end
@@ -69,7 +69,13 @@ export async function wrkLoad(job: LoadJob): Promise<LoadResult> {
   fs.writeFileSync(file, script(job, perThread));
   // With an amount, the duration is only a bound: the script stops each thread at its share.
   const seconds = job.duration ?? 300;
-  const proc = spawn('wrk', ['-t', String(THREADS), '-c', String(job.connections), '-d', `${seconds}s`, '--timeout', '10s', '-s', file, job.url], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn('wrk', ['-t', String(THREADS), '-c', String(job.connections), '-d', `${seconds}s`, '--timeout', '10s', '-s', file, job.url], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let errors = '';
+  // A script error does not stop wrk (it would send plain GETs for the whole duration): stop it here.
+  proc.stderr.on('data', (c: Buffer) => {
+    errors += c.toString('utf8');
+    proc.kill('SIGKILL');
+  });
   let out = '';
   // wrk sleeps for its whole duration even once every thread stopped; SIGINT ends that sleep.
   proc.stdout.on('data', (c: Buffer) => {
@@ -79,7 +85,7 @@ export async function wrkLoad(job: LoadJob): Promise<LoadResult> {
   const code = await new Promise<number | null>((r) => proc.once('exit', r));
   fs.rmSync(path.dirname(file), { recursive: true, force: true });
   const line = out.split('\n').find((l) => l.startsWith('{"requests"'));
-  if (code !== 0 || !line) throw new Error(`wrk exited with ${code}: ${out}`);
+  if (code !== 0 || !line || errors) throw new Error(`wrk exited with ${code}: ${errors}${out}`);
   const r = JSON.parse(line) as { requests: number; duration_us: number; status_errors: number; socket_errors: number; p50: number; p99: number; max: number };
   return {
     generator: `wrk -t${THREADS} (child process)`,
