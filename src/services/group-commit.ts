@@ -23,11 +23,14 @@ export class GroupCommit<I, R> {
   submit(items: I[]): Promise<R[]> {
     return new Promise((resolve, reject) => {
       this.#queue.push({ items, resolve, reject });
-      if (!this.#scheduled && !this.#flushing) {
-        this.#scheduled = true;
-        setImmediate(() => void this.#run());
-      }
+      if (!this.#flushing) this.#schedule();
     });
+  }
+
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(() => void this.#run());
   }
 
   async #run(): Promise<void> {
@@ -37,6 +40,8 @@ export class GroupCommit<I, R> {
       await this.#drain();
     } finally {
       this.#flushing = false;
+      // Callers answered by the last flush may have submitted again before this point.
+      if (this.#queue.length) this.#schedule();
     }
   }
 

@@ -55,6 +55,8 @@ export class SqliteThreadStorage implements Storage {
   readonly #storage: Worker;
   #checkpointer?: Worker;
   readonly #startCheckpointer: () => Worker;
+  /** Each thread's end, however it came. */
+  readonly #exits = new Map<Worker, Promise<void>>();
   readonly #pending = new Map<number, Pending>();
   readonly #options: SqliteThreadOptions;
   #seq = 0;
@@ -76,7 +78,10 @@ export class SqliteThreadStorage implements Storage {
       const worker = new Worker(script, { workerData: { data: { ...data, role }, wal }, transferList: [wal], env: {} });
       worker.on('message', (reply: StorageReply) => this.#onReply(reply));
       worker.on('error', (err) => this.#fail(role, err));
-      worker.on('exit', (code) => this.#fail(role, new Error(`exited with code ${code}`)));
+      this.#exits.set(worker, new Promise((resolve) => worker.once('exit', (code) => {
+        this.#fail(role, new Error(`exited with code ${code}`));
+        resolve();
+      })));
       return worker;
     };
     this.#storage = start('storage', port1);
@@ -164,16 +169,12 @@ export class SqliteThreadStorage implements Storage {
   async close(): Promise<void> {
     if (this.#closing) return;
     this.#closing = true;
-    const exited = (worker: Worker) => new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-    if (this.#failure) return;
     if (this.#checkpointer) {
-      const checkpointerDone = exited(this.#checkpointer);
       this.#checkpointer.postMessage({ close: true });
-      await checkpointerDone;
+      await this.#exits.get(this.#checkpointer);
     }
-    const storageDone = exited(this.#storage);
     this.#storage.postMessage({ close: true } satisfies StorageRequest);
-    await storageDone;
+    await this.#exits.get(this.#storage);
     // Anything still waiting was sent after close: it will never be answered.
     for (const pending of this.#pending.values()) pending.reject(new ServiceUnavailableError('The storage is closed.'));
     this.#pending.clear();
