@@ -30,6 +30,16 @@ interface Pending {
   reject: (err: unknown) => void;
 }
 
+/**
+ * Small heaps: the storage thread holds one call's rows at a time (the largest: a claim of 500
+ * deliveries with their events), the checkpointer nothing. V8's defaults would let each grow
+ * tens of MB before collecting, against a 200 MB budget for the whole gateway.
+ */
+const RESOURCE_LIMITS = {
+  storage: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 4 },
+  checkpointer: { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 1 },
+};
+
 const DEFAULTS = { checkpointIntervalMs: 100, finishCheckpointAtFrames: 4_096, walSizeLimitBytes: 16 * 1024 * 1024 };
 
 function threadScript(preload?: string): string {
@@ -75,7 +85,7 @@ export class SqliteThreadStorage implements Storage {
     const script = threadScript(options.preload);
     const { port1, port2 } = new MessageChannel();
     const start = (role: ThreadData['role'], wal: typeof port1) => {
-      const worker = new Worker(script, { workerData: { data: { ...data, role }, wal }, transferList: [wal], env: {} });
+      const worker = new Worker(script, { workerData: { data: { ...data, role }, wal }, transferList: [wal], env: {}, resourceLimits: RESOURCE_LIMITS[role] });
       worker.on('message', (reply: StorageReply) => this.#onReply(reply));
       worker.on('error', (err) => this.#fail(role, err));
       this.#exits.set(worker, new Promise((resolve) => worker.once('exit', (code) => {
