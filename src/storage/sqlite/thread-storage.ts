@@ -36,7 +36,7 @@ interface Pending {
  * tens of MB before collecting, against a 200 MB budget for the whole gateway.
  */
 const RESOURCE_LIMITS = {
-  storage: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 4 },
+  storage: { maxOldGenerationSizeMb: 48, maxYoungGenerationSizeMb: 4 },
   checkpointer: { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 1 },
 };
 
