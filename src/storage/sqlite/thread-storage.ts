@@ -31,13 +31,14 @@ interface Pending {
 }
 
 /**
- * Small heaps: the storage thread holds one call's rows at a time (the largest: a claim of 500
- * deliveries with their events), the checkpointer nothing. V8's defaults would let each grow
- * tens of MB before collecting, against a 200 MB budget for the whole gateway.
+ * Small young generations (V8 reserves them whether used or not, against a 200 MB budget for
+ * the whole gateway). The storage thread's old generation may grow as far as the gateway's own
+ * (128 MB): a group commit of many large events passes through it whole, and running out of
+ * heap there would end the process. The checkpointer holds nothing.
  */
 const RESOURCE_LIMITS = {
-  storage: { maxOldGenerationSizeMb: 48, maxYoungGenerationSizeMb: 4 },
-  checkpointer: { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 1 },
+  storage: { maxOldGenerationSizeMb: 128, maxYoungGenerationSizeMb: 2 },
+  checkpointer: { maxOldGenerationSizeMb: 4, maxYoungGenerationSizeMb: 1 },
 };
 
 const DEFAULTS = { checkpointIntervalMs: 100, finishCheckpointAtFrames: 4_096, walSizeLimitBytes: 16 * 1024 * 1024 };
