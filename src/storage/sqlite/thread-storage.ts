@@ -34,11 +34,11 @@ interface Pending {
  * Small young generations (V8 reserves them whether used or not, against a 200 MB budget for
  * the whole gateway). The storage thread's old generation may grow as far as the gateway's own
  * (128 MB): a group commit of many large events passes through it whole, and running out of
- * heap there would end the process. The checkpointer holds nothing.
+ * heap there would end the process. The checkpointer holds nothing but its code.
  */
 const RESOURCE_LIMITS = {
   storage: { maxOldGenerationSizeMb: 128, maxYoungGenerationSizeMb: 2 },
-  checkpointer: { maxOldGenerationSizeMb: 4, maxYoungGenerationSizeMb: 1 },
+  checkpointer: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 1 },
 };
 
 const DEFAULTS = { checkpointIntervalMs: 100, finishCheckpointAtFrames: 4_096, walSizeLimitBytes: 16 * 1024 * 1024 };
