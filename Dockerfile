@@ -35,4 +35,4 @@ EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.SLUICE_PORT || 8080) + '/readyz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # What npm start runs; node directly, so SIGTERM reaches the gateway and drains in-flight deliveries.
-CMD ["node", "--max-old-space-size=128", "--import", "tsx", "src/main.ts"]
+CMD ["node", "--max-old-space-size=128", "--max-semi-space-size=2", "--import", "tsx", "src/main.ts"]

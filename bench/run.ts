@@ -11,8 +11,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import autocannon from 'autocannon';
-import { Pool } from 'undici';
+import type { LoadJob, LoadResult } from './load-generator.ts';
+import { wrkAvailable, wrkLoad } from './wrk.ts';
 import pg from 'pg';
 import { SqliteStorage } from '../src/storage/sqlite/sqlite-storage.ts';
 import { PostgresStorage } from '../src/storage/postgres/postgres-storage.ts';
@@ -28,6 +28,9 @@ const scale = quick ? 0.2 : 1;
 const onlyArg = process.argv.find((a) => a.startsWith('--only='));
 const only = onlyArg ? new Set(onlyArg.slice(7).split(',')) : null;
 const want = (scenario: string) => !only || only.has(scenario);
+const generatorArg = process.argv.find((a) => a.startsWith('--generator='))?.slice(12);
+/** Closed-loop rows: wrk when installed (or asked for), else autocannon; always in a process of its own. */
+const generator: 'wrk' | 'autocannon' = generatorArg === 'autocannon' ? 'autocannon' : generatorArg === 'wrk' || wrkAvailable() ? 'wrk' : 'autocannon';
 
 // --- helpers ------------------------------------------------------------------------------
 async function freePort(): Promise<number> {
@@ -59,7 +62,7 @@ class Receiver {
       req.on('end', () => {
         this.count++;
         const body = Buffer.concat(chunks).toString('utf8');
-        const sent = /"id":"evt_b_\d+_(\d+)"/.exec(body);
+        const sent = /"id":"evt_b_[\d_]*_(\d+)"/.exec(body);
         if (sent) this.latencies.push(Date.now() - Number(sent[1]));
         res.writeHead(200, { 'content-type': 'text/plain' });
         res.end('ok');
@@ -105,9 +108,12 @@ process.on('exit', () => {
   for (const child of children) child.kill('SIGKILL');
 });
 
-async function startGateway(dataDir: string, env: Record<string, string> = {}): Promise<Gateway> {
+/** `cpus`: the cores the gateway (all its threads and evaluators) may run on, through taskset. */
+async function startGateway(dataDir: string, env: Record<string, string> = {}, cpus?: string): Promise<Gateway> {
   const port = await freePort();
-  const proc = spawn(process.execPath, [...startArgs()], {
+  // taskset execs node: the pid is the gateway's own (its RSS is sampled through it).
+  const [command, args] = cpus ? ['taskset', ['-c', cpus, process.execPath, ...startArgs()]] : [process.execPath, startArgs()];
+  const proc = spawn(command, args, {
     cwd: ROOT,
     env: {
       ...process.env,
@@ -179,53 +185,35 @@ const callEnded = fixture('call.ended');
 const frustration = fixture('signal.frustration_spike');
 
 let seq = 0;
-/** A unique event per request (ids carry the send time, for latency). */
-function eventBody(template: { event: string; data: unknown }, vary?: (n: number, data: any) => unknown): string {
-  const n = seq++;
-  return JSON.stringify({ event: template.event, id: `evt_b_${n}_${Date.now()}`, data: vary ? vary(n, template.data) : template.data });
+
+/** Runs one load job in a generator child process (bench/load-generator.ts, or wrk) and returns its result. */
+async function runGenerator(job: LoadJob): Promise<LoadResult> {
+  if (job.mode === 'closed' && generator === 'wrk') return wrkLoad(job);
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'bench/load-generator.ts', JSON.stringify(job)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  children.add(proc);
+  let out = '';
+  proc.stdout!.on('data', (c: Buffer) => (out += c.toString('utf8')));
+  const code = await new Promise<number | null>((r) => proc.once('exit', r));
+  children.delete(proc);
+  if (code !== 0) throw new Error(`load generator exited with ${code}`);
+  return JSON.parse(out.trim().split('\n').at(-1)!) as LoadResult;
 }
 
-interface LoadResult {
-  accepted: number;
-  non2xx: number;
-  seconds: number;
-  ackP50: number;
-  ackP99: number;
-}
-
-async function load(url: string, template: { event: string; data: unknown }, opts: { amount?: number; duration?: number; connections: number; overallRate?: number; headers?: Record<string, string>; vary?: (n: number, data: any) => unknown }): Promise<LoadResult> {
-  const started = Date.now();
-  let lastResponse = started;
-  // autocannon reports on its 1-second tick; time the run by its last response instead.
-  const result: any = await new Promise((resolve, reject) => {
-    const instance = autocannon(
-      {
-        url,
-        connections: opts.connections,
-        ...(opts.amount !== undefined ? { amount: opts.amount } : {}),
-        ...(opts.duration !== undefined ? { duration: opts.duration } : {}),
-        ...(opts.overallRate !== undefined ? { overallRate: opts.overallRate } : {}),
-        requests: [
-          {
-            method: 'POST',
-            headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN}`, ...opts.headers },
-            setupRequest: (req: any) => ({ ...req, body: eventBody(template, opts.vary) }),
-          },
-        ],
-      },
-      (err: Error | null, res: unknown) => (err ? reject(err) : resolve(res)),
-    );
-    instance.on('response', () => {
-      lastResponse = Date.now();
-    });
+let runs = 0;
+/** Closed-loop load (saturation with `connections`), from the run's generator in its own process. */
+async function load(url: string, template: { event: string; data: unknown }, opts: { amount?: number; duration?: number; connections: number; headers?: Record<string, string>; callKeys?: number }): Promise<LoadResult> {
+  return runGenerator({
+    mode: 'closed', url, template, connections: opts.connections, amount: opts.amount, duration: opts.duration, callKeys: opts.callKeys,
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN}`, ...opts.headers }, idPrefix: `evt_b_${process.pid}${runs++}`,
   });
-  return {
-    accepted: result['2xx'],
-    non2xx: result.non2xx + result.errors + result.timeouts,
-    seconds: (lastResponse - started) / 1000,
-    ackP50: result.latency.p50,
-    ackP99: result.latency.p99,
-  };
+}
+
+/** Fixed-rate open-loop load for latency, from a generator process (see bench/load-generator.ts). */
+async function steadyLoad(url: string, template: { event: string; data: unknown }, rate: number, seconds: number): Promise<LoadResult> {
+  return runGenerator({
+    mode: 'steady', url, template, connections: 64, rate, seconds,
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN}` }, idPrefix: `evt_b_${process.pid}${runs++}`,
+  });
 }
 
 // --- scenarios ----------------------------------------------------------------------------
@@ -324,16 +312,27 @@ async function postgresDrainScenario(rx: Receiver, backlog: number, windowMs: nu
   return { one, two, seedSeconds, left };
 }
 
-async function throughputScenario(rx: Receiver, name: string, subscriptions: Record<string, unknown>[], template: { event: string; data: unknown }, amount: number, env: Record<string, string> = {}, vary?: (n: number, data: any) => unknown) {
+async function throughputScenario(rx: Receiver, name: string, subscriptions: Record<string, unknown>[], template: { event: string; data: unknown }, amount: number, env: Record<string, string> = {}, cpus?: string, callKeys?: number) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `sluice-bench-${name}-`));
-  const gw = await startGateway(dataDir, env);
+  const gw = await startGateway(dataDir, env, cpus);
   for (const sub of subscriptions) await api(gw, 'POST', '/api/v1/webhooks', sub);
   // Warm up JIT, pools and caches, then measure.
-  await load(`${gw.url}/api/v1/events`, template, { amount: 500, connections: 16, vary });
+  await load(`${gw.url}/api/v1/events`, template, { amount: 500, connections: 16, callKeys });
   await rx.waitFor(500 * subscriptions.length, 30_000);
   rx.reset();
+  await eventLoopDelay(gw); // starts the window
+  const sqliteBefore = await histograms(gw, STORAGE_SERIES);
+  const canary = startCanary();
   const t0 = Date.now();
-  const res = await load(`${gw.url}/api/v1/events`, template, { amount, connections: 64, vary });
+  const res = await load(`${gw.url}/api/v1/events`, template, { amount, connections: 64, callKeys });
+  const eld = await eventLoopDelay(gw);
+  const idle = await canary.stop();
+  const sqliteAfter = await histograms(gw, STORAGE_SERIES);
+  const sqlite = {
+    commitP99: bucketQuantile(sqliteBefore.ingest, sqliteAfter.ingest, 0.99),
+    checkpointP99: bucketQuantile(sqliteBefore.checkpoint, sqliteAfter.checkpoint, 0.99),
+    finishP99: bucketQuantile(sqliteBefore.finish, sqliteAfter.finish, 0.99),
+  };
   const expected = res.accepted * subscriptions.length;
   const t2 = await rx.waitFor(expected, 120_000);
   const seconds = (t2 - t0) / 1000;
@@ -341,7 +340,7 @@ async function throughputScenario(rx: Receiver, name: string, subscriptions: Rec
   const evaluatorsPeak = gw.peakEvaluatorsMb();
   await gw.stop();
   fs.rmSync(dataDir, { recursive: true, force: true });
-  return { ingestRate: res.accepted / res.seconds, e2eEvents: res.accepted / seconds, deliveries: rx.count / seconds, delivered: rx.count, expected, peak, evaluatorsPeak, failed: res.non2xx };
+  return { ingestRate: res.accepted / res.seconds, e2eEvents: res.accepted / seconds, deliveries: rx.count / seconds, delivered: rx.count, expected, peak, evaluatorsPeak, failed: res.non2xx, load: res, eld, idle, sqlite };
 }
 
 async function forwarderScenario(rx: Receiver, amount: number, stack: 'express' | 'raw') {
@@ -358,44 +357,6 @@ async function forwarderScenario(rx: Receiver, amount: number, stack: 'express' 
   return res.accepted / res.seconds;
 }
 
-/**
- * Fixed-rate open-loop load for latency: each request is stamped when it is actually sent
- * (autocannon may build a request well before its rate limiter lets it go).
- */
-async function steadyLoad(url: string, template: { event: string; data: unknown }, rate: number, seconds: number) {
-  const target = new URL(url);
-  const pool = new Pool(target.origin, { connections: 64, pipelining: 1 });
-  const acks: number[] = [];
-  let accepted = 0;
-  let failed = 0;
-  const inflight: Promise<void>[] = [];
-  const total = Math.round(rate * seconds);
-  const start = performance.now();
-  for (let i = 0; i < total; i++) {
-    const wait = start + (i * 1000) / rate - performance.now();
-    if (wait >= 1) await sleep(wait);
-    const t = performance.now();
-    const body = JSON.stringify({ event: template.event, id: `evt_b_${seq++}_${Date.now()}`, data: template.data });
-    inflight.push(
-      pool
-        .request({ path: target.pathname, method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN}` }, body })
-        .then(async (res) => {
-          await res.body.dump();
-          acks.push(performance.now() - t);
-          if (res.statusCode === 202) accepted++;
-          else failed++;
-        }, () => {
-          failed++;
-        }),
-    );
-  }
-  await Promise.all(inflight);
-  const elapsed = (performance.now() - start) / 1000;
-  await pool.close();
-  acks.sort((a, b) => a - b);
-  return { accepted, failed, seconds: elapsed, ackP50: percentile(acks, 50), ackP99: percentile(acks, 99) };
-}
-
 async function steadyScenario(rx: Receiver) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-steady-'));
   const gw = await startGateway(dataDir);
@@ -403,13 +364,17 @@ async function steadyScenario(rx: Receiver) {
   await load(`${gw.url}/api/v1/events`, callEnded, { amount: 500, connections: 16 });
   await rx.waitFor(500, 30_000);
   rx.reset();
+  await eventLoopDelay(gw);
+  const canary = startCanary();
   const res = await steadyLoad(`${gw.url}/api/v1/events`, callEnded, 1000, Math.max(3, 10 * scale));
+  const eld = await eventLoopDelay(gw);
+  const idle = await canary.stop();
   await rx.waitFor(res.accepted, 60_000);
   const lat = [...rx.latencies].sort((a, b) => a - b);
   const peak = gw.peakRssMb();
   await gw.stop();
   fs.rmSync(dataDir, { recursive: true, force: true });
-  return { ackP50: Math.round(res.ackP50 * 10) / 10, ackP99: Math.round(res.ackP99 * 10) / 10, deliveredP50: percentile(lat, 50), deliveredP99: percentile(lat, 99), rate: res.accepted / res.seconds, peak };
+  return { ackP50: Math.round(res.ackP50 * 10) / 10, ackP99: Math.round(res.ackP99 * 10) / 10, deliveredP50: percentile(lat, 50), deliveredP99: percentile(lat, 99), rate: res.accepted / res.seconds, peak, eld, idle };
 }
 
 /** Writes `count` pending deliveries straight into a stopped gateway's database. */
@@ -503,6 +468,71 @@ async function metric(gw: Gateway, pattern: RegExp): Promise<number> {
   const m = pattern.exec(text);
   return m ? Number(m[1]) : 0;
 }
+/**
+ * The gateway's event-loop delay (perf_hooks.monitorEventLoopDelay, 10 ms resolution, through
+ * prom-client's default metrics) since the previous scrape: each scrape resets the histogram,
+ * so one before a load and one after give the figures of that load alone.
+ */
+async function eventLoopDelay(gw: Gateway): Promise<{ p99: number; max: number }> {
+  const text = await (await fetch(`${gw.url}/metrics`)).text();
+  const read = (name: string) => Number(new RegExp(`^sluice_nodejs_eventloop_lag_${name}_seconds (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) * 1000;
+  return { p99: read('p99'), max: read('max') };
+}
+/** Cumulative bucket counts of one Prometheus histogram series (`le` -> count). */
+type Buckets = Map<number, number>;
+async function histograms(gw: Gateway, series: Record<string, [string, string]>): Promise<Record<string, Buckets>> {
+  const text = await (await fetch(`${gw.url}/metrics`)).text();
+  const out: Record<string, Buckets> = {};
+  for (const [key, [prefix, label]] of Object.entries(series)) {
+    const buckets: Buckets = new Map();
+    for (const line of text.split('\n')) {
+      if (!line.startsWith(prefix) || !line.includes(label)) continue;
+      const m = /le="([^"]+)"[^}]*\} (\S+)$/.exec(line);
+      if (m && m[1] !== '+Inf') buckets.set(Number(m[1]), Number(m[2]));
+      else if (m) buckets.set(Infinity, Number(m[2]));
+    }
+    out[key] = buckets;
+  }
+  return out;
+}
+
+/** The upper bound of the bucket holding quantile `q` of what was observed between two scrapes. */
+function bucketQuantile(before: Buckets, after: Buckets, q: number): { bound: number; count: number } {
+  const les = [...after.keys()].sort((a, b) => a - b);
+  const total = (after.get(Infinity) ?? 0) - (before.get(Infinity) ?? 0);
+  for (const le of les) if ((after.get(le) ?? 0) - (before.get(le) ?? 0) >= q * total) return { bound: le, count: total };
+  return { bound: NaN, count: total };
+}
+
+/** SQLite work the gateway reports: ingest commits (in its storage thread) and checkpoints. */
+const STORAGE_SERIES = {
+  ingest: ['sluice_storage_call_seconds_bucket{', 'method="ingest"'],
+  checkpoint: ['sluice_sqlite_checkpoint_seconds_bucket{', 'by="checkpointer"'],
+  finish: ['sluice_sqlite_checkpoint_seconds_bucket{', 'by="storage"'],
+} satisfies Record<string, [string, string]>;
+
+/**
+ * An idle Node process measuring its own event-loop delay the same way during a load: what the
+ * machine's scheduling alone adds (a shared or busy machine delays every process), so the
+ * gateway's figure can be read against it.
+ */
+const CANARY = `const h = require('node:perf_hooks').monitorEventLoopDelay({ resolution: 10 }); h.enable();
+process.stdin.on('data', () => { process.stdout.write(JSON.stringify({ p99: h.percentile(99) / 1e6, max: h.max / 1e6 }) + '\\n'); process.exit(0); });`;
+function startCanary(): { stop(): Promise<{ p99: number; max: number }> } {
+  const proc = spawn(process.execPath, ['-e', CANARY], { stdio: ['pipe', 'pipe', 'inherit'] });
+  children.add(proc);
+  let out = '';
+  proc.stdout!.on('data', (c: Buffer) => (out += c.toString('utf8')));
+  return {
+    async stop() {
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.stdin!.write('report\n');
+      await exited;
+      children.delete(proc);
+      return JSON.parse(out) as { p99: number; max: number };
+    },
+  };
+}
 const PRUNED_DELIVERIES = /sluice_pruned_rows_total\{table="deliveries"\} (\d+)/;
 
 /**
@@ -528,7 +558,7 @@ async function pruneLatencyScenario(rx: Receiver, backlog: number, rate: number,
   const prunedAfter = await metric(gw, PRUNED_DELIVERIES);
   await gw.stop();
   fs.rmSync(dataDir, { recursive: true, force: true });
-  return { without: without.ackP99, during: during.ackP99, prunedDuring: prunedAfter - prunedBefore, stillPruning: prunedAfter < backlog, failed: without.failed + during.failed };
+  return { without: without.ackP99, during: during.ackP99, prunedDuring: prunedAfter - prunedBefore, stillPruning: prunedAfter < backlog, failed: without.non2xx + during.non2xx };
 }
 
 /** (h) A steady load with a 5-second retention: database size after N seconds and after 2N. */
@@ -553,7 +583,8 @@ async function main(): Promise<void> {
   const rx = new Receiver();
   await rx.start();
   const log = (line: string) => process.stderr.write(line + '\n');
-  log(`Sluice benchmark on ${os.cpus().length} CPU(s), ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}${quick ? ' (quick)' : ''}`);
+  log(`Sluice benchmark on ${os.cpus().length} CPU(s), ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}${quick ? ' (quick)' : ''}; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  log(`load generator: ${generator === 'wrk' ? 'wrk' : 'autocannon'} in a child process for closed-loop rows, an open-loop undici child process for fixed-rate rows`);
 
   const peaks: number[] = [];
   let seedNote = '';
@@ -567,6 +598,16 @@ async function main(): Promise<void> {
     peaks.push(a.peak);
     record('a_events_per_s', '(a) end to end, simple mapping', a.e2eEvents, 'events/s', { op: '>=', value: 3000 });
     record('a_ingest_per_s', '(a) ingest (202) rate', a.ingestRate, 'events/s');
+    record('a_ack_p50_ms', '(a) ingest ack p50, 64 connections', a.load.ackP50, 'ms');
+    record('a_ack_p99_ms', '(a) ingest ack p99, 64 connections', a.load.ackP99, 'ms', { op: '<=', value: 50 });
+    record('a_ack_max_ms', '(a) ingest ack max, 64 connections', a.load.ackMax, 'ms');
+    record('a_eld_p99_ms', '(a) gateway event-loop delay p99 under saturation', a.eld.p99, 'ms', { op: '<=', value: 10 });
+    record('a_eld_max_ms', '(a) gateway event-loop delay max under saturation', a.eld.max, 'ms');
+    record('a_idle_eld_p99_ms', '(a) same, an idle process beside it (machine noise)', a.idle.p99, 'ms');
+    // These ran on the HTTP event loop before the storage thread; now they cannot delay it.
+    record('a_commit_p99_ms', `(a) ingest commit p99, storage thread (≤ bucket; ${a.sqlite.commitP99.count} commits)`, a.sqlite.commitP99.bound * 1000, 'ms');
+    record('a_checkpoint_p99_ms', `(a) checkpoint p99, checkpointer thread (≤ bucket; ${a.sqlite.checkpointP99.count})`, a.sqlite.checkpointP99.bound * 1000, 'ms');
+    record('a_finish_p99_ms', `(a) checkpoint finished by the writer, p99 (≤ bucket; ${a.sqlite.finishP99.count})`, a.sqlite.finishP99.bound * 1000, 'ms');
     record('forwarder_per_s', 'bare forwarder, express.json (same run)', forwarder, 'events/s');
     record('raw_forwarder_per_s', 'bare forwarder, node:http (reference)', rawForwarder, 'events/s');
     record('a_ratio_to_forwarder', '(a) as a share of the forwarder', a.e2eEvents / forwarder, '×', { op: '>=', value: 0.55 });
@@ -575,12 +616,23 @@ async function main(): Promise<void> {
     log('(o) ingest -> delivered, simple mapping, 1 subscription ordered by data.call.id over 100 calls');
     // Event n is about call n mod 100: consecutive events spread over 100 keys.
     const ordering = { key: 'data.call.id' };
-    const vary = (n: number, data: any) => ({ ...data, call: { ...data.call, id: `call_${n % 100}` } });
-    const o = await throughputScenario(rx, 'o', [{ url: `${rx.url}/o`, events: ['call.ended'], mapping: SIMPLE_MAPPING, ordering }], callEnded, Math.round(30_000 * scale), {}, vary);
+    const o = await throughputScenario(rx, 'o', [{ url: `${rx.url}/o`, events: ['call.ended'], mapping: SIMPLE_MAPPING, ordering }], callEnded, Math.round(30_000 * scale), {}, undefined, 100);
     peaks.push(o.peak);
     record('o_events_per_s', '(o) end to end, ordered by 100 keys', o.e2eEvents, 'events/s');
     record('o_ingest_per_s', '(o) ingest (202) rate', o.ingestRate, 'events/s');
     if (figures.a_events_per_s) record('o_ratio_to_a', '(o) ordered / unordered (a)', o.e2eEvents / figures.a_events_per_s, '×');
+  }
+  if (want('k')) {
+    log('(k) core split: (a) with the gateway on 1 core, then on 2 (taskset; generator and receiver unpinned)');
+    const amount = Math.round(20_000 * scale);
+    const sub = [{ url: `${rx.url}/k`, events: ['call.ended'], mapping: SIMPLE_MAPPING }];
+    const one = await throughputScenario(rx, 'k1', sub, callEnded, amount, {}, '0');
+    const two = await throughputScenario(rx, 'k2', sub, callEnded, amount, {}, '0,1');
+    record('k1_events_per_s', '(k) end to end, gateway on 1 core', one.e2eEvents, 'events/s');
+    record('k1_ack_p99_ms', '(k) ingest ack p99, gateway on 1 core', one.load.ackP99, 'ms');
+    record('k2_events_per_s', '(k) end to end, gateway on 2 cores', two.e2eEvents, 'events/s');
+    record('k2_ack_p99_ms', '(k) ingest ack p99, gateway on 2 cores', two.load.ackP99, 'ms');
+    record('k_ratio', '(k) 2 cores / 1 core', two.e2eEvents / one.e2eEvents, '×');
   }
   if (want('p')) {
     const reachable = await withAdmin(async () => true).catch((err: Error) => {
@@ -627,6 +679,8 @@ async function main(): Promise<void> {
     const d = await steadyScenario(rx);
     peaks.push(d.peak);
     record('d_ack_p50_ms', '(d) ingest ack p50', d.ackP50, 'ms');
+    record('d_eld_p99_ms', '(d) gateway event-loop delay p99 at 1,000/s', d.eld.p99, 'ms');
+    record('d_idle_eld_p99_ms', '(d) same, an idle process beside it (machine noise)', d.idle.p99, 'ms');
     record('d_ack_p99_ms', '(d) ingest ack p99', d.ackP99, 'ms', { op: '<=', value: 20 });
     record('d_delivered_p50_ms', '(d) accepted -> delivered p50', d.deliveredP50, 'ms');
     record('d_delivered_p99_ms', '(d) accepted -> delivered p99', d.deliveredP99, 'ms', { op: '<=', value: 100 });
@@ -661,10 +715,11 @@ async function main(): Promise<void> {
   if (peaks.length) record('f_peak_rss_mb', '(f) gateway peak RSS', Math.max(...peaks), 'MB', { op: '<=', value: 200 });
 
   const width = Math.max(...rows.map((r) => r.scenario.length));
+  process.stdout.write(`\ngenerator: ${generator}; load average at the end ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
   process.stdout.write(`\n${'scenario'.padEnd(width)}  ${'figure'.padStart(22)}  ${'target'.padEnd(9)}  met\n`);
   for (const r of rows) process.stdout.write(`${r.scenario.padEnd(width)}  ${r.figure.padStart(22)}  ${r.target.padEnd(9)}  ${r.met === null ? '' : r.met ? 'yes' : 'NO'}\n`);
   if (seedNote) process.stdout.write(`\n${seedNote}\n`);
-  process.stdout.write(JSON.stringify({ bench: 'sluice', quick, cpus: os.cpus().length, node: process.version, ...figures }) + '\n');
+  process.stdout.write(JSON.stringify({ bench: 'sluice', quick, cpus: os.cpus().length, node: process.version, generator, loadavg_end: os.loadavg()[0], ...figures }) + '\n');
   rx.server.close();
   rx.server.closeAllConnections();
 }

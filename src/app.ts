@@ -9,6 +9,7 @@ import { loadSecretBox } from './master-key.ts';
 import type { SecretBox } from './core/secret-box.ts';
 import type { Storage } from './storage/types.ts';
 import { SqliteStorage } from './storage/sqlite/sqlite-storage.ts';
+import { SqliteThreadStorage, type SqliteThreadOptions } from './storage/sqlite/thread-storage.ts';
 import { PostgresStorage } from './storage/postgres/postgres-storage.ts';
 import { DatabaseStartError } from './storage/postgres/connection.ts';
 import os from 'node:os';
@@ -59,6 +60,13 @@ export interface SluiceOptions {
    * name to a private address and prove the guard in the gateway's own wiring refuses it.
    */
   resolve?: Resolver;
+  /**
+   * The SQLite storage thread died: by default the gateway logs it and exits with status 1 (a
+   * gateway that cannot store must not keep answering, nor hang). A seam for in-process tests.
+   */
+  onFatal?: (err: Error) => void;
+  /** A test seam: a module run in the SQLite storage thread on its storage (see storage-thread.ts). */
+  sqliteThreadPreload?: string;
 }
 
 export interface Sluice {
@@ -107,10 +115,12 @@ async function assertMasterKeyOpensSecrets(storage: Storage, box: SecretBox): Pr
 
 /**
  * The storage engine: PostgreSQL when SLUICE_DATABASE_URL is set (any number of instances may
- * share it), else the SQLite file in the data dir (one process).
+ * share it), else the SQLite file in the data dir (one process). The gateway runs SQLite in a
+ * storage thread (`thread`); the CLI commands open the file directly.
  */
-export function createStorage(config: Config, logger?: Logger): Storage {
-  if (!config.databaseUrl) return new SqliteStorage(path.join(config.dataDir, 'sluice.db'));
+export function createStorage(config: Config, logger?: Logger, thread?: SqliteThreadOptions): Storage {
+  const file = path.join(config.dataDir, 'sluice.db');
+  if (!config.databaseUrl) return thread ? new SqliteThreadStorage(file, thread) : new SqliteStorage(file);
   return new PostgresStorage({
     url: config.databaseUrl,
     poolSize: config.databasePool,
@@ -137,7 +147,18 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
   const metrics = createMetrics({ inFlight: () => worker.sendingCount, databaseSize: () => storage.databaseSize() });
   const { box, generated, file: keyFile } = loadSecretBox(config.masterKey, config.dataDir);
 
-  const storage = createStorage(config, logger);
+  const storage = createStorage(config, logger, {
+    onFatal: options.onFatal ?? ((err) => {
+      logger.fatal({ err }, 'the storage thread stopped; exiting');
+      process.exit(1);
+    }),
+    onCall: (method, seconds) => metrics.storageCallSeconds.observe({ method }, seconds),
+    onCheckpoint: (report) => {
+      metrics.checkpointSeconds.observe({ by: report.by }, report.ms / 1000);
+      metrics.walFrames.set(report.walFrames);
+    },
+    preload: options.sqliteThreadPreload,
+  });
   const catalog = loadEventCatalog(config.catalogDir);
   const evaluationLimits = { timeoutMs: config.templateTimeoutMs, maxOutputBytes: config.templateMaxOutputBytes, maxSequence: config.templateMaxItems };
   const mappings = new MappingRegistry({ dir: config.mappingsDir, logger, envAllowlist: config.templateEnvAllowlist, limits: evaluationLimits });

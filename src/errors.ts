@@ -106,3 +106,42 @@ export class ServiceUnavailableError extends AppError {
     super(503, 'unavailable', message);
   }
 }
+
+/**
+ * An error as it crosses a thread boundary (the SQLite storage thread): structured clone keeps
+ * neither the class nor the fields, so both sides agree on this shape and the receiving side
+ * gets an instance of the same class back (the HTTP error mapping relies on `instanceof`).
+ */
+export interface WireError {
+  name: string;
+  message: string;
+  stack?: string;
+  code?: string;
+  status?: number;
+  details?: ErrorDetail[];
+  headers?: Record<string, string>;
+}
+
+const APP_ERRORS: Record<string, typeof AppError> = Object.fromEntries(
+  [AppError, BadRequestError, UnauthorizedError, ForbiddenError, NotFoundError, ConflictError, PayloadTooLargeError, ValidationError, TemplateError, TooManyRequestsError, ServiceUnavailableError]
+    .map((cls) => [cls.name, cls as typeof AppError]),
+);
+
+export function errorToWire(err: unknown): WireError {
+  if (!(err instanceof Error)) return { name: 'Error', message: String(err) };
+  const e = err as Error & Partial<WireError>;
+  const wire: WireError = { name: e.name, message: e.message, stack: e.stack };
+  if (typeof e.code === 'string') wire.code = e.code;
+  if (err instanceof AppError) Object.assign(wire, { status: err.status, details: err.details, headers: err.headers });
+  return wire;
+}
+
+/**
+ * The error back, as an instance of its class when it is one of the tree's (or one `other`
+ * knows, such as the database driver's); else a plain Error with the same name, message and code.
+ */
+export function errorFromWire(wire: WireError, other?: (wire: WireError) => Error | undefined): Error {
+  const cls = APP_ERRORS[wire.name];
+  const err: Error = cls ? Object.create(cls.prototype) : other?.(wire) ?? new Error(wire.message);
+  return Object.assign(err, wire);
+}

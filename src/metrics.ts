@@ -1,6 +1,11 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-/** Prometheus metrics served at /metrics. One registry per gateway instance (tests run several). */
+/**
+ * Prometheus metrics served at /metrics. One registry per gateway instance (tests run several).
+ * The default metrics include the event loop's delay (perf_hooks.monitorEventLoopDelay, sampled
+ * every 10 ms): `sluice_nodejs_eventloop_lag_{p50,p90,p99,max}_seconds`, over the time since the
+ * previous scrape (each scrape starts a new window; the benchmark scrapes before and after a load).
+ */
 export function createMetrics(sources: { inFlight: () => number; databaseSize: () => Promise<{ bytes: number; free_bytes: number | null }> }) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'sluice_' });
@@ -47,6 +52,21 @@ export function createMetrics(sources: { inFlight: () => number; databaseSize: (
       buckets: [0.001, 0.01, 0.1, 0.5, 1, 5, 15, 60, 300],
       registers: [registry],
     }),
+    storageCallSeconds: new Histogram({
+      name: 'sluice_storage_call_seconds',
+      help: 'SQLite time of each storage call, measured in the storage thread (commits and their fsyncs included), by method',
+      labelNames: ['method'],
+      buckets: [0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: [registry],
+    }),
+    checkpointSeconds: new Histogram({
+      name: 'sluice_sqlite_checkpoint_seconds',
+      help: 'WAL checkpoints: by the checkpointer thread in the background, or finished by the storage thread between two transactions',
+      labelNames: ['by'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: [registry],
+    }),
+    walFrames: new Gauge({ name: 'sluice_sqlite_wal_frames', help: 'Frames in the SQLite WAL at the last checkpoint', registers: [registry] }),
     ingestRefused: new Counter({ name: 'sluice_ingest_refused_total', help: 'Ingest requests refused, by reason (quota: the API key is over its rate_limit)', labelNames: ['reason'], registers: [registry] }),
   };
 }

@@ -30,12 +30,9 @@
  *   period (`*_suspended`).
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildSync } from 'esbuild';
+import { bundleScript } from '../bundle-script.ts';
 import { TemplateError } from '../errors.ts';
 import { EvaluationBreaker, type BreakerOptions } from '../core/evaluation-breaker.ts';
 import { DEFAULT_EVALUATION_LIMITS, compileFilter, compileTemplate, evaluateFilter, evaluateTemplate, expressionLabel, type CompiledExpression, type EvaluationKind, type EvaluationLimits, type TemplateBindings } from '../core/mapping.ts';
@@ -104,34 +101,8 @@ interface Slot {
   stderr: string;
 }
 
-let evaluatorScript: string | undefined;
-
-/**
- * The evaluator's code as one self-contained script, bundled once per gateway process and
- * written where fork() can run it: loading the TypeScript through tsx in each evaluator would
- * cost a loader and a module graph apiece (about 25 MB and a slower start).
- */
-function evaluatorScriptPath(): string {
-  if (evaluatorScript && fs.existsSync(evaluatorScript)) return evaluatorScript;
-  const code = buildSync({
-    entryPoints: [fileURLToPath(new URL('./evaluator-process.ts', import.meta.url))],
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: 'node20',
-    write: false,
-    logLevel: 'silent',
-  }).outputFiles[0].text;
-  const file = path.join(os.tmpdir(), `sluice-evaluator-${createHash('sha256').update(code).digest('hex').slice(0, 16)}.cjs`);
-  if (!fs.existsSync(file)) {
-    // Written aside and renamed: gateways starting together never run a half-written file.
-    const partial = `${file}.${process.pid}.tmp`;
-    fs.writeFileSync(partial, code, { mode: 0o644 });
-    fs.renameSync(partial, file);
-  }
-  evaluatorScript = file;
-  return file;
-}
+/** The evaluator's code as one script fork() can run (see bundle-script.ts). */
+const evaluatorScriptPath = () => bundleScript('sluice-evaluator', { entryPoints: [fileURLToPath(new URL('./evaluator-process.ts', import.meta.url))] });
 
 const MAX_SOURCE_IDS = 5_000;
 /** util-linux's setpriv, to give evaluators a parent-death signal (Linux). */

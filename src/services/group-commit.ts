@@ -1,7 +1,8 @@
 /**
  * Group commit: callers that arrive within the same event-loop turn share one flush (one
- * database transaction, one fsync). Each caller still gets only its own results, and only
- * after the shared transaction committed.
+ * database transaction, one fsync), and so do all those that arrive while a flush is under way
+ * (one flush at a time: with storage off the event loop, a commit takes several turns). Each
+ * caller still gets only its own results, and only after the shared transaction committed.
  */
 interface Waiter<I, R> {
   items: I[];
@@ -12,6 +13,7 @@ interface Waiter<I, R> {
 export class GroupCommit<I, R> {
   #queue: Waiter<I, R>[] = [];
   #scheduled = false;
+  #flushing = false;
 
   constructor(
     private readonly flush: (items: I[]) => Promise<R[]>,
@@ -21,15 +23,29 @@ export class GroupCommit<I, R> {
   submit(items: I[]): Promise<R[]> {
     return new Promise((resolve, reject) => {
       this.#queue.push({ items, resolve, reject });
-      if (!this.#scheduled) {
-        this.#scheduled = true;
-        setImmediate(() => void this.#run());
-      }
+      if (!this.#flushing) this.#schedule();
     });
+  }
+
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(() => void this.#run());
   }
 
   async #run(): Promise<void> {
     this.#scheduled = false;
+    this.#flushing = true;
+    try {
+      await this.#drain();
+    } finally {
+      this.#flushing = false;
+      // Callers answered by the last flush may have submitted again before this point.
+      if (this.#queue.length) this.#schedule();
+    }
+  }
+
+  async #drain(): Promise<void> {
     while (this.#queue.length) {
       const group: Waiter<I, R>[] = [];
       let count = 0;

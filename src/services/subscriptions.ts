@@ -87,6 +87,8 @@ export class SubscriptionService {
   readonly #now: () => number;
   readonly #optionValidators = new Map<string, ValidateFunction>();
   #cache: Map<string, RuntimeSubscription> | undefined;
+  #loading: Promise<Map<string, RuntimeSubscription>> | undefined;
+  #generation = 0;
 
   constructor(deps: SubscriptionServiceDeps) {
     this.#deps = deps;
@@ -112,13 +114,29 @@ export class SubscriptionService {
   }
 
   /** Every live subscription, decrypted; cached until the next write through this service. */
+  /**
+   * Every live subscription, cached. Callers arriving while the cache loads share that one load
+   * (a storage call takes a round trip to the storage thread: one each would also spread them
+   * over several turns, and so over several group commits); a load overtaken by invalidate()
+   * answers its callers but is not kept.
+   */
   async runtimeAll(): Promise<Map<string, RuntimeSubscription>> {
-    if (!this.#cache) {
-      const cache = new Map<string, RuntimeSubscription>();
-      for (const record of await this.#deps.storage.listSubscriptions()) cache.set(record.id, this.#toRuntime(record));
-      this.#cache = cache;
+    if (this.#cache) return this.#cache;
+    if (!this.#loading) {
+      const generation = this.#generation;
+      const loading = this.#deps.storage.listSubscriptions().then((records) => {
+        const cache = new Map<string, RuntimeSubscription>();
+        for (const record of records) cache.set(record.id, this.#toRuntime(record));
+        if (generation === this.#generation) this.#cache = cache;
+        return cache;
+      });
+      this.#loading = loading;
+      const done = () => {
+        if (this.#loading === loading) this.#loading = undefined;
+      };
+      loading.then(done, done);
     }
-    return this.#cache;
+    return this.#loading;
   }
 
   async runtime(id: string): Promise<RuntimeSubscription | undefined> {
@@ -128,6 +146,8 @@ export class SubscriptionService {
   /** Drop the cache (another writer, such as the delivery engine, changed subscriptions). */
   invalidate(): void {
     this.#cache = undefined;
+    this.#loading = undefined;
+    this.#generation++;
   }
 
   #toRuntime(record: SubscriptionRecord): RuntimeSubscription {

@@ -102,7 +102,7 @@ describe('a production install (npm ci --omit=dev) of what the image holds', () 
 
     const port = await freePort();
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SLUICE_') && k !== 'NODE_OPTIONS'));
-    const gateway = spawn(process.execPath, ['--max-old-space-size=128', '--import', 'tsx', 'src/main.ts'], {
+    const gateway = spawn(process.execPath, ['--max-old-space-size=128', '--max-semi-space-size=2', '--import', 'tsx', 'src/main.ts'], {
       cwd: root,
       env: { ...env, NODE_ENV: 'production', SLUICE_PORT: String(port), SLUICE_DATA_DIR: tempDir(), SLUICE_ADMIN_KEY: 'sk_admin_production_install_0123', SLUICE_LOG_LEVEL: 'warn', SLUICE_WATCH_MAPPINGS: 'false' },
       stdio: ['ignore', 'pipe', 'pipe'],

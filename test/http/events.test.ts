@@ -1,9 +1,8 @@
 import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FIXTURES_DIR, fixture, startGateway, waitFor, type TestGateway } from '../support/gateway.ts';
+import { FIXTURES_DIR, fixture, openDatabase, startGateway, waitFor, type TestGateway } from '../support/gateway.ts';
 import { startReceiver } from '../support/receiver.ts';
 import { errorPaths, expectError } from '../support/error-shape.ts';
-import type { SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.ts';
 
 const FIXTURE_NAMES = fs.readdirSync(FIXTURES_DIR).filter((f) => f.endsWith('.json')).map((f) => f.replace(/\.json$/, '')).sort();
 
@@ -27,12 +26,19 @@ function fresh(name: string, overrides: Record<string, unknown> = {}) {
   return { ...fixture(name), id: `evt_test_${process.pid}_${++seq}`, ...overrides };
 }
 
+/** A second connection per gateway: the gateway's own is in its storage thread. */
+const connections = new Map<TestGateway, ReturnType<typeof openDatabase>>();
+function db(gw: TestGateway): ReturnType<typeof openDatabase> {
+  if (!connections.has(gw)) connections.set(gw, openDatabase(gw));
+  return connections.get(gw)!;
+}
+
 function deliveryRows(gw: TestGateway, eventId: string): { id: string; subscription_id: string; status: string }[] {
-  return (gw.sluice.storage as SqliteStorage).db.prepare('SELECT id, subscription_id, status FROM deliveries WHERE event_id = ? ORDER BY id').all(eventId) as never;
+  return db(gw).prepare('SELECT id, subscription_id, status FROM deliveries WHERE event_id = ? ORDER BY id').all(eventId) as never;
 }
 
 function countRows(gw: TestGateway, table: 'events' | 'deliveries'): number {
-  return ((gw.sluice.storage as SqliteStorage).db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
+  return (db(gw).prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
 }
 
 beforeAll(async () => {
@@ -51,6 +57,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  for (const connection of connections.values()) connection.close();
   await Promise.all([plain?.stop(), routed?.stop()]);
   await receiver?.close();
 });

@@ -57,6 +57,35 @@ describe('GroupCommit', () => {
     expect(calls).toEqual([['first'], ['second']]);
   });
 
+  it('one flush at a time: callers arriving while one is under way (several turns) share the next', async () => {
+    const gates: (() => void)[] = [];
+    const calls: string[][] = [];
+    const commit = new GroupCommit(async (items: string[]) => {
+      calls.push(items);
+      await new Promise<void>((resolve) => gates.push(resolve));
+      return items;
+    });
+    const untilCalls = (n: number) => new Promise<void>((resolve) => {
+      const poll = () => (calls.length >= n ? resolve() : setImmediate(poll));
+      poll();
+    });
+    const first = commit.submit(['a']);
+    await untilCalls(1);
+    // Three more callers, each in a turn of its own, while the first flush has not finished.
+    const later: Promise<string[]>[] = [];
+    for (const item of ['b', 'c', 'd']) {
+      later.push(commit.submit([item]));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(calls).toEqual([['a']]);
+    gates.shift()!();
+    expect(await first).toEqual(['a']);
+    await untilCalls(2);
+    expect(calls).toEqual([['a'], ['b', 'c', 'd']]);
+    gates.shift()!();
+    expect(await Promise.all(later)).toEqual([['b'], ['c'], ['d']]);
+  });
+
   it('one bad caller does not fail its neighbours: the group is retried caller by caller', async () => {
     const { calls, flush } = recordingFlush(new Set(['bad']));
     const commit = new GroupCommit(flush);

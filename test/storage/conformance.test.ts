@@ -1,5 +1,8 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import path from 'node:path';
 import { SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.ts';
+import { SqliteThreadStorage } from '../../src/storage/sqlite/thread-storage.ts';
+import { tempDir } from '../support/gateway.ts';
 import { PostgresStorage } from '../../src/storage/postgres/postgres-storage.ts';
 import { SQLITE_MIGRATIONS } from '../../src/storage/sqlite/migrations.ts';
 import { POSTGRES_MIGRATIONS } from '../../src/storage/postgres/migrations.ts';
@@ -9,7 +12,8 @@ import { newId } from '../../src/core/ids.ts';
 import { createTestDatabase, createTestSchema, type TestDatabase } from '../support/postgres.ts';
 
 /**
- * One storage contract, two engines: a behaviour exists when both pass the same test. Each
+ * One storage contract, two engines: a behaviour exists when both pass the same test (SQLite
+ * twice: directly, as the CLI opens it, and through the storage thread, as the gateway does). Each
  * PostgreSQL test gets a fresh schema in this file's own database, dropped afterwards.
  */
 let database: TestDatabase | undefined;
@@ -23,13 +27,20 @@ afterAll(async () => {
 const T0 = 1_750_000_000_000;
 
 interface Engine {
-  name: 'sqlite' | 'postgres';
+  name: 'sqlite' | 'sqlite, storage thread' | 'postgres';
   open(): Promise<Storage>;
   migrations: number;
 }
 
 const engines: Engine[] = [
   { name: 'sqlite', open: async () => new SqliteStorage(':memory:'), migrations: SQLITE_MIGRATIONS.length },
+  // As the gateway runs it: every call crosses to the storage thread and back (arguments, results
+  // and errors through structured clone), with the checkpointer thread running beside it.
+  {
+    name: 'sqlite, storage thread',
+    open: async () => new SqliteThreadStorage(path.join(tempDir('sluice-conformance-'), 'sluice.db'), { onFatal: (err) => { throw err; } }),
+    migrations: SQLITE_MIGRATIONS.length,
+  },
   {
     name: 'postgres',
     open: async () => new PostgresStorage({ url: await createTestSchema(database!), poolSize: 4, instanceId: 'conformance' }),

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type Database from 'better-sqlite3';
-import { SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.ts';
-import { startGateway, waitFor, type TestGateway } from '../support/gateway.ts';
+import { SqliteThreadStorage } from '../../src/storage/sqlite/thread-storage.ts';
+import { SQLITE_THREAD_PROBE, startGateway, waitFor, type TestGateway } from '../support/gateway.ts';
+import type { Observation } from '../support/sqlite-thread-probe.ts';
 import { startReceiver } from '../support/receiver.ts';
 import { createSubscription, eventFrom } from '../delivery/delivery-helpers.ts';
 
@@ -10,7 +10,8 @@ import { createSubscription, eventFrom } from '../delivery/delivery-helpers.ts';
  * in effect at EVERY commit of an event, a delivery or an API write, including those that come
  * after the worker's claims and attempt records, which run under `synchronous = NORMAL` and must
  * switch back. A SIGKILL test cannot see a missing fsync, so this one watches the setting at
- * each storage call and inside each transaction of a real gateway doing real work.
+ * each storage call and inside each transaction of a real gateway doing real work: in its
+ * storage thread, where the connection lives (the probe wraps the SqliteStorage served there).
  */
 
 /**
@@ -20,59 +21,18 @@ import { createSubscription, eventFrom } from '../delivery/delivery-helpers.ts';
 const RELAXED = new Set(['claimDue', 'claimByIds', 'releaseLeases', 'renewLeases', 'completeAttempts', 'wakeFreeKeys']);
 const FULL = 2;
 
-interface Observation {
-  method: string;
-  /** entry: when the call starts; tx: inside one of its transactions; exit: when its synchronous part returned. */
-  at: 'entry' | 'tx' | 'exit';
-  synchronous: number;
-}
-
-/** Wraps every method of the gateway's storage, and db.transaction, to record the fsync setting. */
-function watchSynchronous(storage: SqliteStorage): Observation[] {
-  const seen: Observation[] = [];
-  const db = storage.db;
-  const mode = () => db.pragma('synchronous', { simple: true }) as number;
-  const record = (method: string, at: Observation['at']) => {
-    if (db.open) seen.push({ method, at, synchronous: mode() });
-  };
-  let current = 'outside a storage call';
-  const methods = Object.getOwnPropertyNames(Object.getPrototypeOf(storage)).filter((name) => name !== 'constructor' && typeof (storage as any)[name] === 'function');
-  expect(methods).toEqual(expect.arrayContaining(['ingest', 'claimDue', 'completeAttempts', 'insertSubscription']));
-  for (const name of methods) {
-    const original = (storage as any)[name].bind(storage);
-    (storage as any)[name] = (...args: unknown[]) => {
-      const outer = current;
-      current = name;
-      record(name, 'entry');
-      try {
-        return original(...args);
-      } finally {
-        // Storage calls do their SQLite work synchronously: this is after their commits.
-        record(name, 'exit');
-        current = outer;
-      }
-    };
-  }
-  const transaction = db.transaction.bind(db);
-  (db as { transaction: Database.Database['transaction'] }).transaction = ((fn: (...args: any[]) => unknown) =>
-    transaction((...args: any[]) => {
-      record(current, 'tx');
-      return fn(...args);
-    })) as Database.Database['transaction'];
-  return seen;
-}
-
 describe('synchronous = FULL at every durable commit of a running gateway', { timeout: 30_000 }, () => {
   let gw: TestGateway;
   let receiver: Awaited<ReturnType<typeof startReceiver>>;
-  let seen: Observation[];
+  let storage: SqliteThreadStorage;
 
   beforeAll(async () => {
     // Every third request fails: retries keep the worker claiming and recording between ingests.
     receiver = await startReceiver((_req, index) => ({ status: index % 3 === 0 ? 500 : 200 }));
-    gw = await startGateway();
-    expect(gw.sluice.storage).toBeInstanceOf(SqliteStorage);
-    seen = watchSynchronous(gw.sluice.storage as SqliteStorage);
+    gw = await startGateway({}, { sqliteThreadPreload: SQLITE_THREAD_PROBE });
+    expect(gw.sluice.storage).toBeInstanceOf(SqliteThreadStorage);
+    storage = gw.sluice.storage as SqliteThreadStorage;
+    expect(await storage.call('probeMethods', [])).toEqual(expect.arrayContaining(['ingest', 'claimDue', 'completeAttempts', 'insertSubscription']));
   });
   afterAll(async () => {
     await gw?.stop();
@@ -98,6 +58,7 @@ describe('synchronous = FULL at every durable commit of a running gateway', { ti
     }
 
     // The scenario did what it claims: worker bookkeeping ran, and durable writes came after it.
+    const seen = await storage.call<Observation[]>('probeObservations', []);
     const firstClaim = seen.findIndex((o) => o.method === 'claimDue' || o.method === 'claimByIds' || o.method === 'completeAttempts');
     expect(firstClaim).toBeGreaterThanOrEqual(0);
     const laterIngests = seen.slice(firstClaim).filter((o) => o.method === 'ingest' && o.at === 'tx');
@@ -110,6 +71,8 @@ describe('synchronous = FULL at every durable commit of a running gateway', { ti
     const relaxedExits = seen.filter((o) => RELAXED.has(o.method) && o.at === 'exit');
     expect(relaxedExits.length).toBeGreaterThan(0);
     expect(relaxedExits.filter((o) => o.synchronous !== FULL)).toEqual([]);
-    expect((gw.sluice.storage as SqliteStorage).db.pragma('synchronous', { simple: true })).toBe(FULL);
+    expect(await storage.call('probePragma', ['synchronous'])).toBe(FULL);
+    // No checkpoint runs inside a commit (they are the checkpointer thread's).
+    expect(await storage.call('probePragma', ['wal_autocheckpoint'])).toBe(0);
   });
 });

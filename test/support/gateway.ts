@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createSluice, type Sluice, type SluiceOptions } from '../../src/app.ts';
@@ -28,7 +29,7 @@ export interface TestGateway {
 }
 
 /** A real gateway on a random loopback port with a fresh SQLite file. */
-export async function startGateway(env: Record<string, string> = {}, options: { dataDir?: string; now?: () => number } & Pick<SluiceOptions, 'logger' | 'resolve'> = {}): Promise<TestGateway> {
+export async function startGateway(env: Record<string, string> = {}, options: { dataDir?: string; now?: () => number } & Pick<SluiceOptions, 'logger' | 'resolve' | 'onFatal' | 'sqliteThreadPreload'> = {}): Promise<TestGateway> {
   const dataDir = options.dataDir ?? tempDir();
   const config = loadConfig(
     {
@@ -45,7 +46,7 @@ export async function startGateway(env: Record<string, string> = {}, options: { 
     },
     REPO_ROOT,
   );
-  const sluice = await createSluice(config, { logger: options.logger ?? createLogger('silent'), announce: () => undefined, now: options.now, resolve: options.resolve });
+  const sluice = await createSluice(config, { logger: options.logger ?? createLogger('silent'), announce: () => undefined, now: options.now, resolve: options.resolve, onFatal: options.onFatal, sqliteThreadPreload: options.sqliteThreadPreload });
   await sluice.start();
   const api: TestGateway['api'] = (method, route, body, key = ADMIN_KEY, headers = {}) => callApi(sluice, method, route, body, key, headers);
   return { sluice, url: sluice.url, dataDir, api, stop: () => sluice.stop() };
@@ -69,6 +70,16 @@ export async function callApi(gw: { url: string }, method: string, route: string
     // not JSON: keep the text
   }
   return { status: res.status, body: parsed, headers: res.headers };
+}
+
+/** The SQLite probe a test loads into a gateway's storage thread (see sqlite-thread-probe.ts). */
+export const SQLITE_THREAD_PROBE = path.join(REPO_ROOT, 'test/support/sqlite-thread-probe.ts');
+
+/** A second connection to a gateway's SQLite file, for tests that look at rows directly (the gateway's own lives in its storage thread). */
+export function openDatabase(gw: { dataDir: string }): Database.Database {
+  const db = new Database(path.join(gw.dataDir, 'sluice.db'));
+  db.pragma('busy_timeout = 5000');
+  return db;
 }
 
 /** Polls until `check` returns a truthy value, or fails after `timeoutMs`. */
