@@ -1,8 +1,10 @@
 /**
  * `npm run bench`: measures the whole pipeline on this machine and prints a table plus one
  * final JSON line. The gateway runs as a real child process on a fresh data dir; a loopback
- * receiver and autocannon run in this process. A bare forwarder (parse, HMAC, undici forward,
- * no storage) takes the same load in the same run, so Sluice is also reported as a ratio of it.
+ * receiver runs in this process; the load comes from a generator process of its own (wrk when
+ * installed, else autocannon: see load-generator.ts and wrk.ts), the same for every row of a run.
+ * A bare forwarder (parse, HMAC, undici forward, no storage) takes the same load in the same run,
+ * so Sluice is also reported as a ratio of it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';

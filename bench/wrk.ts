@@ -85,7 +85,10 @@ export async function wrkLoad(job: LoadJob): Promise<LoadResult> {
     out += c.toString('utf8');
     if (perThread !== null && out.split('stopped\n').length - 1 >= THREADS) proc.kill('SIGINT');
   });
-  const code = await new Promise<number | null>((r) => proc.once('exit', r));
+  const code = await new Promise<number | null>((resolve, reject) => {
+    proc.once('exit', resolve);
+    proc.once('error', reject); // --generator=wrk without wrk installed
+  });
   fs.rmSync(path.dirname(file), { recursive: true, force: true });
   const line = out.split('\n').find((l) => l.startsWith('{"requests"'));
   if (code !== 0 || !line || errors) throw new Error(`wrk exited with ${code}: ${errors}${out}`);
