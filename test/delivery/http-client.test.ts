@@ -4,6 +4,13 @@ import { errors as undiciErrors } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HttpClient, RESPONSE_EXCERPT_BYTES } from '../../src/delivery/http-client.ts';
 
+function stop(server: http.Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.closeAllConnections();
+    server.close(() => resolve());
+  });
+}
+
 /** A destination that answers 200 and then streams forever (or until the client hangs up). */
 async function endlessDestination(): Promise<{ url: string; written: () => number; hungUp: Promise<void>; close: () => Promise<void> }> {
   let written = 0;
@@ -25,10 +32,7 @@ async function endlessDestination(): Promise<{ url: string; written: () => numbe
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
     written: () => written,
     hungUp,
-    close: () => new Promise((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () => stop(server),
   };
 }
 
@@ -72,10 +76,7 @@ async function recordingDestination(respond: (req: http.IncomingMessage, res: ht
     origin: `http://127.0.0.1:${port}`,
     port,
     seen,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () => stop(server),
   };
 }
 
