@@ -80,10 +80,13 @@ describe('SecretBox.fromMasterKey and isPassphrase', () => {
       expect(sealed.startsWith('v1.')).toBe(true);
       expect(new SecretBox(legacyKey(material)).open(sealed)).toBe('s');
     }
-    // 44 characters that decode to 32 bytes but are not base64 of them.
-    const near = `${Buffer.alloc(32, 2).toString('base64').slice(0, 43)}!`;
-    expect(SecretBox.isPassphrase(near)).toBe(true);
-    expect(new SecretBox(legacyKey(near)).open(SecretBox.fromMasterKey(near).seal('s'))).toBe('s');
+    // Strings that decode to 32 bytes (the decoder skips what it cannot read) but are not base64 of them.
+    const key = Buffer.alloc(32, 2).toString('base64').slice(0, 43);
+    for (const near of [`${key}!`, `!${key}`]) {
+      expect(SecretBox.isPassphrase(near)).toBe(true);
+      expect(Buffer.from(near, 'base64')).toHaveLength(32);
+      expect(new SecretBox(legacyKey(near)).open(SecretBox.fromMasterKey(near).seal('s'))).toBe('s');
+    }
   });
 
   it('with a salt, stretches a passphrase with scrypt and seals v2.<salt>...; still opens legacy v1 values', () => {
@@ -104,6 +107,16 @@ describe('SecretBox.fromMasterKey and isPassphrase', () => {
     expect(box.open(SecretBox.fromMasterKey(passphrase).seal('old'))).toBe('old');
     // A raw key is never a passphrase, salt or not.
     expect(SecretBox.fromMasterKey(rawKey.toString('hex'), salt).seal('r').startsWith('v1.')).toBe(true);
+  });
+
+  it('a passphrase box refuses malformed values before deriving any key', () => {
+    const box = SecretBox.fromMasterKey('correct horse battery staple', Buffer.from('salt-one'));
+    const message = 'not a sealed secret (or sealed under a passphrase, and this key is not one)';
+    const [, salt, iv, tag, ciphertext] = box.seal('x').split('.');
+    expect(() => box.open(['v3', salt, iv, tag, ciphertext].join('.'))).toThrow(message);
+    expect(() => box.open(['v2', salt, iv, tag].join('.'))).toThrow(message);
+    expect(() => box.open(['v2', salt, iv, tag, ciphertext, 'x'].join('.'))).toThrow(message);
+    expect(box.open(['v2', salt, iv, tag, ciphertext].join('.'))).toBe('x');
   });
 
   it('opens a v2 value under its own salt, even when the box was made with another one', () => {
