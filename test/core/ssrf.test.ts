@@ -91,7 +91,7 @@ describe('isForbiddenAddress: IPv6 forms embedding an IPv4 address', () => {
 });
 
 describe('isForbiddenAddress: junk', () => {
-  it.each(['', 'localhost', 'example.com', '999.1.1.1', '1.2.3.4.5', '::gg'])('%j is forbidden as invalid', (ip) => {
+  it.each(['', 'localhost', 'example.com', '999.1.1.1', '1.2.3.4.5', '::gg', '[::1', '::1]', 'x::1]', '[127.0.0.1'])('%j is forbidden as invalid', (ip) => {
     expect(isForbiddenAddress(ip)).toEqual({ forbidden: true, range: 'invalid' });
   });
 
@@ -202,7 +202,7 @@ describe('parseAllowlist: entries', () => {
   it('takes host names by DNS label rules: 1 to 63 characters, letters, digits, _ and inner -, at most 253 in all', () => {
     const label63 = 'a'.repeat(63);
     expect([...parseAllowlist(`${label63}.example`).hostnames]).toEqual([`${label63}.example`]);
-    expect([...parseAllowlist('_hooks.example,a-b.example,x').hostnames]).toEqual(['_hooks.example', 'a-b.example', 'x']);
+    expect([...parseAllowlist('_hooks.example,a-b.example,x,web1,1st.example').hostnames]).toEqual(['_hooks.example', 'a-b.example', 'x', 'web1', '1st.example']);
     const long = `${'abcdefghi.'.repeat(25)}abc`; // 253 characters
     expect(long).toHaveLength(253);
     expect([...parseAllowlist(long).hostnames]).toEqual([long]);
