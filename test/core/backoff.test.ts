@@ -75,6 +75,36 @@ describe('validateRetryPolicy', () => {
     ]);
   });
 
+  it('explains each problem in words', () => {
+    expect(validateRetryPolicy(7)).toEqual([{ path: '$.retry', message: 'must be an object with "schedule" (a list of delays) or "max_attempts" (a number)' }]);
+    expect(validateRetryPolicy({ schedule: {} })).toEqual([{ path: '$.retry.schedule', message: 'must be a list of delays, e.g. ["0s", "30s", "5m", "1h"]' }]);
+    expect(validateRetryPolicy({ schedule: [] })).toEqual([
+      { path: '$.retry.schedule', message: 'must list at least one delay (the first is the delay before the first attempt, normally "0s")' },
+    ]);
+    expect(validateRetryPolicy({ schedule: Array(51).fill(1) })).toEqual([{ path: '$.retry.schedule', message: 'has 51 entries; at most 50 attempts are allowed' }]);
+    expect(validateRetryPolicy({ schedule: [Number.POSITIVE_INFINITY, -1, true, null, 'soon'] })).toEqual([
+      { path: '$.retry.schedule[0]', message: 'must be a finite number of seconds' },
+      { path: '$.retry.schedule[1]', message: 'must not be negative' },
+      { path: '$.retry.schedule[2]', message: 'must be a number of seconds or a duration string like "30s", "5m", "1h"' },
+      { path: '$.retry.schedule[3]', message: 'must be a number of seconds or a duration string like "30s", "5m", "1h"' },
+      { path: '$.retry.schedule[4]', message: expect.stringMatching(/^invalid duration "soon"/) },
+    ]);
+    expect(validateRetryPolicy({ schedule: ['0s'], max_attempts: 3, extra: 1 })).toEqual([
+      { path: '$.retry.extra', message: 'is not a retry option; use "schedule" or "max_attempts"' },
+      { path: '$.retry', message: 'give either "schedule" or "max_attempts", not both (max_attempts applies to the default curve)' },
+    ]);
+  });
+
+  it('allows one delay of up to exactly 7 days, as a number of seconds or a string', () => {
+    const week = 7 * 86_400;
+    expect(validateRetryPolicy({ schedule: [week, '7d', '168h'] })).toEqual([]);
+    expect(validateRetryPolicy({ schedule: [week + 1, '7d1ms', week + 0.001] })).toEqual([
+      { path: '$.retry.schedule[0]', message: 'must be at most 7 days' },
+      { path: '$.retry.schedule[1]', message: 'must be at most 7 days' },
+      { path: '$.retry.schedule[2]', message: 'must be at most 7 days' },
+    ]);
+  });
+
   it('uses the given base path', () => {
     expect(validateRetryPolicy({ schedule: ['x'] }, '$.webhooks[0].retry')[0].path).toBe('$.webhooks[0].retry.schedule[0]');
   });
@@ -173,11 +203,31 @@ describe('parseRetryAfter', () => {
     expect(parseRetryAfter('Wed Jan 15 12:00:10 2025', now)).toBe(10_000);
   });
 
+  it('reads an asctime date as GMT whatever the host time zone', () => {
+    const zone = process.env.TZ;
+    process.env.TZ = 'America/New_York';
+    try {
+      expect(parseRetryAfter('Wed Jan 15 12:00:10 2025', now)).toBe(10_000);
+      expect(parseRetryAfter('wed jan 15 12:00:10 2025', now)).toBe(10_000);
+      expect(parseRetryAfter('Wed, 15 Jan 2025 12:01:30 GMT', now)).toBe(90_000);
+      expect(parseRetryAfter('wed, 15 jan 2025 12:01:30 gmt', now)).toBe(90_000);
+    } finally {
+      if (zone === undefined) delete process.env.TZ;
+      else process.env.TZ = zone;
+    }
+  });
+
   it('clamps a date in the past to 0', () => {
     expect(parseRetryAfter('Tue, 14 Jan 2025 12:00:00 GMT', now)).toBe(0);
   });
 
-  it.each([undefined, '', 'soon', '-5', '1.5', '10s', '2025-01-15T12:05:00Z', 'Wed, 15 Jan 2025', 'Foo, 99 Bar 2025 99:99:99 GMT'])(
+  it.each([
+    undefined, '', 'soon', '-5', '1.5', '10s', '2025-01-15T12:05:00Z', 'Wed, 15 Jan 2025', 'Foo, 99 Bar 2025 99:99:99 GMT',
+    // Dates with something before or after them (Date.parse alone would read several of these).
+    'x Wed, 15 Jan 2025 12:01:30 GMT', 'Wed, 15 Jan 2025 12:01:30 GMT+0100',
+    'x Wednesday, 15-Jan-25 12:02:00 GMT', 'Wednesday, 15-Jan-25 12:02:00 GMT+1',
+    'x Wed Jan 15 12:00:10 2025', 'Wed Jan 15 12:00:10 2025 1',
+  ])(
     'gives undefined for %j',
     (value) => {
       expect(parseRetryAfter(value, now)).toBeUndefined();

@@ -40,7 +40,76 @@ describe('boundedShape', () => {
   });
 });
 
+describe('boundedShape on hand-built trees (forms jsonata may produce in other versions)', () => {
+  const name = (value: string, extra: Record<string, unknown> = {}) => ({ type: 'name', value, position: 1, ...extra });
+  const path = (...steps: unknown[]) => ({ type: 'path', steps });
+
+  it('accepts a conditional without else, counting both paths', () => {
+    expect(shape('a ? b')).toEqual({ references: 2 });
+    expect(shape('a ? b : c')).toEqual({ references: 3 });
+    expect(boundedShape({ type: 'condition', condition: path(name('a')), then: path(name('b')), else: { type: 'function' } })).toBeUndefined();
+    expect(boundedShape({ type: 'condition', condition: path(name('a')), then: { type: 'variable', value: '' } })).toBeUndefined();
+    expect(boundedShape({ type: 'condition', condition: { type: 'variable', value: '' }, then: path(name('b')) })).toBeUndefined();
+  });
+
+  it('refuses a path with no steps, extra properties, or steps that are not plain names', () => {
+    expect(boundedShape(path(name('a')))).toEqual({ references: 1 });
+    expect(boundedShape({ type: 'path', steps: [] })).toBeUndefined();
+    expect(boundedShape({ type: 'path' })).toBeUndefined();
+    expect(boundedShape({ ...path(name('a')), group: {} })).toBeUndefined();
+    expect(boundedShape(path(name('a', { focus: 'x' })))).toBeUndefined();
+    expect(boundedShape(path(name('a'), { type: 'wildcard', value: '*' }))).toBeUndefined();
+    expect(boundedShape(path(name('a', { stages: [{ type: 'index', expr: { type: 'number', value: 0 } }] })))).toBeUndefined();
+    expect(boundedShape(path(name('a', { stages: [{ type: 'filter', expr: { type: 'regex', value: /x/ } }] })))).toBeUndefined();
+    expect(boundedShape(path(name('a', { stages: [{ type: 'filter', expr: path(name('b')) }] })))).toEqual({ references: 2 });
+  });
+
+  it('refuses unknown operators and node types, and anything that is not a node', () => {
+    expect(boundedShape({ type: 'binary', value: '..', lhs: { type: 'number', value: 1 }, rhs: { type: 'number', value: 2 } })).toBeUndefined();
+    expect(boundedShape({ type: 'binary', value: '+', lhs: { type: 'number', value: 1 }, rhs: { type: 'variable', value: '' } })).toBeUndefined();
+    expect(boundedShape({ type: 'binary', value: '+', lhs: { type: 'variable', value: '' }, rhs: { type: 'number', value: 1 } })).toBeUndefined();
+    expect(boundedShape({ type: 'unary', value: '!', expression: { type: 'number', value: 1 } })).toBeUndefined();
+    expect(boundedShape({ type: 'unary', value: '-', expression: { type: 'variable', value: '' } })).toBeUndefined();
+    expect(boundedShape({ type: 'unary', value: '[' })).toBeUndefined();
+    expect(boundedShape({ type: 'unary', value: '[', expressions: [{ type: 'variable', value: '' }] })).toBeUndefined();
+    expect(boundedShape({ type: 'unary', value: '{', lhs: { type: 'string', value: 'k' } })).toBeUndefined();
+    expect(boundedShape({ type: 'unary', value: '{', lhs: [[{ type: 'string', value: 'k' }, { type: 'variable', value: '' }]] })).toBeUndefined();
+    expect(boundedShape({ type: 'unary', value: '{', lhs: [[{ type: 'variable', value: '' }, { type: 'string', value: 'v' }]] })).toBeUndefined();
+    expect(boundedShape({ type: 'block' })).toBeUndefined();
+    expect(boundedShape({ type: 'block', expressions: [{ type: 'number', value: 1 }, { type: 'variable', value: '' }] })).toBeUndefined();
+    expect(boundedShape({ type: 'value', value: true })).toEqual({ references: 0 });
+    expect(boundedShape(null)).toBeUndefined();
+    expect(boundedShape(undefined)).toBeUndefined();
+    expect(boundedShape('path')).toBeUndefined();
+  });
+});
+
 describe('jsonSizeWithin', () => {
+  it('counts strings with their quotes, numbers and booleans as 8, null as 4, brackets and separators', () => {
+    expect(jsonSizeWithin('abc', 100)).toBe(5);
+    expect(jsonSizeWithin(12, 100)).toBe(8);
+    expect(jsonSizeWithin(false, 100)).toBe(8);
+    expect(jsonSizeWithin(null, 100)).toBe(4);
+    expect(jsonSizeWithin(undefined, 100)).toBe(4);
+    expect(jsonSizeWithin([], 100)).toBe(2);
+    expect(jsonSizeWithin(['a', 'b'], 100)).toBe(2 + 2 + 3 + 3);
+    expect(jsonSizeWithin({}, 100)).toBe(2);
+    expect(jsonSizeWithin({ ab: 1 }, 100)).toBe(2 + 4 + 2 + 8);
+    expect(jsonSizeWithin({ a: { b: 'c' } }, 100)).toBe(2 + 5 + 2 + 5 + 3);
+  });
+
+  it('accepts a value exactly at the limit and refuses one a byte over, wherever the excess is found', () => {
+    expect(jsonSizeWithin('abc', 5)).toBe(5);
+    expect(jsonSizeWithin('abc', 4)).toBeUndefined();
+    // The array header alone passes the limit: refused before its elements are read.
+    expect(jsonSizeWithin([1, 2], 4)).toBeUndefined();
+    expect(jsonSizeWithin([1, 2], 20)).toBe(20);
+    // A key alone passes the limit.
+    expect(jsonSizeWithin({ abcdef: 1 }, 9)).toBeUndefined();
+    expect(jsonSizeWithin({ abcdef: 1 }, 20)).toBe(20);
+    expect(jsonSizeWithin({ abcdef: 1 }, 19)).toBeUndefined();
+  });
+
   it('is the size of the value as JSON, near enough', () => {
     const value = { id: 'evt_1', data: { n: 12, ok: true, none: null, list: ['a', 'bc'] } };
     const size = jsonSizeWithin(value, 1_000)!;

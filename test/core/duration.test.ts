@@ -20,6 +20,10 @@ describe('parseDuration', () => {
     ['  45S ', 45_000],
     ['30', 30_000],
     ['1h 5m', 3_900_000],
+    ['1.25h', 4_500_000],
+    ['.25s', 250],
+    ['1.25', 1_250],
+    ['2.125', 2_125],
   ] as const)('%j -> %d ms', (input, expected) => {
     expect(parseDuration(input)).toBe(expected);
   });
@@ -30,6 +34,11 @@ describe('parseDuration', () => {
       expect(() => parseDuration(input)).toThrow(/invalid duration .*units ms, s, m, h, d/);
     },
   );
+
+  it('says why: empty, or too large to be a number', () => {
+    expect(() => parseDuration(' ')).toThrow(/^invalid duration " ": empty; use a number of seconds/);
+    expect(() => parseDuration(`${'9'.repeat(400)}s`)).toThrow(/: too large; use a number/);
+  });
 
   it('names the unexpected part', () => {
     expect(() => parseDuration('1h30x')).toThrow(/unexpected "30x"/);

@@ -33,6 +33,10 @@ describe('eventMatches', () => {
     expect(eventMatches('call*', 'call.ended')).toBe(false);
     expect(eventMatches('c*.*', 'call.ended')).toBe(false);
     expect(eventMatches('.*', 'call.ended')).toBe(false);
+    expect(eventMatches('.*', '.ended')).toBe(false);
+    expect(eventMatches('.*', '.*')).toBe(true);
+    expect(eventMatches('a*.*', 'a*.b')).toBe(false);
+    expect(eventMatches('a*.*', 'a*.*')).toBe(true);
   });
 });
 
@@ -44,5 +48,8 @@ describe('wildcardPrefix', () => {
     expect(wildcardPrefix('*')).toBeUndefined();
     expect(wildcardPrefix('.*')).toBeUndefined();
     expect(wildcardPrefix('*.*')).toBeUndefined();
+    expect(wildcardPrefix('a*.*')).toBeUndefined();
+    expect(wildcardPrefix('a.*')).toBe('a.');
+    expect(wildcardPrefix('call*')).toBeUndefined();
   });
 });

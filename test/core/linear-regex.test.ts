@@ -86,4 +86,48 @@ describe('LinearRegex', () => {
     expect(findUnsupportedRegex(ast)).toMatchObject({ pattern: '(a)\\1' });
     expect(findUnsupportedRegex(jsonata('{"a": /ok+/}').ast())).toBeUndefined();
   });
+
+  it('reports the leftmost unsupported pattern wherever it sits in the tree, with RE2\'s reason', () => {
+    const found = findUnsupportedRegex(jsonata('{"a": /(a)\\1/, "b": /a(?=b)/}').ast());
+    expect(found).toEqual({ pattern: '(a)\\1', position: 13, reason: 'invalid escape sequence: `\\1`' });
+    // The later literal comes first in a depth-first walk from the right; position decides.
+    expect(findUnsupportedRegex(jsonata('$match(s, /a(?=b)/) & $match(s, /(a)\\1/)').ast())).toMatchObject({ pattern: 'a(?=b)' });
+    expect(findUnsupportedRegex(jsonata('$match(s, /ok/) & $match(s, /(a)\\1/)').ast())).toMatchObject({ pattern: '(a)\\1' });
+    expect(findUnsupportedRegex(null)).toBeUndefined();
+    expect(findUnsupportedRegex({ type: 'regex', value: 'not a RegExp' })).toBeUndefined();
+  });
+
+  it('copes with shared and cyclic nodes, and a regex node without a position', () => {
+    const node: Record<string, unknown> = { type: 'block' };
+    const bad = { type: 'regex', value: /(x)\1/ };
+    node.expressions = [bad, bad, node];
+    expect(findUnsupportedRegex(node)).toEqual({ pattern: '(x)\\1', position: 0, reason: 'invalid escape sequence: `\\1`' });
+  });
+
+  it('takes a string pattern with flags, or a RegExp whose flags can be overridden', () => {
+    expect(new LinearRegex('ab+', 'i').exec('xABBy')).toMatchObject({ 0: 'ABB', index: 1, input: 'xABBy' });
+    expect(new LinearRegex('ab+').exec('xABBy')).toBeNull();
+    expect(new LinearRegex(/ab+/i, '').exec('xABBy')).toBeNull();
+    expect(new LinearRegex(/^b/, 'm').exec('a\nb')).toMatchObject({ 0: 'b', index: 2 });
+    expect(new LinearRegex(/^b/).exec('a\nb')).toBeNull();
+  });
+
+  it('returns every group, undefined for one that took no part, and resets lastIndex at the end', () => {
+    const regex = new LinearRegex(/(a)|(b)/);
+    const match = regex.exec('xb')!;
+    expect([...match]).toEqual(['b', undefined, 'b']);
+    expect(match.index).toBe(1);
+    expect(regex.lastIndex).toBe(2);
+    expect(regex.exec('xb')).toBeNull();
+    expect(regex.lastIndex).toBe(0);
+    regex.lastIndex = 5;
+    expect(regex.exec('xb')).toBeNull();
+    expect(regex.lastIndex).toBe(0);
+    expect(new LinearRegex(/$/).exec('ab')).toMatchObject({ 0: '', index: 2 });
+  });
+
+  it('still compiles correctly after more than a thousand distinct patterns (the cache stays bounded)', () => {
+    for (let i = 0; i < 1_100; i++) expect(new LinearRegex(`p${i}x`).exec(`-p${i}x-`)?.index).toBe(1);
+    expect(new LinearRegex('p0x').exec('p0x')?.[0]).toBe('p0x');
+  });
 });

@@ -202,3 +202,89 @@ describe('concurrent evaluations of one compiled template', () => {
     expect(await bad).toMatchObject({ code: 'template_timeout' });
   });
 });
+
+describe('limits and plain output', () => {
+  it('has documented default limits', async () => {
+    const { DEFAULT_EVALUATION_LIMITS } = await import('../../src/core/mapping.ts');
+    expect(DEFAULT_EVALUATION_LIMITS).toEqual({ timeoutMs: 100, maxDepth: 500, maxSequence: 100_000, maxOutputBytes: 1_000_000 });
+    expect(Object.isFrozen(DEFAULT_EVALUATION_LIMITS)).toBe(true);
+  });
+
+  it('refuses output larger than maxOutputBytes as JSON, and accepts it at the limit', async () => {
+    const compiled = compileTemplate('{"s": data.s}');
+    const event = { data: { s: 'x'.repeat(100) } };
+    // {"s":"xxx…"} is 100 + 8 characters.
+    expect(await evaluateTemplate(compiled, event, {}, { maxOutputBytes: 108 })).toEqual({ s: 'x'.repeat(100) });
+    const err = await templateError(() => evaluateTemplate(compiled, event, {}, { maxOutputBytes: 107 }));
+    expect(err.code).toBe('template_size_exceeded');
+    expect(err.message).toBe('Template output is larger than its limit of 107 bytes.');
+    expect(err.details).toEqual([{ message: 'the output is 108 bytes as JSON, over the limit of 107', limit: 107 }]);
+  });
+
+  it('returns plain JSON: functions left out, undefined array items as null, sequences as arrays', async () => {
+    const out = await evaluateTemplate(compileTemplate('{"f": function($x) { $x }, "n": 1, "list": [1, $uppercase, 2], "seq": data.items.id}'), {
+      data: { items: [{ id: 'a' }, { id: 'b' }] },
+    });
+    expect(out).toEqual({ n: 1, list: [1, 2], seq: ['a', 'b'] });
+    expect(Object.keys(out as object)).toEqual(['n', 'list', 'seq']);
+    expect(Array.isArray((out as { seq: unknown }).seq)).toBe(true);
+    expect(Object.keys((out as { seq: object }).seq)).toEqual(['0', '1']);
+    expect(await evaluateTemplate(compileTemplate('[1, data.missing, 2]'), { data: {} })).toEqual([1, 2]);
+    expect(await evaluateTemplate(compileTemplate('"text"'), {})).toBe('text');
+    expect(await evaluateTemplate(compileTemplate('null'), {})).toBeNull();
+  });
+
+  it('refuses a lambda result, whatever its shape', async () => {
+    for (const source of ['function($x) { $x }', '$uppercase']) {
+      const err = await templateError(() => evaluateTemplate(compileTemplate(source), {}));
+      expect(err.code).toBe('template_runtime_error');
+      expect(err.message).toBe('The template produced a function, not a JSON value.');
+    }
+  });
+
+  it('refuses a sequence over maxSequence, naming the size', async () => {
+    const err = await templateError(() => evaluateTemplate(compileTemplate('$count([1..200])'), {}, {}, { maxSequence: 100 }));
+    expect(err.code).toBe('template_size_exceeded');
+    expect(err.message).toBe('Template evaluation built a sequence larger than 100 items.');
+    expect(err.details[0]).toMatchObject({ limit: 100 });
+    expect(await evaluateTemplate(compileTemplate('$count([1..100])'), {}, {}, { maxSequence: 100 })).toBe(100);
+  });
+
+  it('names the depth and time limits in messages and details', async () => {
+    const deep = await templateError(() => evaluateTemplate(compileTemplate('($f := function($n) { $n = 0 ? 0 : 1 + $f($n - 1) }; $f(100))'), {}, {}, { maxDepth: 30 }));
+    expect(deep.message).toBe('Template evaluation exceeded its depth limit of 30.');
+    expect(deep.details).toEqual([{ message: 'evaluation nested deeper than 30 steps (a recursion that does not end?)', limit: 30 }]);
+    const slow = await templateError(() => evaluateTemplate(compileTemplate('($f := function($n) { $f($n + 1) }; $f(0))'), {}, {}, { timeoutMs: 15 }));
+    expect(slow.code).toBe('template_timeout');
+    expect(slow.message).toBe('Template evaluation exceeded its time limit of 15 ms.');
+    expect(slow.details).toEqual([{ message: 'evaluation stopped after 15 ms (an unbounded loop or recursion?)', limit_ms: 15 }]);
+  });
+});
+
+describe('$pad under the output limit', () => {
+  const pad = (source: string, limits = {}) => evaluateTemplate(compileTemplate(source), {}, {}, limits);
+
+  it('pads right for a positive width and left for a negative one, in code points', async () => {
+    expect(await pad('$pad("ab", 5)')).toBe('ab   ');
+    expect(await pad('$pad("ab", -5)')).toBe('   ab');
+    expect(await pad('$pad("ab", 5, "#")')).toBe('ab###');
+    expect(await pad('$pad("ab", 5, "")')).toBe('ab   ');
+    expect(await pad('$pad("ab", 7, "xy")')).toBe('abxyxyx');
+    expect(await pad('$pad("ab", -6, "😀-")')).toBe('😀-😀-ab');
+    expect(await pad('$pad("😀😀", 3)')).toBe('😀😀 ');
+    expect(await pad('$pad("abc", 2)')).toBe('abc');
+    expect(await pad('$pad("abc", 3)')).toBe('abc');
+    expect(await pad('$pad("ab", 4.9)')).toBe('ab  ');
+    expect(await pad('{"p": $pad(data.missing, 4)}')).toEqual({});
+  });
+
+  it('refuses a width over the limit before building the string', async () => {
+    expect(await pad('$length($pad("", 50))', { maxOutputBytes: 50 })).toBe(50);
+    const err = await templateError(() => pad('$pad("", -51)', { maxOutputBytes: 50 }));
+    expect(err.code).toBe('template_size_exceeded');
+    expect(err.message).toBe('Template evaluation built a string longer than its limit of 50 characters.');
+    expect(err.details).toEqual([{ message: 'a string of 51 characters exceeds the limit of 50', limit: 50 }]);
+    const inEval = await templateError(() => pad('$eval(\'$pad("", 60)\')', { maxOutputBytes: 50 }));
+    expect(inEval.code).toBe('template_size_exceeded');
+  });
+});

@@ -4,10 +4,13 @@ import { describe, expect, it } from 'vitest';
 import {
   buildSignatureHeaders,
   generateSigningSecret,
+  SIGNATURE_HEADERS,
   secretPrefix,
   signSimple,
+  signSimpleAll,
   signStandardWebhooks,
   verifySimpleSignature,
+  verifyStandardSignature,
 } from '../../src/core/signing.ts';
 
 const body = JSON.stringify({ event: 'call.completed', data: { call_id: 'call_123', duration_seconds: 42, note: 'ünïcødé ✓' } });
@@ -140,5 +143,102 @@ describe('buildSignatureHeaders', () => {
     expect(verifySimpleSignature(body, generateSigningSecret(), headers['X-Webhook-Signature'])).toBe(false);
     expect(new Webhook(oldSecret).verify(body, headers)).toEqual(JSON.parse(body));
     expect(new Webhook(newSecret).verify(body, headers)).toEqual(JSON.parse(body));
+  });
+});
+
+describe('signSimpleAll', () => {
+  it('refuses to sign with no secret', () => {
+    expect(() => signSimpleAll(body, [])).toThrow('signSimpleAll needs at least one secret');
+  });
+});
+
+describe('SIGNATURE_HEADERS', () => {
+  it('names exactly the headers of buildSignatureHeaders that carry a signature (lower case, as the log masks them)', () => {
+    const secret = generateSigningSecret();
+    const headers = buildSignatureHeaders({ msgId: 'm', deliveryId: 'd', eventName: 'e', timestampSeconds: 1, body, secrets: [secret] });
+    const carrying = Object.entries(headers)
+      .filter(([, value]) => value.includes(signSimple(body, secret)) || value.includes(signStandardWebhooks({ msgId: 'm', timestampSeconds: 1, body, secrets: [secret] })))
+      .map(([name]) => name.toLowerCase());
+    expect([...SIGNATURE_HEADERS].sort()).toEqual(carrying.sort());
+    expect([...SIGNATURE_HEADERS].sort()).toEqual(['webhook-signature', 'x-webhook-signature']);
+  });
+});
+
+describe('verifyStandardSignature', () => {
+  const secret = generateSigningSecret();
+  const ts = 1_700_000_000;
+  /** Signed by the official library, so the verifier is checked against an independent implementation. */
+  const official = (msgId: string, timestampSeconds: number, payload = body, key = secret) =>
+    new Webhook(key).sign(msgId, new Date(timestampSeconds * 1000), payload);
+  const headersFor = (signature: string, timestamp = String(ts), id = 'msg_v') => ({ id, timestamp, signature });
+
+  it('accepts what the standardwebhooks library signs, and the library accepts the same headers', () => {
+    const signature = official('msg_v', ts);
+    expect(verifyStandardSignature(body, secret, headersFor(signature), ts)).toEqual({ ok: true });
+    expect(verifyStandardSignature(body, secret, headersFor(signature), ts, 0)).toEqual({ ok: true });
+    // Cross-check: the official verifier agrees on the same input (its clock is real, so re-sign now).
+    const now = Math.floor(Date.now() / 1000);
+    const fresh = official('msg_v', now);
+    expect(new Webhook(secret).verify(body, { 'webhook-id': 'msg_v', 'webhook-timestamp': String(now), 'webhook-signature': fresh })).toEqual(JSON.parse(body));
+    expect(verifyStandardSignature(body, secret, headersFor(fresh, String(now)), now)).toEqual({ ok: true });
+  });
+
+  it('accepts a secret given without the whsec_ prefix, as the library does', () => {
+    const signature = official('msg_v', ts);
+    expect(verifyStandardSignature(body, secret.slice('whsec_'.length), headersFor(signature), ts)).toEqual({ ok: true });
+  });
+
+  it('refuses when a header is missing or empty, naming the headers', () => {
+    const signature = official('msg_v', ts);
+    const missing = { ok: false, reason: 'missing webhook-id, webhook-timestamp or webhook-signature' };
+    expect(verifyStandardSignature(body, secret, { timestamp: String(ts), signature }, ts)).toEqual(missing);
+    expect(verifyStandardSignature(body, secret, { id: 'msg_v', signature }, ts)).toEqual(missing);
+    expect(verifyStandardSignature(body, secret, { id: 'msg_v', timestamp: String(ts) }, ts)).toEqual(missing);
+    expect(verifyStandardSignature(body, secret, { id: '', timestamp: String(ts), signature }, ts)).toEqual(missing);
+    expect(verifyStandardSignature(body, secret, { id: 'msg_v', timestamp: null, signature }, ts)).toEqual(missing);
+    expect(verifyStandardSignature(body, secret, { id: 'msg_v', timestamp: String(ts), signature: '' }, ts)).toEqual(missing);
+  });
+
+  it('accepts a timestamp exactly at the tolerance on either side and refuses one a second beyond (replay guard)', () => {
+    const outside = { ok: false, reason: 'timestamp outside the tolerance window' };
+    for (const signedAt of [ts - 300, ts + 300]) {
+      expect(verifyStandardSignature(body, secret, headersFor(official('msg_v', signedAt), String(signedAt)), ts)).toEqual({ ok: true });
+    }
+    for (const signedAt of [ts - 301, ts + 301]) {
+      expect(verifyStandardSignature(body, secret, headersFor(official('msg_v', signedAt), String(signedAt)), ts)).toEqual(outside);
+    }
+    // A custom tolerance.
+    expect(verifyStandardSignature(body, secret, headersFor(official('msg_v', ts - 10), String(ts - 10)), ts, 10)).toEqual({ ok: true });
+    expect(verifyStandardSignature(body, secret, headersFor(official('msg_v', ts - 11), String(ts - 11)), ts, 10)).toEqual(outside);
+  });
+
+  it('refuses a timestamp that is not an integer number of seconds, even when the signature matches it', () => {
+    const outside = { ok: false, reason: 'timestamp outside the tolerance window' };
+    const content = (t: string) => `msg_v.${t}.${body}`;
+    const key = Buffer.from(secret.slice('whsec_'.length), 'base64');
+    for (const t of [`${ts}.5`, 'soon', `${ts}e0x`]) {
+      const signature = `v1,${createHmac('sha256', key).update(content(t)).digest('base64')}`;
+      expect(verifyStandardSignature(body, secret, headersFor(signature, t), ts)).toEqual(outside);
+    }
+  });
+
+  it('refuses a tampered body, id or timestamp, another secret, and a truncated signature, without throwing', () => {
+    const none = { ok: false, reason: 'no signature matches this secret' };
+    const signature = official('msg_v', ts);
+    expect(verifyStandardSignature(body + ' ', secret, headersFor(signature), ts)).toEqual(none);
+    expect(verifyStandardSignature(body, secret, headersFor(signature, String(ts), 'msg_w'), ts)).toEqual(none);
+    expect(verifyStandardSignature(body, secret, headersFor(signature, String(ts - 1)), ts)).toEqual(none);
+    expect(verifyStandardSignature(body, generateSigningSecret(), headersFor(signature), ts)).toEqual(none);
+    expect(verifyStandardSignature(body, secret, headersFor(signature.slice(0, -2)), ts)).toEqual(none);
+    expect(verifyStandardSignature(body, secret, headersFor(signature.replace('v1,', 'v2,')), ts)).toEqual(none);
+  });
+
+  it('accepts when any one of several space-separated signatures matches (rotation overlap), tolerating surrounding whitespace', () => {
+    const other = official('msg_v', ts, body, generateSigningSecret());
+    const mine = official('msg_v', ts);
+    expect(verifyStandardSignature(body, secret, headersFor(`${other} ${mine}`), ts)).toEqual({ ok: true });
+    expect(verifyStandardSignature(body, secret, headersFor(`${mine} ${other}`), ts)).toEqual({ ok: true });
+    expect(verifyStandardSignature(body, secret, headersFor(`${other} ${mine}\n`), ts)).toEqual({ ok: true });
+    expect(verifyStandardSignature(body, secret, headersFor(other), ts)).toEqual({ ok: false, reason: 'no signature matches this secret' });
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isAllowlisted, isForbiddenAddress, parseAllowlist } from '../../src/core/ssrf.ts';
+import { EMPTY_ALLOWLIST, isAllowlisted, isAlwaysForbiddenAddress, isForbiddenAddress, parseAllowlist } from '../../src/core/ssrf.ts';
 
 describe('isForbiddenAddress: IPv4', () => {
   it.each([
@@ -91,7 +91,7 @@ describe('isForbiddenAddress: IPv6 forms embedding an IPv4 address', () => {
 });
 
 describe('isForbiddenAddress: junk', () => {
-  it.each(['', 'localhost', 'example.com', '999.1.1.1', '1.2.3.4.5', '::gg'])('%j is forbidden as invalid', (ip) => {
+  it.each(['', 'localhost', 'example.com', '999.1.1.1', '1.2.3.4.5', '::gg', '[::1', '::1]', 'x::1]', '[127.0.0.1'])('%j is forbidden as invalid', (ip) => {
     expect(isForbiddenAddress(ip)).toEqual({ forbidden: true, range: 'invalid' });
   });
 
@@ -102,15 +102,18 @@ describe('isForbiddenAddress: junk', () => {
 });
 
 describe('parseAllowlist and isAllowlisted', () => {
-  const matcher = parseAllowlist(' 10.0.0.0/8, hooks.internal.example ,fd00::/8,192.168.5.5, *.corp.example, Upper.Example. ');
+  // Parsed inside each test: a parse that throws must fail a test, not the file's collection.
+  const sample = () => parseAllowlist(' 10.0.0.0/8, hooks.internal.example ,fd00::/8,192.168.5.5, *.corp.example, Upper.Example. ');
 
   it('sorts entries into networks, host names and wildcard suffixes', () => {
+    const matcher = sample();
     expect(matcher.cidrs).toHaveLength(3);
     expect([...matcher.hostnames].sort()).toEqual(['hooks.internal.example', 'upper.example']);
     expect(matcher.suffixes).toEqual(['.corp.example']);
   });
 
   it('matches addresses in listed networks', () => {
+    const matcher = sample();
     expect(isAllowlisted(undefined, '10.1.2.3', matcher)).toBe(true);
     expect(isAllowlisted(undefined, '11.1.2.3', matcher)).toBe(false);
     expect(isAllowlisted(undefined, '192.168.5.5', matcher)).toBe(true);
@@ -123,6 +126,7 @@ describe('parseAllowlist and isAllowlisted', () => {
   });
 
   it('matches host names exactly (case and trailing dot aside) and wildcards on subdomains only', () => {
+    const matcher = sample();
     expect(isAllowlisted('hooks.internal.example', '10.0.0.1', matcher)).toBe(true);
     expect(isAllowlisted('HOOKS.internal.example.', undefined, matcher)).toBe(true);
     expect(isAllowlisted('upper.example', undefined, matcher)).toBe(true);
@@ -142,5 +146,97 @@ describe('parseAllowlist and isAllowlisted', () => {
 
   it.each(['10.0.0.0/33', '10.0.0/8', 'not a host', 'http://x.example', '10', '*.', 'a..b'])('refuses the entry %j', (entry) => {
     expect(() => parseAllowlist(`10.0.0.0/8,${entry}`)).toThrow(/SSRF allowlist entry/);
+  });
+});
+
+describe('isAlwaysForbiddenAddress (refused even with SLUICE_ALLOW_INSECURE_URLS)', () => {
+  it.each([
+    ['169.254.169.254', 'linkLocal'],
+    ['fe80::1', 'linkLocal'],
+    ['[fe80::a:b]', 'linkLocal'],
+    ['::ffff:169.254.169.254', 'ipv4Mapped:linkLocal'],
+    ['64:ff9b::a9fe:a9fe', 'rfc6052:linkLocal'],
+    ['2002:a9fe:a9fe:1::1', '6to4:linkLocal'],
+    ['fd00:ec2::254', 'cloudMetadata'], // AWS IMDS over IPv6
+    ['[fd00:ec2:0:0:0:0:0:254]', 'cloudMetadata'],
+    ['100.100.100.200', 'cloudMetadata'], // Alibaba
+    ['::ffff:100.100.100.200', 'cloudMetadata'],
+  ])('%s is refused (%s)', (ip, range) => {
+    expect(isAlwaysForbiddenAddress(ip)).toEqual({ forbidden: true, range });
+  });
+
+  it.each(['127.0.0.1', '10.0.0.1', '192.168.1.1', '::1', 'fd00:ec2::253', 'fd00::254', '100.100.100.201', '8.8.8.8', '2606:4700:4700::1111'])(
+    '%s is left to the insecure-mode decision',
+    (ip) => {
+      expect(isAlwaysForbiddenAddress(ip)).toEqual({ forbidden: false });
+    },
+  );
+
+  it.each(['', 'example.com', '::gg'])('%j is refused as invalid', (ip) => {
+    expect(isAlwaysForbiddenAddress(ip)).toEqual({ forbidden: true, range: 'invalid' });
+  });
+});
+
+describe('parseAllowlist: entries', () => {
+  it('names the entry it cannot read, trimmed, and says why', () => {
+    expect(() => parseAllowlist('10.0.0.0/8, 10.0.0.0/33 ')).toThrow('SSRF allowlist entry "10.0.0.0/33" is not a valid CIDR');
+    expect(() => parseAllowlist(' not a host ,10.0.0.0/8')).toThrow('SSRF allowlist entry "not a host" is neither a CIDR, an IP address nor a host name');
+  });
+
+  it('reads single addresses as /32 and /128 networks, and IPv6 CIDRs', () => {
+    const matcher = parseAllowlist('192.0.2.7,[2001:db8::7],2001:db8:1::/48');
+    expect(matcher.cidrs.map(([address, bits]) => [address.toString(), bits])).toEqual([
+      ['192.0.2.7', 32],
+      ['2001:db8::7', 128],
+      ['2001:db8:1::', 48],
+    ]);
+    expect(isAllowlisted(undefined, '2001:db8::7', matcher)).toBe(true);
+    expect(isAllowlisted(undefined, '[2001:db8::7]', matcher)).toBe(true);
+    expect(isAllowlisted(undefined, '2001:db8::8', matcher)).toBe(false);
+    expect(isAllowlisted(undefined, '2001:db8:1:ffff::1', matcher)).toBe(true);
+    expect(isAllowlisted(undefined, '2001:db8:2::1', matcher)).toBe(false);
+    expect(isAllowlisted(undefined, '192.0.2.7', matcher)).toBe(true);
+    expect(isAllowlisted(undefined, '192.0.2.8', matcher)).toBe(false);
+  });
+
+  it('takes host names by DNS label rules: 1 to 63 characters, letters, digits, _ and inner -, at most 253 in all', () => {
+    const label63 = 'a'.repeat(63);
+    expect([...parseAllowlist(`${label63}.example`).hostnames]).toEqual([`${label63}.example`]);
+    expect([...parseAllowlist('_hooks.example,a-b.example,x,web1,1st.example').hostnames]).toEqual(['_hooks.example', 'a-b.example', 'x', 'web1', '1st.example']);
+    const long = `${'abcdefghi.'.repeat(25)}abc`; // 253 characters
+    expect(long).toHaveLength(253);
+    expect([...parseAllowlist(long).hostnames]).toEqual([long]);
+    for (const bad of [`${'a'.repeat(64)}.example`, `${long}d`, '-a.example', 'a-.example', 'a.-b', 'a_b!.example', '1.2.3', '127.1']) {
+      expect(() => parseAllowlist(bad), bad).toThrow(/neither a CIDR, an IP address nor a host name/);
+    }
+  });
+
+  it('takes *. wildcards only in front of a valid host name', () => {
+    expect(parseAllowlist('*.corp.example,*.x').suffixes).toEqual(['.corp.example', '.x']);
+    expect(parseAllowlist('*.corp.example').hostnames.size).toBe(0);
+    for (const bad of ['*.-corp.example', '*corp.example', '*..corp', 'a.*.corp']) {
+      expect(() => parseAllowlist(bad), bad).toThrow(/neither a CIDR/);
+    }
+  });
+
+  it('an allowlist of host names only exempts no address, and EMPTY_ALLOWLIST exempts nothing', () => {
+    const names = parseAllowlist('hooks.example');
+    expect(isAllowlisted(undefined, '10.0.0.1', names)).toBe(false);
+    expect(isAllowlisted('', '10.0.0.1', names)).toBe(false);
+    expect(isAllowlisted('other.example', '10.0.0.1', names)).toBe(false);
+    expect(EMPTY_ALLOWLIST.cidrs).toHaveLength(0);
+    expect(EMPTY_ALLOWLIST.hostnames.size).toBe(0);
+    expect(EMPTY_ALLOWLIST.suffixes).toHaveLength(0);
+    expect(isAllowlisted('hooks.example', '10.0.0.1', EMPTY_ALLOWLIST)).toBe(false);
+  });
+
+  it('matches IPv4 networks against IPv4-mapped IPv6 addresses only, never against other IPv6 forms', () => {
+    const v4 = parseAllowlist('10.0.0.0/8');
+    expect(isAllowlisted(undefined, '::ffff:10.1.1.1', v4)).toBe(true);
+    expect(isAllowlisted(undefined, '::ffff:11.1.1.1', v4)).toBe(false);
+    expect(isAllowlisted(undefined, '2002:a01:101::1', v4)).toBe(false); // 6to4 of 10.1.1.1
+    expect(isAllowlisted(undefined, '::1', v4)).toBe(false);
+    const v6 = parseAllowlist('::/0');
+    expect(isAllowlisted(undefined, '10.1.1.1', v6)).toBe(false);
   });
 });

@@ -6,6 +6,7 @@ import {
   isoToUnixMs,
   pickTemplateEnv,
   slackEscape,
+  TEMPLATE_HELPERS,
   truncate,
 } from '../../src/core/template-helpers.ts';
 
@@ -89,5 +90,70 @@ describe('flatten', () => {
     const template = compileTemplate('$flatten({"data": data}, "_")');
     const output = await evaluateTemplate(template, { data: { call: { id: 'c1' }, tags: ['a', 'b'], lines: [{ n: { x: 1 } }] } });
     expect(output).toEqual({ data_call_id: 'c1', data_tags: 'a,b', data_lines: [{ n_x: 1 }] });
+  });
+});
+
+describe('template helpers: edges', () => {
+  it('truncate cuts a long text at the limit without splitting a grapheme past the segmented window', () => {
+    const text = `${'a'.repeat(100)}👍🏽${'b'.repeat(100)}`;
+    expect(truncate(text, 102)).toBe(`${'a'.repeat(100)}…`);
+    expect(truncate(text, 103)).toBe(`${'a'.repeat(100)}👍🏽…`);
+    expect(truncate('x'.repeat(300), 200)).toBe(`${'x'.repeat(199)}…`);
+    expect(Array.from(truncate('é'.repeat(500), 257)!)).toHaveLength(257);
+  });
+
+  it('truncate cuts hard when the suffix fills the whole limit, and refuses a fractional limit', () => {
+    expect(truncate('abcdef', 3, '...')).toBe('abc');
+    expect(truncate('abcdef', 4, '...')).toBe('a...');
+    expect(truncate('abc', 1)).toBe('a');
+    expect(truncate('abc', 0)).toBe('');
+    expect(truncate('abc', 3)).toBe('abc');
+    expect(() => truncate('abc', 2.5)).toThrow('$truncate: the maximum length must be a whole number >= 0, got 2.5');
+  });
+
+  it('slackEscape escapes every occurrence, and passes undefined through', () => {
+    expect(slackEscape('a&&b<<c>>')).toBe('a&amp;&amp;b&lt;&lt;c&gt;&gt;');
+    expect(slackEscape(undefined)).toBeUndefined();
+  });
+
+  it('isoToUnixMs takes dates, times with or without seconds, fractions and zones, in any case', () => {
+    expect(isoToUnixMs('2026-03-15')).toBe(Date.UTC(2026, 2, 15));
+    expect(isoToUnixMs('2026-03-15 14:30Z')).toBe(Date.UTC(2026, 2, 15, 14, 30));
+    expect(isoToUnixMs('2026-03-15t14:30:00z')).toBe(Date.UTC(2026, 2, 15, 14, 30));
+    expect(isoToUnixMs('2026-03-15T16:30+0200')).toBe(Date.UTC(2026, 2, 15, 14, 30));
+    expect(isoToUnixMs('2026-03-15T14:30:00.123456Z')).toBe(Date.UTC(2026, 2, 15, 14, 30, 0, 123));
+    expect(isoToUnixMs(undefined)).toBeUndefined();
+    for (const bad of ['2026-03-15T14:30:00Z!', 'x2026-03-15', '2026-3-15', '26-03-15', '2026-03-15T14', '']) {
+      expect(() => isoToUnixMs(bad), bad).toThrow(`$isoToUnixMs: ${JSON.stringify(bad)} is not an ISO 8601 timestamp`);
+    }
+  });
+
+  it('formatDurationSeconds passes undefined through; pickTemplateEnv keeps set empty values', () => {
+    expect(formatDurationSeconds(undefined)).toBeUndefined();
+    expect(formatDurationSeconds(0.25)).toBe('250ms');
+    expect(pickTemplateEnv(['EMPTY'], { EMPTY: '' })).toEqual({ EMPTY: '' });
+    expect(pickTemplateEnv([], { REGION: 'eu' })).toEqual({});
+  });
+
+  it('flatten skips functions and undefined values, and uses _ and , by default', () => {
+    expect(flatten({ f: () => 1, u: undefined, a: { b: [1, 2] } })).toEqual({ a_b: '1,2' });
+    expect(flatten({ list: [{}, { x: 1 }] })).toEqual({ list: [{}, { x: 1 }] });
+    expect(flatten({ list: [{ x: 1 }, 2] })).toEqual({ list: '{"x":1},2' });
+  });
+
+  it('registers each helper under its $name with a signature jsonata checks', async () => {
+    expect(TEMPLATE_HELPERS.map((h) => [h.name, h.signature])).toEqual([
+      ['flatten', '<o-s?s?:o>'],
+      ['formatDuration', '<n-:s>'],
+      ['truncate', '<s-ns?:s>'],
+      ['slackEscape', '<s-:s>'],
+      ['isoToUnixMs', '<s-:n>'],
+    ]);
+    const out = await evaluateTemplate(
+      compileTemplate('{"d": $formatDuration(data.s), "t": $truncate(data.t, 4), "e": $slackEscape(data.e), "i": $isoToUnixMs(data.i), "m": $truncate(data.missing, 3)}'),
+      { data: { s: 90, t: 'abcdef', e: '<b>', i: '2026-03-15' } },
+    );
+    expect(out).toEqual({ d: '1m 30s', t: 'abc…', e: '&lt;b&gt;', i: Date.UTC(2026, 2, 15) });
+    await expect(evaluateTemplate(compileTemplate('$formatDuration(data.s)'), { data: { s: 'soon' } })).rejects.toThrow();
   });
 });

@@ -1,7 +1,15 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { errors as undiciErrors } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HttpClient, RESPONSE_EXCERPT_BYTES } from '../../src/delivery/http-client.ts';
+
+function stop(server: http.Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.closeAllConnections();
+    server.close(() => resolve());
+  });
+}
 
 /** A destination that answers 200 and then streams forever (or until the client hangs up). */
 async function endlessDestination(): Promise<{ url: string; written: () => number; hungUp: Promise<void>; close: () => Promise<void> }> {
@@ -24,10 +32,7 @@ async function endlessDestination(): Promise<{ url: string; written: () => numbe
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
     written: () => written,
     hungUp,
-    close: () => new Promise((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () => stop(server),
   };
 }
 
@@ -51,4 +56,149 @@ describe('HttpClient response reading', () => {
       await destination.close();
     }
   }, 30_000);
+});
+
+/** A destination that records each request and answers as `respond` says. */
+async function recordingDestination(respond: (req: http.IncomingMessage, res: http.ServerResponse, body: string) => void) {
+  const seen: { method?: string; url?: string; headers: http.IncomingHttpHeaders; body: string }[] = [];
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      seen.push({ method: req.method, url: req.url, headers: req.headers, body });
+      respond(req, res, body);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    origin: `http://127.0.0.1:${port}`,
+    port,
+    seen,
+    close: () => stop(server),
+  };
+}
+
+describe('HttpClient.send', () => {
+  const client = new HttpClient();
+  afterAll(() => client.close());
+
+  it('sends the method, path and query, headers and body as given, and returns status, headers and body', async () => {
+    const destination = await recordingDestination((_req, res) => {
+      res.setHeader('set-cookie', ['a=1', 'b=2']);
+      res.writeHead(201, { 'x-answer': 'yes' });
+      res.end('créé');
+    });
+    try {
+      const result = await client.send({ method: 'PUT', url: `${destination.origin}/in/hook?x=1&y=2`, headers: { 'content-type': 'application/json', 'x-custom': 'v' }, body: '{"é":1}', sign: true }, 5_000);
+      expect(destination.seen).toHaveLength(1);
+      expect(destination.seen[0]).toMatchObject({ method: 'PUT', url: '/in/hook?x=1&y=2', body: '{"é":1}' });
+      expect(destination.seen[0].headers).toMatchObject({ 'content-type': 'application/json', 'x-custom': 'v' });
+      expect(result.ok).toBe(true);
+      if (!result.ok) return;
+      expect(result.response.status).toBe(201);
+      expect(result.response.body).toBe('créé');
+      expect(result.response.headers['x-answer']).toBe('yes');
+      // Repeated headers are joined, as a single value.
+      expect(result.response.headers['set-cookie']).toBe('a=1, b=2');
+      expect(result.latencyMs).toBeGreaterThanOrEqual(0);
+      expect(Math.round(result.latencyMs * 100)).toBe(result.latencyMs * 100);
+    } finally {
+      await destination.close();
+    }
+  });
+
+  it('sends no body for a null body, and follows no redirect', async () => {
+    const destination = await recordingDestination((_req, res) => {
+      res.writeHead(302, { location: '/elsewhere' });
+      res.end();
+    });
+    try {
+      const result = await client.send({ method: 'GET', url: `${destination.origin}/`, headers: {}, body: null, sign: false }, 5_000);
+      expect(destination.seen).toHaveLength(1);
+      expect(destination.seen[0]).toMatchObject({ method: 'GET', url: '/', body: '' });
+      expect(result).toMatchObject({ ok: true, response: { status: 302, headers: { location: '/elsewhere' }, body: '' } });
+    } finally {
+      await destination.close();
+    }
+  });
+
+  it('keeps the first 4 KB of a longer body it reads to the end', async () => {
+    const text = `${'a'.repeat(RESPONSE_EXCERPT_BYTES - 1)}bcd${'e'.repeat(10_000)}`;
+    const destination = await recordingDestination((_req, res) => {
+      res.writeHead(500);
+      res.end(text);
+    });
+    try {
+      const result = await client.send({ method: 'POST', url: `${destination.origin}/`, headers: {}, body: '{}', sign: true }, 5_000);
+      expect(result).toMatchObject({ ok: true, response: { status: 500, body: `${'a'.repeat(RESPONSE_EXCERPT_BYTES - 1)}b` } });
+    } finally {
+      await destination.close();
+    }
+  });
+
+  it('fails an unparsable URL without sending', async () => {
+    expect(await client.send({ method: 'POST', url: 'not a url', headers: {}, body: '{}', sign: true }, 1_000)).toEqual({
+      ok: false,
+      error: 'invalid URL not a url',
+      code: 'EINVALIDURL',
+      latencyMs: 0,
+    });
+  });
+
+  it('reports a refused connection with its code', async () => {
+    const destination = await recordingDestination(() => undefined);
+    const { origin } = destination;
+    await destination.close();
+    const result = await client.send({ method: 'POST', url: `${origin}/`, headers: {}, body: '{}', sign: true }, 5_000);
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.code).toBe('ECONNREFUSED');
+    expect(result.error).toMatch(/^ECONNREFUSED: .*ECONNREFUSED/);
+  });
+
+  it('times out a destination that never answers, naming the timeout', async () => {
+    const destination = await recordingDestination(() => undefined);
+    try {
+      const result = await client.send({ method: 'POST', url: `${destination.origin}/`, headers: {}, body: '{}', sign: true }, 150);
+      expect(result).toMatchObject({ ok: false, code: 'ETIMEDOUT', error: 'timed out after 150 ms' });
+      expect(result.latencyMs).toBeGreaterThanOrEqual(100);
+    } finally {
+      await destination.close();
+    }
+  });
+
+  it('connects through the given connector, which can refuse with its own error', async () => {
+    const refusing = new HttpClient({
+      connector: (options) => {
+        expect(options.timeout).toBe(1_234);
+        return (_connectOptions, callback) => callback(Object.assign(new Error('refusing to connect'), { code: 'ESSRF' }), null);
+      },
+      connectTimeoutMs: 1_234,
+    });
+    try {
+      const result = await refusing.send({ method: 'POST', url: 'http://127.0.0.1:9/', headers: {}, body: '{}', sign: true }, 5_000);
+      expect(result).toMatchObject({ ok: false, code: 'ESSRF', error: 'ESSRF: refusing to connect' });
+    } finally {
+      await refusing.close();
+    }
+  });
+
+  it('gives the connector a 10 s connect timeout by default, and names a connect timeout', async () => {
+    let timeout: number | undefined;
+    const slow = new HttpClient({
+      connector: (options) => {
+        timeout = options.timeout ?? undefined;
+        return (_connectOptions, callback) => callback(new undiciErrors.ConnectTimeoutError(), null);
+      },
+    });
+    try {
+      expect(timeout).toBe(10_000);
+      const result = await slow.send({ method: 'POST', url: 'http://127.0.0.1:9/', headers: {}, body: '{}', sign: true }, 5_000);
+      expect(result).toMatchObject({ ok: false, code: 'ECONNECTTIMEOUT', error: 'connect timed out' });
+    } finally {
+      await slow.close();
+    }
+  });
 });

@@ -217,6 +217,103 @@ describe('assertDestinationAllowed', () => {
   });
 });
 
+describe('SsrfError and lookup details', () => {
+  it('says which host, address and range, and how to exempt them', () => {
+    const named = new SsrfError('internal.example', '10.1.2.3', 'private');
+    expect(named.message).toBe(
+      'refusing to connect to internal.example (10.1.2.3): private addresses are not allowed as webhook destinations (SLUICE_SSRF_ALLOWLIST can exempt a network or host)',
+    );
+    expect(named.name).toBe('SsrfError');
+    expect(named.code).toBe('ESSRF');
+    expect(new SsrfError('10.1.2.3', '10.1.2.3', 'private').message).toMatch(/^refusing to connect to 10\.1\.2\.3: private addresses/);
+  });
+
+  it('answers ENOTFOUND, naming the host, when a name has no address', async () => {
+    const lookup = createGuardedLookup({ allowInsecure: false, resolve: async () => [] });
+    const { err } = await lookupAsync(lookup, 'empty.example', {});
+    expect(err).toMatchObject({ code: 'ENOTFOUND', hostname: 'empty.example', message: 'getaddrinfo ENOTFOUND empty.example' });
+  });
+
+  it('reads the family as a number, IPv4/IPv6, or leaves it open', async () => {
+    const resolve = fakeResolver(table);
+    const lookup = createGuardedLookup({ allowInsecure: false, resolve });
+    await lookupAsync(lookup, 'dual.example', { family: 'IPv4' });
+    await lookupAsync(lookup, 'dual.example', { family: 'IPv6' });
+    await lookupAsync(lookup, 'dual.example', { family: 4 });
+    await lookupAsync(lookup, 'dual.example', { family: 'other' });
+    await new Promise((done) => (lookup as unknown as (h: string, f: number, cb: () => void) => void)('dual.example', 6, () => done(undefined)));
+    expect(resolve.mock.calls.map((call) => call[1])).toEqual([4, 6, 4, 0, 6]);
+  });
+
+  it('normalizes the name first: case, a trailing dot, brackets around an IPv6 literal', async () => {
+    const resolve = fakeResolver(table);
+    const lookup = createGuardedLookup({ allowInsecure: false, resolve });
+    expect((await lookupAsync(lookup, 'PUBLIC.Example.', {})).address).toBe('93.184.216.34');
+    expect(resolve).toHaveBeenCalledWith('public.example', 0);
+    expect((await lookupAsync(lookup, '[::1]', {})).err).toMatchObject({ code: 'ESSRF', address: '::1' });
+    expect((await lookupAsync(lookup, 'LOCALHOST.', {})).err).toMatchObject({ code: 'ESSRF', host: 'LOCALHOST.', address: '127.0.0.1', range: 'loopback' });
+  });
+
+  it('treats only localhost and its subdomains as localhost', async () => {
+    const resolve = fakeResolver({ ...table, 'mylocalhost': ['93.184.216.34'], 'localhost.example': ['93.184.216.34'] });
+    const lookup = createGuardedLookup({ allowInsecure: false, resolve });
+    expect((await lookupAsync(lookup, 'mylocalhost', {})).address).toBe('93.184.216.34');
+    expect((await lookupAsync(lookup, 'localhost.example', {})).address).toBe('93.184.216.34');
+  });
+
+  it('asks DNS for an allowlisted localhost name, and still judges its addresses', async () => {
+    const lookup = createGuardedLookup({ allowInsecure: false, allowlist: 'api.localhost', resolve: fakeResolver({ 'api.localhost': ['127.0.0.1'], 'db.localhost': ['127.0.0.1'] }) });
+    expect((await lookupAsync(lookup, 'api.localhost', {})).address).toBe('127.0.0.1');
+    expect((await lookupAsync(lookup, 'db.localhost', {})).err).toMatchObject({ code: 'ESSRF', address: '127.0.0.1' });
+  });
+
+  it('takes an allowlist already parsed', async () => {
+    const { parseAllowlist } = await import('../../src/core/ssrf.ts');
+    const lookup = createGuardedLookup({ allowInsecure: false, allowlist: parseAllowlist('10.0.0.0/8'), resolve: fakeResolver(table) });
+    expect((await lookupAsync(lookup, 'internal.example', {})).address).toBe('10.1.2.3');
+  });
+});
+
+describe('assertDestinationAllowed: messages', () => {
+  const secure = { allowInsecure: false, resolve: fakeResolver(table) };
+  const details = (url: string, options: Parameters<typeof assertDestinationAllowed>[1] = secure) =>
+    assertDestinationAllowed(url, options).then(
+      () => undefined,
+      (e: ValidationError) => ({ message: e.message, code: e.code, details: e.details }),
+    );
+
+  it('explains each refusal of the URL itself', async () => {
+    expect(await details('not a url')).toEqual({ message: 'The destination URL is invalid.', code: 'validation_failed', details: [{ path: '$.url', message: '"not a url" is not a valid absolute URL' }] });
+    expect(await details('ftp://public.example/x')).toEqual({ message: 'The destination URL is invalid.', code: 'validation_failed', details: [{ path: '$.url', message: 'must be an https:// URL, not ftp://' }] });
+    expect((await details('https://user:pw@public.example/'))!.details).toEqual([
+      { path: '$.url', message: 'must not carry a username or password; use the subscription\'s auth ({"type": "basic", ...}) so it is stored encrypted and masked' },
+    ]);
+    expect((await details('https://user@public.example/'))!.details[0].message).toMatch(/^must not carry a username or password/);
+    expect((await details('https://:pw@public.example/'))!.details[0].message).toMatch(/^must not carry a username or password/);
+    expect((await details('http://public.example/'))!.details).toEqual([
+      { path: '$.url', message: 'must use https:// (plain http:// is only allowed with SLUICE_ALLOW_INSECURE_URLS=true, for local development)' },
+    ]);
+  });
+
+  it('names host, address and range of a forbidden destination', async () => {
+    expect(await details('https://internal.example/x')).toEqual({
+      message: 'The destination is not allowed.',
+      code: 'destination_forbidden',
+      details: [{ path: '$.url', message: new SsrfError('internal.example', '10.1.2.3', 'private').message, host: 'internal.example', address: '10.1.2.3', range: 'private' }],
+    });
+    expect((await details('https://LocalHost./x'))!.details[0]).toMatchObject({ host: 'localhost', address: '127.0.0.1', range: 'loopback' });
+    expect((await details('https://[fe80::1]/x', { ...secure, allowInsecure: true }))!.details[0]).toMatchObject({ host: 'fe80::1', address: 'fe80::1', range: 'linkLocal' });
+  });
+
+  it('exempts an allowlisted localhost name without DNS, and judges other names by every address', async () => {
+    const resolve = fakeResolver(table);
+    await expect(assertDestinationAllowed('https://api.localhost/x', { allowInsecure: false, allowlist: 'api.localhost', resolve })).resolves.toBeUndefined();
+    expect(resolve).not.toHaveBeenCalled();
+    await expect(assertDestinationAllowed('https://public.example/x', { allowInsecure: false, resolve })).resolves.toBeUndefined();
+    expect(resolve).toHaveBeenCalledWith('public.example', 0);
+  });
+});
+
 describe('guarded undici Agent against a real loopback server', () => {
   let server: Server;
   let port: number;
