@@ -38,7 +38,7 @@ interface Pending {
  */
 const RESOURCE_LIMITS = {
   storage: { maxOldGenerationSizeMb: 128, maxYoungGenerationSizeMb: 2 },
-  checkpointer: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 1 },
+  checkpointer: { maxOldGenerationSizeMb: 32, maxYoungGenerationSizeMb: 1 },
 };
 
 const DEFAULTS = { checkpointIntervalMs: 100, finishCheckpointAtFrames: 4_096, walSizeLimitBytes: 16 * 1024 * 1024 };
