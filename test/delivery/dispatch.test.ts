@@ -224,6 +224,8 @@ describe('dispatchAttempt', () => {
       url: 'https://hooks.example/in', options: { channel: '#c' }, payload: { mapped: true },
       event: { id: 'evt_d', event: 'call.ended', timestamp: '2023-11-14T22:13:20.000Z', data: { call: { id: 'c1' } } },
       deliveryId: 'dlv_d', msgId: 'msg_d', headers: { 'x-h': 'v' }, publicUrl: 'https://sluice.example',
+      // Unordered: no key, so no connector state for it.
+      orderingKey: null, state: null,
     });
   });
 
