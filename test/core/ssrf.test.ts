@@ -202,7 +202,7 @@ describe('parseAllowlist: entries', () => {
   it('takes host names by DNS label rules: 1 to 63 characters, letters, digits, _ and inner -, at most 253 in all', () => {
     const label63 = 'a'.repeat(63);
     expect([...parseAllowlist(`${label63}.example`).hostnames]).toEqual([`${label63}.example`]);
-    expect([...parseAllowlist('_hooks.example,a-b.example,x,web1,1st.example').hostnames]).toEqual(['_hooks.example', 'a-b.example', 'x', 'web1', '1st.example']);
+    expect([...parseAllowlist('_hooks.example,a-b.example,x,web1,1st.example,a.b.c').hostnames]).toEqual(['_hooks.example', 'a-b.example', 'x', 'web1', '1st.example', 'a.b.c']);
     const long = `${'abcdefghi.'.repeat(25)}abc`; // 253 characters
     expect(long).toHaveLength(253);
     expect([...parseAllowlist(long).hostnames]).toEqual([long]);

@@ -4,6 +4,9 @@ import { errors as undiciErrors } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HttpClient, RESPONSE_EXCERPT_BYTES } from '../../src/delivery/http-client.ts';
 
+const client = new HttpClient();
+afterAll(() => client.close());
+
 function stop(server: http.Server): Promise<void> {
   return new Promise((resolve) => {
     server.closeAllConnections();
@@ -37,9 +40,6 @@ async function endlessDestination(): Promise<{ url: string; written: () => numbe
 }
 
 describe('HttpClient response reading', () => {
-  const client = new HttpClient();
-  afterAll(() => client.close());
-
   it('keeps a 4 KB excerpt of an endless response and hangs up after a bounded read, well before the timeout', async () => {
     const destination = await endlessDestination();
     try {
@@ -81,9 +81,6 @@ async function recordingDestination(respond: (req: http.IncomingMessage, res: ht
 }
 
 describe('HttpClient.send', () => {
-  const client = new HttpClient();
-  afterAll(() => client.close());
-
   it('sends the method, path and query, headers and body as given, and returns status, headers and body', async () => {
     const destination = await recordingDestination((_req, res) => {
       res.setHeader('set-cookie', ['a=1', 'b=2']);
@@ -103,7 +100,7 @@ describe('HttpClient.send', () => {
       // Repeated headers are joined, as a single value.
       expect(result.response.headers['set-cookie']).toBe('a=1, b=2');
       expect(result.latencyMs).toBeGreaterThanOrEqual(0);
-      expect(Math.round(result.latencyMs * 100)).toBe(result.latencyMs * 100);
+      expect(result.latencyMs).toBe(Math.round(result.latencyMs * 100) / 100); // rounded to 0.01 ms
     } finally {
       await destination.close();
     }
