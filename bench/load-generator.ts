@@ -123,6 +123,9 @@ async function steady(job: LoadJob): Promise<LoadResult> {
   return { generator: 'open loop, undici (child process)', accepted, non2xx: failed, seconds, ackP50: percentile(acks, 50), ackP99: percentile(acks, 99), ackMax: acks.at(-1) ?? NaN };
 }
 
-const job = JSON.parse(process.argv[2]) as LoadJob;
-const result = await (job.mode === 'closed' ? closed(job) : steady(job));
-process.stdout.write(JSON.stringify(result) + '\n');
+// Run as a program (the bench spawns it with the job as its argument); imported, it only lends dataFor.
+if (process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/^.*\/bench\//, '/bench/'))) {
+  const job = JSON.parse(process.argv[2]) as LoadJob;
+  const result = await (job.mode === 'closed' ? closed(job) : steady(job));
+  process.stdout.write(JSON.stringify(result) + '\n');
+}
