@@ -12,7 +12,7 @@ import { createPool, DatabaseStartError, OLDEST_SUPPORTED_VERSION, startErrorMes
 import { idFloor, newId } from '../../core/ids.ts';
 import { aheadOf, headOfKey, holdsKey, isOldOrdered, mayStart, POSTGRES_ORDERING, UNFINISHED, inFlightBeside } from '../ordering-sql.ts';
 import { ConflictError } from '../../errors.ts';
-import { json, parse } from '../json-columns.ts';
+import { json, parse, toAttempt } from '../json-columns.ts';
 
 type Row = Record<string, any>;
 type Queryable = pg.Pool | pg.PoolClient;
@@ -62,15 +62,6 @@ function toEvent(row: Row): EventRecord {
 function toDelivery(row: Row): DeliveryRecord {
   const { position: _position, lease_owner: _owner, picked_id: _picked, ...delivery } = row;
   return delivery as DeliveryRecord;
-}
-
-function toAttempt(row: Row): AttemptRecord {
-  return {
-    ...(row as AttemptRecord),
-    request_headers: JSON.parse(row.request_headers),
-    response_headers: parse(row.response_headers),
-    steps: parse(row.steps),
-  };
 }
 
 /** Builds `$n` placeholders as values are added. */

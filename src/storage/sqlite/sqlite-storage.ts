@@ -12,7 +12,7 @@ import { idFloor, newId } from '../../core/ids.ts';
 import { aheadOf, headOfKey, holdsKey, isOldOrdered, mayStart, SQLITE_ORDERING, UNFINISHED } from '../ordering-sql.ts';
 import { ConflictError } from '../../errors.ts';
 import { foldSubscriptionHealth } from '../subscription-health.ts';
-import { json, parse } from '../json-columns.ts';
+import { json, parse, toAttempt } from '../json-columns.ts';
 
 type Row = Record<string, any>;
 
@@ -43,15 +43,6 @@ function toEvent(row: Row): EventRecord {
 
 function toDelivery(row: Row): DeliveryRecord {
   return { ...(row as DeliveryRecord), blocks_key: row.blocks_key === 1 };
-}
-
-function toAttempt(row: Row): AttemptRecord {
-  return {
-    ...(row as AttemptRecord),
-    request_headers: JSON.parse(row.request_headers),
-    response_headers: parse(row.response_headers),
-    steps: parse(row.steps),
-  };
 }
 
 /** A status filter: `pending` covers paused and waiting deliveries too (they are pending, on hold). */
