@@ -27,6 +27,10 @@ COPY src ./src
 COPY connectors ./connectors
 COPY catalog ./catalog
 COPY mappings ./mappings
+COPY scripts ./scripts
+# npm start bundles the gateway into node_modules/.cache (scripts/start.mjs): done here, where
+# node_modules is writable; at run time the bundle of the same code is found and imported.
+RUN node scripts/start.mjs --build
 RUN mkdir -p /data && chown node:node /data
 USER node
 # The SQLite database and the generated master key file (back both up, or set SLUICE_MASTER_KEY).
@@ -35,4 +39,4 @@ EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.SLUICE_PORT || 8080) + '/readyz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # What npm start runs; node directly, so SIGTERM reaches the gateway and drains in-flight deliveries.
-CMD ["node", "--max-old-space-size=128", "--max-semi-space-size=2", "--import", "tsx", "src/main.ts"]
+CMD ["node", "--max-old-space-size=128", "scripts/start.mjs"]

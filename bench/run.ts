@@ -31,6 +31,13 @@ const onlyArg = process.argv.find((a) => a.startsWith('--only='));
 const only = onlyArg ? new Set(onlyArg.slice(7).split(',')) : null;
 const want = (scenario: string) => !only || only.has(scenario);
 const generatorArg = process.argv.find((a) => a.startsWith('--generator='))?.slice(12);
+/**
+ * `--baseline=<checkout>`: another checkout of Sluice (an earlier commit, with its own
+ * node_modules) whose gateway runs row (a) too, alternated with this one's in the same run, so a
+ * change is judged against a baseline taken under the same machine load.
+ */
+const baselineRoot = process.argv.find((a) => a.startsWith('--baseline='))?.slice(11);
+const baselinePairs = Number(process.argv.find((a) => a.startsWith('--pairs='))?.slice(8) ?? 3);
 /** Closed-loop rows: wrk when installed (or asked for), else autocannon; always in a process of its own. */
 const generator: 'wrk' | 'autocannon' = generatorArg === 'autocannon' ? 'autocannon' : generatorArg === 'wrk' || wrkAvailable() ? 'wrk' : 'autocannon';
 
@@ -96,8 +103,8 @@ interface Gateway {
 }
 
 /** The gateway runs exactly as `npm start` runs it (same Node flags). */
-function startArgs(): string[] {
-  const script: string = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).scripts.start;
+function startArgs(root = ROOT): string[] {
+  const script: string = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).scripts.start;
   // `exec` (the shell npm runs scripts in hands over to node, so signals reach the gateway).
   const [command, ...args] = script.replace(/^exec\s+/, '').split(/\s+/);
   if (command !== 'node') throw new Error(`bench expects "npm start" to run node, not: ${script}`);
@@ -111,12 +118,12 @@ process.on('exit', () => {
 });
 
 /** `cpus`: the cores the gateway (all its threads and evaluators) may run on, through taskset. */
-async function startGateway(dataDir: string, env: Record<string, string> = {}, cpus?: string): Promise<Gateway> {
+async function startGateway(dataDir: string, env: Record<string, string> = {}, cpus?: string, root = ROOT): Promise<Gateway> {
   const port = await freePort();
   // taskset execs node: the pid is the gateway's own (its RSS is sampled through it).
-  const [command, args] = cpus ? ['taskset', ['-c', cpus, process.execPath, ...startArgs()]] : [process.execPath, startArgs()];
+  const [command, args] = cpus ? ['taskset', ['-c', cpus, process.execPath, ...startArgs(root)]] : [process.execPath, startArgs(root)];
   const proc = spawn(command, args, {
-    cwd: ROOT,
+    cwd: root,
     env: {
       ...process.env,
       SLUICE_PORT: String(port),
@@ -314,9 +321,9 @@ async function postgresDrainScenario(rx: Receiver, backlog: number, windowMs: nu
   return { one, two, seedSeconds, left };
 }
 
-async function throughputScenario(rx: Receiver, name: string, subscriptions: Record<string, unknown>[], template: { event: string; data: unknown }, amount: number, env: Record<string, string> = {}, cpus?: string, callKeys?: number) {
+async function throughputScenario(rx: Receiver, name: string, subscriptions: Record<string, unknown>[], template: { event: string; data: unknown }, amount: number, env: Record<string, string> = {}, cpus?: string, callKeys?: number, root = ROOT) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `sluice-bench-${name}-`));
-  const gw = await startGateway(dataDir, env, cpus);
+  const gw = await startGateway(dataDir, env, cpus, root);
   for (const sub of subscriptions) await api(gw, 'POST', '/api/v1/webhooks', sub);
   // Warm up JIT, pools and caches, then measure.
   await load(`${gw.url}/api/v1/events`, template, { amount: 500, connections: 16, callKeys });
@@ -613,6 +620,39 @@ async function main(): Promise<void> {
     record('forwarder_per_s', 'bare forwarder, express.json (same run)', forwarder, 'events/s');
     record('raw_forwarder_per_s', 'bare forwarder, node:http (reference)', rawForwarder, 'events/s');
     record('a_ratio_to_forwarder', '(a) as a share of the forwarder', a.e2eEvents / forwarder, '×', { op: '>=', value: 0.55 });
+  }
+  if (baselineRoot) {
+    const commitOf = (dir: string) => {
+      try {
+        const head = fs.readFileSync(path.join(dir, '.git'), 'utf8').trim();
+        return head.startsWith('gitdir:') ? fs.readFileSync(path.resolve(dir, head.slice(7).trim(), 'HEAD'), 'utf8').trim().slice(0, 7) : head.slice(0, 7);
+      } catch {
+        return path.basename(dir);
+      }
+    };
+    const label = commitOf(path.resolve(baselineRoot));
+    log(`(a/base) (a) alternated with the gateway of ${baselineRoot} (${label}), ${baselinePairs} pairs`);
+    const amount = Math.round(30_000 * scale);
+    const sub = [{ url: `${rx.url}/ab`, events: ['call.ended'], mapping: SIMPLE_MAPPING }];
+    const ours: number[] = [];
+    const theirs: number[] = [];
+    for (let i = 0; i < baselinePairs; i++) {
+      // Alternate which goes first, so a drift in machine load does not favour one side.
+      const order = i % 2 ? ['ours', 'theirs'] : ['theirs', 'ours'];
+      for (const side of order) {
+        const r = await throughputScenario(rx, `ab-${side}`, sub, callEnded, amount, {}, undefined, undefined, side === 'ours' ? ROOT : path.resolve(baselineRoot));
+        (side === 'ours' ? ours : theirs).push(r.e2eEvents);
+        log(`    ${side === 'ours' ? 'this checkout' : label}: ${Math.round(r.e2eEvents)} events/s, peak RSS ${Math.round(r.peak)} MB (load ${os.loadavg()[0].toFixed(2)})`);
+      }
+    }
+    const median = (xs: number[]) => {
+      const sorted = [...xs].sort((x, y) => x - y);
+      const mid = Math.floor(sorted.length / 2);
+      return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+    };
+    record('base_events_per_s', `(a/base) end to end, ${label}, median of ${baselinePairs}`, median(theirs), 'events/s');
+    record('base_ours_events_per_s', `(a/base) end to end, this checkout, median of ${baselinePairs}`, median(ours), 'events/s');
+    record('base_ratio', `(a/base) this checkout / ${label}`, median(ours) / median(theirs), '×', { op: '>=', value: 0.9 });
   }
   if (want('o')) {
     log('(o) ingest -> delivered, simple mapping, 1 subscription ordered by data.call.id over 100 calls');

@@ -1,11 +1,10 @@
-import { createHash } from 'node:crypto';
-import { stringify as stableStringify } from 'safe-stable-stringify';
 import { ConflictError, ValidationError, type ErrorDetail } from '../errors.ts';
 import { newId } from '../core/ids.ts';
 import { eventMatches } from '../core/event-match.ts';
 import { eventEnvelopeSchema, fieldsOf } from '../core/api-schemas.ts';
 import { ORDER_ALL, orderingExpression, plainKeyPath, readPlainKey, type RouteResult } from '../core/ordering.ts';
 import type { ClaimedDelivery, DeliveryRecord, EventRecord, IngestItem, IngestResult, Storage } from '../storage/types.ts';
+import type { PostedFields } from '../core/request-hash.ts';
 import { GroupCommit } from './group-commit.ts';
 import type { RuntimeSubscription } from './subscriptions.ts';
 import type { Logger } from '../logger.ts';
@@ -87,7 +86,7 @@ export class IngestService {
    * Checks one envelope; returns the normalized event or the problems, paths rooted at `root`,
    * and a hash of the fields as posted (before defaults), to tell a repeat from a conflict.
    */
-  parseEnvelope(body: unknown, root = '$'): { envelope?: EventEnvelope; requestHash?: string; errors: ErrorDetail[] } {
+  parseEnvelope(body: unknown, root = '$'): { envelope?: EventEnvelope; posted?: PostedFields; errors: ErrorDetail[] } {
     if (!body || typeof body !== 'object' || Array.isArray(body)) return { errors: [{ path: root, message: 'must be a JSON object {event, id?, timestamp?, data}' }] };
     const input = body as Record<string, unknown>;
     const errors: ErrorDetail[] = [];
@@ -105,7 +104,7 @@ export class IngestService {
     if (verdict.length) return { errors: verdict.map((d) => ({ ...d, path: d.path?.replace(/^\$/, root) })) };
     return {
       errors,
-      requestHash: createHash('sha256').update(stableStringify({ event: input.event, id: input.id, timestamp: input.timestamp, data: input.data }) ?? '').digest('hex'),
+      posted: { id: input.id !== undefined, timestamp: input.timestamp !== undefined },
       envelope: {
         event: eventName,
         id: (input.id as string | undefined) ?? newId('evt', this.#now()),
@@ -118,18 +117,18 @@ export class IngestService {
   /** Validates and durably stores events with their deliveries; resolves after the commit. */
   async accept(bodies: unknown[], options: { idempotencyKey?: string; test?: boolean; rootPath?: (i: number) => string } = {}): Promise<AcceptedEvent[]> {
     const envelopes: EventEnvelope[] = [];
-    const requestHashes: string[] = [];
+    const posted: PostedFields[] = [];
     const errors: ErrorDetail[] = [];
     bodies.forEach((body, i) => {
       const parsed = this.parseEnvelope(body, options.rootPath?.(i) ?? '$');
       if (parsed.envelope) envelopes.push(parsed.envelope);
-      if (parsed.requestHash) requestHashes.push(parsed.requestHash);
+      if (parsed.posted) posted.push(parsed.posted);
       errors.push(...parsed.errors);
     });
     if (errors.length) throw new ValidationError(bodies.length > 1 ? 'Some events are invalid; none were accepted.' : 'The event is invalid.', errors, 'invalid_event');
     let accepted: AcceptedEvent[];
     try {
-      accepted = await this.store(envelopes, { ...options, requestHashes });
+      accepted = await this.store(envelopes, { ...options, posted });
     } catch (err) {
       // Storage names the event by id; say where it sits in the request.
       if (!(err instanceof ConflictError) || err.code !== 'event_id_conflict' || !options.rootPath) throw err;
@@ -142,7 +141,7 @@ export class IngestService {
   }
 
   /** Fans out and stores already-validated envelopes (also used for the gateway's own events). */
-  async store(envelopes: EventEnvelope[], options: { idempotencyKey?: string; test?: boolean; onlySubscription?: string; notify?: boolean; requestHashes?: string[] } = {}): Promise<AcceptedEvent[]> {
+  async store(envelopes: EventEnvelope[], options: { idempotencyKey?: string; test?: boolean; onlySubscription?: string; notify?: boolean; posted?: PostedFields[] } = {}): Promise<AcceptedEvent[]> {
     const now = this.#now();
     const subscriptions = await this.#deps.subscriptions();
     const items: IngestItem[] = [];
@@ -156,7 +155,7 @@ export class IngestService {
         idempotency_key: envelopes.length === 1 ? options.idempotencyKey ?? null : null,
         test: options.test ?? false,
       };
-      items.push({ event: record, deliveries: await this.#fanOut(envelope, subscriptions, now, options.onlySubscription), request_hash: options.requestHashes?.[items.length] ?? null });
+      items.push({ event: record, deliveries: await this.#fanOut(envelope, subscriptions, now, options.onlySubscription), posted: options.posted?.[items.length] });
     }
     const notify = options.notify !== false;
     const reserved = notify ? this.#preclaim(items, now) : 0;

@@ -1,3 +1,4 @@
+import { requestHash, type PostedFields } from '../core/request-hash.ts';
 /**
  * The storage contract. SQLite and PostgreSQL each implement it; the shared conformance
  * suite in test/storage runs against both. Times are epoch milliseconds; JSON columns are
@@ -179,6 +180,16 @@ export interface IngestItem {
    * were kept have none and match any repeat.
    */
   request_hash?: string | null;
+  /**
+   * Instead of `request_hash`: which fields were posted, and the engine hashes the event itself
+   * (for SQLite in its storage thread, off the HTTP event loop; see core/request-hash.ts).
+   */
+  posted?: PostedFields;
+}
+
+/** The request hash an item is stored and compared with. */
+export function itemRequestHash(item: IngestItem): string | null {
+  return item.request_hash ?? (item.posted ? requestHash(item.event, item.posted) : null);
 }
 
 export interface IngestResult {

@@ -32,6 +32,10 @@ describe('Dockerfile', () => {
     expect(runtimeStage).toMatch(/^VOLUME \["\/data"\]$/m);
     expect(runtimeStage).toMatch(/^HEALTHCHECK [\s\S]*\/readyz/m);
     expect(runtimeStage).toContain('SLUICE_DATA_DIR=/data');
+    // The image runs what npm start runs, with the bundle built at image build time.
+    const start = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')).scripts.start as string;
+    expect(imageCommand().join(' ')).toBe(start.replace(/^exec /, ''));
+    expect(runtimeStage).toMatch(/^RUN node scripts\/start\.mjs --build$/m);
     for (const [, name] of runtimeStage.matchAll(/\b(SLUICE_[A-Z_]+)=/g)) expect(known, name).toContain(name);
   });
 });
@@ -62,6 +66,11 @@ describe('docker-compose.yml', () => {
 /** What the runtime stage copies from the build context (`COPY <src> <dest>` without --from). */
 function runtimeCopies(): string[] {
   return [...runtimeStage.matchAll(/^COPY (?!--from)(.+)$/gm)].flatMap((m) => m[1].trim().split(/\s+/).slice(0, -1));
+}
+
+/** The image's CMD (exec form). */
+function imageCommand(): string[] {
+  return JSON.parse(/^CMD (\[.*\])$/m.exec(runtimeStage)![1]) as string[];
 }
 
 function freePort(): Promise<number> {
@@ -102,7 +111,11 @@ describe('a production install (npm ci --omit=dev) of what the image holds', () 
 
     const port = await freePort();
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SLUICE_') && k !== 'NODE_OPTIONS'));
-    const gateway = spawn(process.execPath, ['--max-old-space-size=128', '--max-semi-space-size=2', '--import', 'tsx', 'src/main.ts'], {
+    // As the image does: the bundle built ahead, then its CMD.
+    await run(process.execPath, ['scripts/start.mjs', '--build'], { cwd: root, env });
+    const [node, ...args] = imageCommand();
+    expect(node).toBe('node');
+    const gateway = spawn(process.execPath, args, {
       cwd: root,
       env: { ...env, NODE_ENV: 'production', SLUICE_PORT: String(port), SLUICE_DATA_DIR: tempDir(), SLUICE_ADMIN_KEY: 'sk_admin_production_install_0123', SLUICE_LOG_LEVEL: 'warn', SLUICE_WATCH_MAPPINGS: 'false' },
       stdio: ['ignore', 'pipe', 'pipe'],

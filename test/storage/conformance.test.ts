@@ -8,6 +8,7 @@ import { SQLITE_MIGRATIONS } from '../../src/storage/sqlite/migrations.ts';
 import { POSTGRES_MIGRATIONS } from '../../src/storage/postgres/migrations.ts';
 import type { AttemptCompletion, AttemptRecord, DeliveryRecord, EventRecord, IngestItem, Storage, SubscriptionRecord } from '../../src/storage/types.ts';
 import { ConflictError } from '../../src/errors.ts';
+import { requestHash } from '../../src/core/request-hash.ts';
 import { newId } from '../../src/core/ids.ts';
 import { createTestDatabase, createTestSchema, type TestDatabase } from '../support/postgres.ts';
 
@@ -286,6 +287,18 @@ describe.each(engines)('storage conformance: $name', (engine) => {
       await expect(storage.ingest(batch)).rejects.toBeInstanceOf(ConflictError);
       await expect(storage.ingest([{ event: event({ idempotency_key: 'key-2' }), deliveries: [], request_hash: 'h2' }])).rejects.toThrow(/Idempotency-Key/);
       expect(await storage.getEvent(innocent.id)).toBeUndefined();
+    });
+
+    it('hashes what was posted itself: keys in another order repeat, other data conflicts, a hash stored before still matches', async () => {
+      const ev = event({ data: { b: 1, a: [1, { d: 2, c: 3 }] } });
+      await storage.ingest([{ event: ev, deliveries: [delivery(ev, sub)], posted: { id: true, timestamp: false } }]);
+      const reordered = { ...ev, data: { a: [1, { c: 3, d: 2 }], b: 1 } };
+      const [repeat] = await storage.ingest([{ event: reordered, deliveries: [delivery(ev, sub)], posted: { id: true, timestamp: false } }]);
+      expect(repeat.duplicate).toBe(true);
+      // The hash the gateway computed before the engines did (kept in rows written by then).
+      const before = requestHash(ev, { id: true, timestamp: false });
+      expect((await storage.ingest([{ event: ev, deliveries: [], request_hash: before }]))[0].duplicate).toBe(true);
+      await expect(storage.ingest([{ event: { ...ev, data: { b: 2 } }, deliveries: [], posted: { id: true, timestamp: false } }])).rejects.toBeInstanceOf(ConflictError);
     });
 
     it('a duplicate inside one batch resolves to the first occurrence', async () => {

@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
+import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { ADMIN_KEY, REPO_ROOT, waitFor } from './gateway.ts';
 
 /**
@@ -41,10 +43,24 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/**
+ * How tests start the gateway: the TypeScript through tsx, so coverage of child processes maps
+ * to src/. `npmStartArgs()` is what `npm start` runs (the bundle of scripts/start.mjs).
+ */
+const TSX_ARGS = ['--import', 'tsx', 'src/main.ts'];
+
+/** The node arguments of `npm start` (package.json's start script is `exec node <args>`). */
+export function npmStartArgs(): string[] {
+  const script = (JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
+  const [command, ...args] = script.replace(/^exec\s+/, '').split(/\s+/);
+  if (command !== 'node') throw new Error(`npm start is expected to run node, not: ${script}`);
+  return args;
+}
+
 /** Starts the process without waiting: for starts that are expected to fail. */
-export function launchGateway(dataDir: string, env: Record<string, string> = {}, port = 0): GatewayProcess {
+export function launchGateway(dataDir: string, env: Record<string, string> = {}, port = 0, nodeArgs = TSX_ARGS): GatewayProcess {
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('SLUICE_')));
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const child = spawn(process.execPath, nodeArgs, {
     cwd: REPO_ROOT,
     env: {
       ...inherited,
@@ -69,8 +85,8 @@ export function launchGateway(dataDir: string, env: Record<string, string> = {},
 }
 
 /** Starts the gateway on a fresh port; resolves once /readyz answers 200 (several starting at once on a busy machine take longer). */
-export async function spawnGateway(dataDir: string, env: Record<string, string> = {}, readyTimeoutMs = 15_000): Promise<GatewayProcess> {
-  const gw = launchGateway(dataDir, env, await freePort());
+export async function spawnGateway(dataDir: string, env: Record<string, string> = {}, readyTimeoutMs = 15_000, nodeArgs = TSX_ARGS): Promise<GatewayProcess> {
+  const gw = launchGateway(dataDir, env, await freePort(), nodeArgs);
   await waitFor(
     async () => {
       if (gw.child.exitCode !== null) throw new Error(`gateway exited with ${gw.child.exitCode} before it was ready:\n${gw.output()}`);

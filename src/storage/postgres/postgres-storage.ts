@@ -4,7 +4,7 @@ import type {
   EraseResult, EventRecord, EventSweepQuery, EventSweepResult, IngestItem, IngestResult, OrderingBlocker, PruneCounts, PruneCutoffs,
   ReplayQuery, ReplayResult, Storage, StorageChange, SubscriptionRecord,
 } from '../types.ts';
-import { CLAIM_SCAN_LIMIT } from '../types.ts';
+import { CLAIM_SCAN_LIMIT, itemRequestHash } from '../types.ts';
 import { foldSubscriptionHealth } from '../subscription-health.ts';
 import { POSTGRES_MIGRATIONS } from './migrations.ts';
 import { CHANGES_CHANNEL, ChangeListener } from './change-listener.ts';
@@ -369,8 +369,10 @@ export class PostgresStorage implements Storage {
     const results: (IngestResult | { duplicateOf: Known })[] = [];
     const newEvents: IngestItem[] = [];
     // Duplicates inside one batch resolve to the first occurrence, as they would across batches.
+    const hashes = new Map(items.map((item) => [item, itemRequestHash(item)]));
     for (const item of items) {
-      const { event, deliveries, request_hash: hash = null } = item;
+      const { event, deliveries } = item;
+      const hash = hashes.get(item)!;
       const foundById = byId.get(event.id);
       const existing = foundById ?? (event.idempotency_key ? byKey.get(event.idempotency_key) : undefined);
       if (existing && hash && existing.request_hash && existing.request_hash !== hash) {
@@ -407,7 +409,7 @@ export class PostgresStorage implements Storage {
       await this.#query(`INSERT INTO events (id, event, timestamp, data, received_at, idempotency_key, test, request_hash)
         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::boolean[], $8::text[])`, [
         e.map((x) => x.id), e.map((x) => x.event), e.map((x) => x.timestamp), e.map((x) => JSON.stringify(x.data)), e.map((x) => x.received_at),
-        e.map((x) => x.idempotency_key), e.map((x) => x.test), newEvents.map((i) => i.request_hash ?? null),
+        e.map((x) => x.idempotency_key), e.map((x) => x.test), newEvents.map((i) => hashes.get(i) ?? null),
       ], client);
       const d = newEvents.flatMap((i) => i.deliveries.map((delivery, position) => ({ ...delivery, position })));
       if (d.length) {

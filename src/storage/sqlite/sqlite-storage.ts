@@ -7,7 +7,7 @@ import type {
   ReplayQuery, ReplayResult, Storage, SubscriptionRecord,
 } from '../types.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
-import { CLAIM_SCAN_LIMIT } from '../types.ts';
+import { CLAIM_SCAN_LIMIT, itemRequestHash } from '../types.ts';
 import { idFloor, newId } from '../../core/ids.ts';
 import { aheadOf, headOfKey, holdsKey, isOldOrdered, mayStart, SQLITE_ORDERING, UNFINISHED } from '../ordering-sql.ts';
 import { ConflictError } from '../../errors.ts';
@@ -247,7 +247,9 @@ export class SqliteStorage implements Storage {
     return this.#immediate(() => {
       const results: IngestResult[] = [];
       // Duplicates inside one batch resolve to the first occurrence, as they would across batches.
-      for (const { event, deliveries, request_hash: hash = null } of items) {
+      for (const item of items) {
+        const { event, deliveries } = item;
+        const hash = itemRequestHash(item);
         const byId = findById.get(event.id) as Row | undefined;
         const existing = byId ?? ((event.idempotency_key ? findByKey.get(event.idempotency_key) : undefined) as Row | undefined);
         if (existing && hash && existing.request_hash && existing.request_hash !== hash) {
