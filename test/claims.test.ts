@@ -107,7 +107,9 @@ const CLAIMS: Claim[] = [
     defended: [
       { file: 'test/services/evaluation-isolation.e2e.test.ts', test: 'a subscription whose template builds a huge string fails its delivery, once, with the reason' },
       { file: 'test/services/evaluation-isolation.e2e.test.ts', test: 'a filter that runs into its limit does not match, and does not hold up ingest' },
+      { file: 'test/services/evaluation-isolation.e2e.test.ts', test: 'a template of the bounded (inline) kind meeting an event too big for it is sent to an evaluator, not run on the event loop' },
     ],
+    removal: 'the inline budget check (paths × event size) before a bounded template runs in the gateway',
   },
   {
     guarantee: 'secrets are never logged',

@@ -127,6 +127,42 @@ describe('templates and filters cannot hurt the gateway (a real gateway process)
     await callApi(gw, 'DELETE', `/api/v1/webhooks/${bad.body.id}`);
   }, 60_000);
 
+  it('a template of the bounded (inline) kind meeting an event too big for it is sent to an evaluator, not run on the event loop', async () => {
+    // Paths only, so it may run inline; but 200 paths over 15,000 items is 3 million steps and a
+    // 36 MB result: far past the inline budget (paths × event size), so an evaluator gets it,
+    // and its limits (time or memory) end it there. With a 5 s time limit, the same work on the event loop would
+    // hold it for seconds (the limit stops it there too, but only at 5 s).
+    const slowLimit = 5_000;
+    const gwWide = await spawnGateway(tempDir(), { SLUICE_TEMPLATE_TIMEOUT_MS: String(slowLimit) });
+    try {
+      const mapping = `{${Array.from({ length: 200 }, (_, i) => `"a${i}": data.items.name`).join(', ')}}`;
+      const sub = await callApi(gwWide, 'POST', '/api/v1/webhooks', { url: `${rx.url}/wide`, events: ['call.ended'], mapping, description: 'wide' });
+      const small = await callApi(gwWide, 'POST', '/api/v1/webhooks', { url: `${rx.url}/narrow`, events: ['call.ended'], mapping: '{"call": data.call.id}', description: 'narrow' });
+      expect(sub.status).toBe(201);
+      expect(small.status).toBe(201);
+      const big = callEnded();
+      big.data = { ...big.data, items: Array.from({ length: 15_000 }, (_, i) => ({ name: `item-${String(i).padStart(6, '0')}` })) };
+      const health = watchHealth(gwWide.url);
+      const posted = await callApi(gwWide, 'POST', '/api/v1/events', big);
+      expect(posted.status).toBe(202);
+      const wideId = posted.body.deliveries.find((d: { subscription_id: string }) => d.subscription_id === sub.body.id).id;
+      // The same event's other subscription is delivered meanwhile.
+      await waitFor(() => rx.requests.find((r) => r.url === '/narrow' && JSON.parse(r.body).call === big.data.call.id), 10_000, 'the narrow delivery');
+      const delivery = await waitFor(async () => {
+        const d = (await callApi(gwWide, 'GET', `/api/v1/deliveries/${wideId}`)).body;
+        return d.status === 'failed' || d.status === 'delivered' ? d : undefined;
+      }, 30_000, 'the wide delivery to finish');
+      const { max, failures } = await health.stop();
+      expect(delivery.status).toBe('failed');
+      expect(delivery.attempts[0].error).toMatch(/template_(timeout|size_exceeded|memory_exceeded)/);
+      expect(failures).toBe(0);
+      expect(max).toBeLessThan(LIMIT_MS);
+      expect(rx.requests.some((r) => r.url === '/wide')).toBe(false);
+    } finally {
+      await stopGateway(gwWide);
+    }
+  }, 90_000);
+
   it('a catastrophic regular expression in a mapping runs in linear time and the delivery goes out', async () => {
     const sub = await callApi(gw, 'POST', '/api/v1/webhooks', { url: `${rx.url}/ua`, events: ['audit.log.event'], mapping: '{"ua": $contains(data.user_agent, /^(a+)+$/)}', description: 'regex' });
     expect(sub.status).toBe(201);
