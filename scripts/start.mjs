@@ -1,7 +1,7 @@
 /**
  * What `npm start` runs: the gateway (src/main.ts) bundled by esbuild into one ES module, then
  * imported. Running it through tsx instead costs a module-loader thread with a V8 heap of its
- * own (about 35 MB of RSS for the life of the process) and a slower start.
+ * own (measured: 44 MB of RSS for the life of the process) and a slower start.
  *
  * - Packages stay external: Node loads them from node_modules, so the bundle is written under
  *   node_modules/.cache/sluice, where that lookup works, named by the hash of its code.

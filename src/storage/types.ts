@@ -1,9 +1,9 @@
-import { requestHash, type PostedFields } from '../core/request-hash.ts';
 /**
  * The storage contract. SQLite and PostgreSQL each implement it; the shared conformance
  * suite in test/storage runs against both. Times are epoch milliseconds; JSON columns are
  * parsed objects here. Secrets arrive already sealed (see core/secret-box.ts).
  */
+import { requestHash, type PostedFields } from '../core/request-hash.ts';
 
 export type Role = 'ingest' | 'read' | 'admin';
 
