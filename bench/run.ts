@@ -557,17 +557,26 @@ async function pruneLatencyScenario(rx: Receiver, backlog: number, rate: number,
   await seedFinished(dataDir, sub.id, backlog, 2 * 86_400_000);
   gw = await startGateway(dataDir, { SLUICE_RETENTION: '30d', SLUICE_PRUNE_INTERVAL: '1s' });
   await load(`${gw.url}/api/v1/events`, callEnded, { amount: 500, connections: 16 });
+  // SQLite time of ingest commits (fsync included) and prune batches, in the storage thread.
+  const series = { ingest: STORAGE_SERIES.ingest, prune: ['sluice_storage_call_seconds_bucket{', 'method="pruneDeliveries"'] } satisfies Record<string, [string, string]>;
+  let before = await histograms(gw, series);
   const without = await steadyLoad(`${gw.url}/api/v1/events`, callEnded, rate, seconds);
+  let after = await histograms(gw, series);
+  const commitWithout = bucketQuantile(before.ingest, after.ingest, 0.99);
   await gw.stop();
   gw = await startGateway(dataDir, { SLUICE_RETENTION: '1d', SLUICE_PRUNE_INTERVAL: '1s' });
   await load(`${gw.url}/api/v1/events`, callEnded, { amount: 500, connections: 16 });
   while ((await metric(gw, PRUNED_DELIVERIES)) === 0) await sleep(20);
   const prunedBefore = await metric(gw, PRUNED_DELIVERIES);
+  before = await histograms(gw, series);
   const during = await steadyLoad(`${gw.url}/api/v1/events`, callEnded, rate, seconds);
+  after = await histograms(gw, series);
+  const commitDuring = bucketQuantile(before.ingest, after.ingest, 0.99);
+  const pruneBatch = bucketQuantile(before.prune, after.prune, 0.99);
   const prunedAfter = await metric(gw, PRUNED_DELIVERIES);
   await gw.stop();
   fs.rmSync(dataDir, { recursive: true, force: true });
-  return { without: without.ackP99, during: during.ackP99, prunedDuring: prunedAfter - prunedBefore, stillPruning: prunedAfter < backlog, failed: without.non2xx + during.non2xx };
+  return { without: without.ackP99, during: during.ackP99, commitWithout, commitDuring, pruneBatch, prunedDuring: prunedAfter - prunedBefore, stillPruning: prunedAfter < backlog, failed: without.non2xx + during.non2xx };
 }
 
 /** (h) A steady load with a 5-second retention: database size after N seconds and after 2N. */
@@ -743,6 +752,9 @@ async function main(): Promise<void> {
     record('g_ack_p99_without_ms', '(g) ingest ack p99, nothing to prune', g.without, 'ms');
     record('g_ack_p99_pruning_ms', '(g) ingest ack p99, while pruning', g.during, 'ms');
     record('g_p99_ratio', '(g) p99 while pruning / without', g.during / g.without, '×', { op: '<=', value: 1.2 });
+    record('g_commit_p99_without_ms', `(g) ingest commit p99 in the storage thread, nothing to prune (≤ bucket; ${g.commitWithout.count})`, g.commitWithout.bound * 1000, 'ms');
+    record('g_commit_p99_pruning_ms', `(g) ingest commit p99 in the storage thread, while pruning (≤ bucket; ${g.commitDuring.count})`, g.commitDuring.bound * 1000, 'ms');
+    record('g_prune_batch_p99_ms', `(g) prune batch p99 in the storage thread (≤ bucket; ${g.pruneBatch.count} batches)`, g.pruneBatch.bound * 1000, 'ms');
     record('g_pruned_during', '(g) deliveries pruned in the window', g.prunedDuring, g.stillPruning ? 'rows (still pruning at the end)' : 'rows (prune ENDED inside the window)');
   }
   if (want('h')) {
