@@ -252,7 +252,7 @@ describe('dispatchAttempt', () => {
     const noLine = await dispatchAttempt(deps(http, { render: failing([]) }), claimedDelivery(), subscription(), connector(), now);
     expect(noLine.attempt.error).toBe('template error [template_runtime_error]: bad template');
     expect(sent).toHaveLength(0);
-    expect(withToken.attempt).toMatchObject({ outcome: 'fail', response_status: null, steps: null, request_body: null });
+    expect(withToken.attempt).toMatchObject({ outcome: 'fail', method: 'POST', url: 'https://hooks.example/in', request_headers: {}, response_status: null, steps: null, request_body: null });
   });
 
   it('lets other render errors through (the worker retries them)', async () => {
@@ -269,6 +269,8 @@ describe('dispatchAttempt', () => {
     const result = await dispatchAttempt(deps(http), claimedDelivery(), subscription(), broken, now);
     expect(result.verdict).toEqual({ outcome: 'fail', reason: 'connector broken could not build the request: channel is required' });
     expect(result.attempt.error).toBe('connector broken could not build the request: channel is required');
+    // Nothing was sent: the attempt shows the delivery's destination and the default method.
+    expect(result.attempt).toMatchObject({ method: 'POST', url: 'https://hooks.example/in', response_status: null, latency_ms: 0, steps: null });
     expect(sent).toHaveLength(0);
   });
 
