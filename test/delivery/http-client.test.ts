@@ -255,3 +255,53 @@ describe('HttpClient connection pool', () => {
     }
   });
 });
+
+describe('HttpClient reading a body in pieces, timing and closing', () => {
+  it('keeps exactly the first 4 KB of a body that arrives in small pieces, reading on past them', async () => {
+    // 6 pieces of 1000 bytes, paced by the destination so that the client reads them one by one
+    // (bytes that arrive together are read as one chunk): the excerpt ends inside the fifth.
+    // The result does not depend on the pacing; only how the body is split into chunks does.
+    const pieces = Array.from({ length: 6 }, (_, i) => String.fromCharCode(97 + i).repeat(1000));
+    const destination = await recordingDestination((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      const next = (i: number): void => {
+        if (i === pieces.length) res.end();
+        else res.write(pieces[i], () => setTimeout(() => next(i + 1), 15));
+      };
+      next(0);
+    });
+    try {
+      const result = await client.send({ method: 'POST', url: `${destination.origin}/`, headers: {}, body: '{}', sign: true }, 5_000);
+      expect(result).toMatchObject({ ok: true, response: { status: 200, body: pieces.join('').slice(0, RESPONSE_EXCERPT_BYTES) } });
+    } finally {
+      await destination.close();
+    }
+  });
+
+  it('measures latency in milliseconds from the start of the send', async () => {
+    const destination = await recordingDestination((_req, res) => res.end('ok'));
+    try {
+      const before = performance.now();
+      const result = await client.send({ method: 'POST', url: `${destination.origin}/`, headers: {}, body: '{}', sign: true }, 5_000);
+      const elapsed = performance.now() - before;
+      expect(result.ok).toBe(true);
+      expect(result.latencyMs).toBeGreaterThanOrEqual(0);
+      expect(result.latencyMs).toBeLessThanOrEqual(Math.ceil(elapsed * 100) / 100);
+    } finally {
+      await destination.close();
+    }
+  });
+
+  it('sends nothing once closed', async () => {
+    const destination = await recordingDestination((_req, res) => res.end('ok'));
+    const closing = new HttpClient();
+    try {
+      await closing.close();
+      const result = await closing.send({ method: 'POST', url: `${destination.origin}/`, headers: {}, body: '{}', sign: true }, 5_000);
+      expect(result.ok).toBe(false);
+      expect(destination.seen).toHaveLength(0);
+    } finally {
+      await destination.close();
+    }
+  });
+});
