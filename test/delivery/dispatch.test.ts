@@ -252,7 +252,7 @@ describe('dispatchAttempt', () => {
     const noLine = await dispatchAttempt(deps(http, { render: failing([]) }), claimedDelivery(), subscription(), connector(), now);
     expect(noLine.attempt.error).toBe('template error [template_runtime_error]: bad template');
     expect(sent).toHaveLength(0);
-    expect(withToken.attempt).toMatchObject({ outcome: 'fail', response_status: null, steps: null, request_body: null });
+    expect(withToken.attempt).toMatchObject({ outcome: 'fail', method: 'POST', url: 'https://hooks.example/in', request_headers: {}, response_status: null, steps: null, request_body: null });
   });
 
   it('lets other render errors through (the worker retries them)', async () => {
@@ -269,6 +269,8 @@ describe('dispatchAttempt', () => {
     const result = await dispatchAttempt(deps(http), claimedDelivery(), subscription(), broken, now);
     expect(result.verdict).toEqual({ outcome: 'fail', reason: 'connector broken could not build the request: channel is required' });
     expect(result.attempt.error).toBe('connector broken could not build the request: channel is required');
+    // Nothing was sent: the attempt shows the delivery's destination and the default method.
+    expect(result.attempt).toMatchObject({ method: 'POST', url: 'https://hooks.example/in', response_status: null, latency_ms: 0, steps: null });
     expect(sent).toHaveLength(0);
   });
 
@@ -366,5 +368,81 @@ describe('dispatchAttempt', () => {
     expect(sent[0].request.url).toBe('https://hooks.slack.example/services/T1/B1/XYZ');
     expect(result.attempt.url).toBe(`https://hooks.slack.example/${MASK}`);
     expect(result.verdict).toEqual({ outcome: 'retry', reason: 'HTTP 500' });
+  });
+});
+
+describe('dispatchAttempt with connector state per ordering key', () => {
+  /** A key-state store recording its calls, starting with `initial` for every key. */
+  function store(initial?: Record<string, string>, failSet?: string) {
+    const calls: unknown[][] = [];
+    const keyState: NonNullable<DispatchDeps['keyState']> = {
+      get: async (subscriptionId, orderingKey) => (calls.push(['get', subscriptionId, orderingKey]), initial),
+      set: async (subscriptionId, orderingKey, value) => {
+        calls.push(['set', subscriptionId, orderingKey, value]);
+        if (failSet) throw new Error(failSet);
+      },
+    };
+    return { keyState, calls };
+  }
+  const ordered = (key: string | null | undefined): ClaimedDelivery => {
+    const claimed = claimedDelivery();
+    return { ...claimed, delivery: { ...claimed.delivery, ordering_key: key } } as ClaimedDelivery;
+  };
+  /** A connector that keeps state when its options say `thread: true`, returning `next` as the state to keep. */
+  const threaded = (next: Record<string, string> | null | undefined, seen: ConnectorContext[] = []) =>
+    connector({
+      usesKeyState: (options) => options.thread === true,
+      buildRequest: (ctx) => (seen.push(ctx), { method: 'POST', url: ctx.url, headers: {}, body: '{}', sign: true }),
+      classifyResponse: (response): Verdict => (response.status < 300 ? (next === undefined ? { outcome: 'success' } : { outcome: 'success', state: next }) : { outcome: 'retry', reason: `HTTP ${response.status}` }),
+    });
+  const threadedSub = () => subscription({}, { connectorOptions: { thread: true } });
+
+  it('hands the connector what the key last kept, and keeps what a success returns', async () => {
+    const { keyState, calls } = store({ ts: '1.0' });
+    const seen: ConnectorContext[] = [];
+    const result = await dispatchAttempt(deps(recordingClient(answer(200)).http, { keyState }), ordered('call-1'), threadedSub(), threaded({ ts: '2.0' }, seen), now);
+    expect(seen[0]).toMatchObject({ orderingKey: 'call-1', state: { ts: '1.0' } });
+    expect(calls).toEqual([['get', 'sub_d', 'call-1'], ['set', 'sub_d', 'call-1', { ts: '2.0' }]]);
+    expect(result.verdict).toEqual({ outcome: 'success', state: { ts: '2.0' } });
+    expect(result.attempt.error).toBeNull();
+  });
+
+  it('gives null state when the key has none kept, and forgets it when a success returns null', async () => {
+    const { keyState, calls } = store(undefined);
+    const seen: ConnectorContext[] = [];
+    await dispatchAttempt(deps(recordingClient(answer(200)).http, { keyState }), ordered('call-2'), threadedSub(), threaded(null, seen), now);
+    expect(seen[0].state).toBeNull();
+    expect(calls).toEqual([['get', 'sub_d', 'call-2'], ['set', 'sub_d', 'call-2', null]]);
+  });
+
+  it('leaves the kept state as it is when a success returns none, or the attempt is not a success', async () => {
+    const { keyState, calls } = store({ ts: '1.0' });
+    await dispatchAttempt(deps(recordingClient(answer(200)).http, { keyState }), ordered('k'), threadedSub(), threaded(undefined), now);
+    await dispatchAttempt(deps(recordingClient(answer(503)).http, { keyState }), ordered('k'), threadedSub(), threaded({ ts: '9' }), now);
+    expect(calls).toEqual([['get', 'sub_d', 'k'], ['get', 'sub_d', 'k']]);
+  });
+
+  it('reads and keeps nothing for unordered deliveries, connectors that do not use it, or without a store', async () => {
+    const { keyState, calls } = store({ ts: '1.0' });
+    const seen: ConnectorContext[] = [];
+    const http = recordingClient(answer(200)).http;
+    // No ordering key (null or absent).
+    await dispatchAttempt(deps(http, { keyState }), ordered(null), threadedSub(), threaded({ ts: '2' }, seen), now);
+    await dispatchAttempt(deps(http, { keyState }), ordered(undefined), threadedSub(), threaded({ ts: '2' }, seen), now);
+    // The connector does not use key state with these options, or at all.
+    await dispatchAttempt(deps(http, { keyState }), ordered('k'), subscription({}, { connectorOptions: { thread: false } }), threaded({ ts: '2' }, seen), now);
+    await dispatchAttempt(deps(http, { keyState }), ordered('k'), threadedSub(), connector({ buildRequest: (ctx) => (seen.push(ctx), { method: 'POST', url: ctx.url, headers: {}, body: '{}', sign: true }), classifyResponse: () => ({ outcome: 'success', state: { ts: '2' } }) }), now);
+    expect(calls).toEqual([]);
+    // No store at all: the key is still passed on, with no state.
+    await dispatchAttempt(deps(http), ordered('k'), threadedSub(), threaded({ ts: '2' }, seen), now);
+    expect(seen.map((ctx) => [ctx.orderingKey, ctx.state])).toEqual([[null, null], [null, null], ['k', null], ['k', null], ['k', null]]);
+  });
+
+  it('still reports a success whose state could not be kept, saying so in the attempt', async () => {
+    const { keyState, calls } = store(undefined, 'database is locked');
+    const result = await dispatchAttempt(deps(recordingClient(answer(200)).http, { keyState }), ordered('call-3'), threadedSub(), threaded({ ts: '3.0' }), now);
+    expect(calls).toHaveLength(2);
+    expect(result.verdict).toEqual({ outcome: 'success', state: { ts: '3.0' } });
+    expect(result.attempt.error).toBe('delivered, but what the connector keeps for key "call-3" could not be stored: database is locked');
   });
 });

@@ -199,3 +199,109 @@ describe('HttpClient.send', () => {
     }
   });
 });
+
+describe('HttpClient failures, as the connector reports them', () => {
+  /** A client whose every connection fails with `error`. */
+  async function failWith(error: unknown) {
+    const failing = new HttpClient({ connector: () => (_connectOptions, callback) => callback(error as Error, null) });
+    try {
+      return await failing.send({ method: 'POST', url: 'http://127.0.0.1:9/', headers: {}, body: '{}', sign: true }, 4_321);
+    } finally {
+      await failing.close();
+    }
+  }
+
+  it('names a timeout for undici header and body timeouts and aborted or timed-out signals', async () => {
+    const timedOut = { ok: false, code: 'ETIMEDOUT', error: 'timed out after 4321 ms' };
+    expect(await failWith(new undiciErrors.HeadersTimeoutError())).toMatchObject(timedOut);
+    expect(await failWith(new undiciErrors.BodyTimeoutError())).toMatchObject(timedOut);
+    expect(await failWith(Object.assign(new Error('aborted'), { name: 'AbortError' }))).toMatchObject(timedOut);
+    expect(await failWith(Object.assign(new Error('signal timed out'), { name: 'TimeoutError' }))).toMatchObject(timedOut);
+  });
+
+  it('takes the code and message of the cause first, then of the error, then its name, then ERROR', async () => {
+    const inner = { code: 'EINNER', message: 'inner message' };
+    expect(await failWith(Object.assign(new Error('outer'), { code: 'EOUTER', cause: inner }))).toMatchObject({ ok: false, code: 'EINNER', error: 'EINNER: inner message' });
+    expect(await failWith(Object.assign(new Error('outer'), { code: 'EOUTER', cause: { message: 'inner only' } }))).toMatchObject({ code: 'EOUTER', error: 'EOUTER: inner only' });
+    expect(await failWith(Object.assign(new Error('outer'), { cause: { code: 'EINNER' } }))).toMatchObject({ code: 'EINNER', error: 'EINNER: outer' });
+    expect(await failWith(new TypeError('plain'))).toMatchObject({ code: 'TypeError', error: 'TypeError: plain' });
+    expect(await failWith(Object.assign(new Error('nameless'), { name: undefined }))).toMatchObject({ code: 'ERROR', error: 'ERROR: nameless' });
+    expect(await failWith('a bare string')).toMatchObject({ code: 'ERROR', error: 'ERROR: a bare string' });
+  });
+});
+
+describe('HttpClient connection pool', () => {
+  it('keeps to the per-origin connection cap, reusing a kept-alive connection', async () => {
+    const ports: number[] = [];
+    const destination = await recordingDestination((req, res) => {
+      ports.push(req.socket.remotePort!);
+      res.end('ok');
+    });
+    const capped = new HttpClient({ connectionsPerOrigin: 1 });
+    const uncapped = new HttpClient();
+    try {
+      const request = { method: 'POST' as const, url: `${destination.origin}/`, headers: {}, body: '{}', sign: true };
+      const one = await Promise.all([capped.send(request, 5_000), capped.send(request, 5_000), capped.send(request, 5_000)]);
+      expect(one.map((r) => r.ok)).toEqual([true, true, true]);
+      expect(new Set(ports).size).toBe(1);
+      ports.length = 0;
+      // Without a cap as low, concurrent requests open connections of their own.
+      await Promise.all([uncapped.send(request, 5_000), uncapped.send(request, 5_000), uncapped.send(request, 5_000)]);
+      expect(new Set(ports).size).toBe(3);
+    } finally {
+      await capped.close();
+      await uncapped.close();
+      await destination.close();
+    }
+  });
+});
+
+describe('HttpClient reading a body in pieces, timing and closing', () => {
+  it('keeps exactly the first 4 KB of a body that arrives in small pieces, reading on past them', async () => {
+    // 6 pieces of 1000 bytes, paced by the destination so that the client reads them one by one
+    // (bytes that arrive together are read as one chunk): the excerpt ends inside the fifth.
+    // The result does not depend on the pacing; only how the body is split into chunks does.
+    const pieces = Array.from({ length: 6 }, (_, i) => String.fromCharCode(97 + i).repeat(1000));
+    const destination = await recordingDestination((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      const next = (i: number): void => {
+        if (i === pieces.length) res.end();
+        else res.write(pieces[i], () => setTimeout(() => next(i + 1), 15));
+      };
+      next(0);
+    });
+    try {
+      const result = await client.send({ method: 'POST', url: `${destination.origin}/`, headers: {}, body: '{}', sign: true }, 5_000);
+      expect(result).toMatchObject({ ok: true, response: { status: 200, body: pieces.join('').slice(0, RESPONSE_EXCERPT_BYTES) } });
+    } finally {
+      await destination.close();
+    }
+  });
+
+  it('measures latency in milliseconds from the start of the send', async () => {
+    const destination = await recordingDestination((_req, res) => res.end('ok'));
+    try {
+      const before = performance.now();
+      const result = await client.send({ method: 'POST', url: `${destination.origin}/`, headers: {}, body: '{}', sign: true }, 5_000);
+      const elapsed = performance.now() - before;
+      expect(result.ok).toBe(true);
+      expect(result.latencyMs).toBeGreaterThanOrEqual(0);
+      expect(result.latencyMs).toBeLessThanOrEqual(Math.ceil(elapsed * 100) / 100);
+    } finally {
+      await destination.close();
+    }
+  });
+
+  it('sends nothing once closed', async () => {
+    const destination = await recordingDestination((_req, res) => res.end('ok'));
+    const closing = new HttpClient();
+    try {
+      await closing.close();
+      const result = await closing.send({ method: 'POST', url: `${destination.origin}/`, headers: {}, body: '{}', sign: true }, 5_000);
+      expect(result.ok).toBe(false);
+      expect(destination.seen).toHaveLength(0);
+    } finally {
+      await destination.close();
+    }
+  });
+});

@@ -254,6 +254,15 @@ describe('SsrfError and lookup details', () => {
     expect((await lookupAsync(lookup, 'LOCALHOST.', {})).err).toMatchObject({ code: 'ESSRF', host: 'LOCALHOST.', address: '127.0.0.1', range: 'loopback' });
   });
 
+  it('strips only a balanced pair of brackets: a name with one bracket is no IP literal and goes to the resolver as is', async () => {
+    const resolve = fakeResolver(table);
+    const lookup = createGuardedLookup({ allowInsecure: false, resolve });
+    for (const name of ['[::1', '::1]', '[public.example', 'public.example]']) {
+      expect((await lookupAsync(lookup, name, {})).err).toMatchObject({ code: 'ENOTFOUND' });
+    }
+    expect(resolve.mock.calls).toEqual([['[::1', 0], ['::1]', 0], ['[public.example', 0], ['public.example]', 0]]);
+  });
+
   it('treats only localhost and its subdomains as localhost', async () => {
     const resolve = fakeResolver({ ...table, 'mylocalhost': ['93.184.216.34'], 'localhost.example': ['93.184.216.34'] });
     const lookup = createGuardedLookup({ allowInsecure: false, resolve });
@@ -285,14 +294,14 @@ describe('assertDestinationAllowed: messages', () => {
   it('explains each refusal of the URL itself', async () => {
     expect(await details('not a url')).toEqual({ message: 'The destination URL is invalid.', code: 'validation_failed', details: [{ path: '$.url', message: '"not a url" is not a valid absolute URL' }] });
     expect(await details('ftp://public.example/x')).toEqual({ message: 'The destination URL is invalid.', code: 'validation_failed', details: [{ path: '$.url', message: 'must be an https:// URL, not ftp://' }] });
-    expect((await details('https://user:pw@public.example/'))!.details).toEqual([
+    expect(await details('https://user:pw@public.example/')).toEqual({ message: 'The destination URL is invalid.', code: 'validation_failed', details: [
       { path: '$.url', message: 'must not carry a username or password; use the subscription\'s auth ({"type": "basic", ...}) so it is stored encrypted and masked' },
-    ]);
+    ] });
     expect((await details('https://user@public.example/'))!.details[0].message).toMatch(/^must not carry a username or password/);
     expect((await details('https://:pw@public.example/'))!.details[0].message).toMatch(/^must not carry a username or password/);
-    expect((await details('http://public.example/'))!.details).toEqual([
+    expect(await details('http://public.example/')).toEqual({ message: 'The destination URL is invalid.', code: 'validation_failed', details: [
       { path: '$.url', message: 'must use https:// (plain http:// is only allowed with SLUICE_ALLOW_INSECURE_URLS=true, for local development)' },
-    ]);
+    ] });
   });
 
   it('names host, address and range of a forbidden destination', async () => {
@@ -380,5 +389,12 @@ describe('guarded undici Agent against a real loopback server', () => {
     expect(refused.error).toMatchObject({ code: 'ESSRF' });
     const allowed = new Agent({ connect: createGuardedConnector({ allowInsecure: true, resolve: loopbackOnly, connect: { timeout: 5_000 } }) });
     expect(await attempt(`http://127.0.0.1:${port}/`, allowed)).toEqual({ status: 200, body: 'ok' });
+  });
+
+  it('the guarded connector judges a name by its resolved addresses, not as an address itself', async () => {
+    const insecure = new Agent({ connect: createGuardedConnector({ allowInsecure: true, resolve: loopbackOnly }) });
+    expect(await attempt(`http://hooks.test:${port}/`, insecure)).toEqual({ status: 200, body: 'ok' });
+    const allowlisted = new Agent({ connect: createGuardedConnector({ allowInsecure: false, allowlist: '127.0.0.0/8', resolve: loopbackOnly }) });
+    expect(await attempt(`http://hooks.test:${port}/`, allowlisted)).toEqual({ status: 200, body: 'ok' });
   });
 });
