@@ -357,10 +357,13 @@ describe('locateInSource: positions jsonata gives past or before the token', () 
 
   it('finds a token that ends a character or two before the position, from the start of the source', () => {
     expect(locateInSource('sum(x)', 4, 'sum')).toEqual({ line: 1, column: 1 });
+    expect(locateInSource('f(x)', 3, 'f')).toEqual({ line: 1, column: 1 });
   });
 
   it('falls back to the character before the position when the token is further away or absent', () => {
     expect(locateInSource('ab x cd', 7, 'ab')).toEqual({ line: 1, column: 7 });
     expect(locateInSource('abc def', 5, 'zz')).toEqual({ line: 1, column: 5 });
+    // Only a token before the position counts, not one that starts at it.
+    expect(locateInSource('ab zz', 3, 'zz')).toEqual({ line: 1, column: 3 });
   });
 });
