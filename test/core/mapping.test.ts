@@ -318,6 +318,8 @@ describe('mapping: details of each failure', () => {
   it('leaves functions out of arrays, native and lambda alike', async () => {
     expect(await evaluateTemplate(compileTemplate('[1, $string, function($x){$x}, 2]'), callEnded)).toEqual([1, 2]);
     expect(await evaluateTemplate(compileTemplate('{"k": [1, $string]}'), callEnded)).toEqual({ k: [1] });
+    // null items are kept as they are (they are no function to look into).
+    expect(await evaluateTemplate(compileTemplate('[1, null, "x", false]'), callEnded)).toEqual([1, null, 'x', false]);
   });
 
   it('gives a helper failure its position and token, and no jsonata code it does not have', async () => {
