@@ -128,3 +128,15 @@ describe('jsonSizeWithin', () => {
     expect(jsonSizeWithin({ f: () => 1 }, 1_000)).toBeUndefined();
   });
 });
+
+describe('bounded subset: every operator, and sizes at the limit', () => {
+  it.each(['+', '-', '*', '/', '%', '=', '!=', '<', '<=', '>', '>=', '&', 'and', 'or', 'in'])('accepts the binary operator %s between two paths', (op) => {
+    expect(boundedShape(jsonata(`data.a ${op} data.b`).ast())).toEqual({ references: 2 });
+  });
+
+  it('counts a size that reaches the limit exactly as within it', () => {
+    expect(jsonSizeWithin([], 2)).toBe(2);
+    expect(jsonSizeWithin([[]], 5)).toBe(5);
+    expect(jsonSizeWithin([[]], 4)).toBeUndefined();
+  });
+});

@@ -3,6 +3,7 @@ import { TemplateError } from '../../src/errors.ts';
 import {
   compileTemplate,
   evaluateTemplate,
+  expressionLabel,
   locateInSource,
   type CompiledTemplate,
 } from '../../src/core/mapping.ts';
@@ -286,5 +287,85 @@ describe('$pad under the output limit', () => {
     expect(err.details).toEqual([{ message: 'a string of 51 characters exceeds the limit of 50', limit: 50 }]);
     const inEval = await templateError(() => pad('$eval(\'$pad("", 60)\')', { maxOutputBytes: 50 }));
     expect(inEval.code).toBe('template_size_exceeded');
+  });
+});
+
+describe('mapping: details of each failure', () => {
+  const failure = async (source: string, limits = {}) => {
+    const err = await templateError(() => evaluateTemplate(compileTemplate(source), callEnded, {}, limits));
+    return { code: err.code, message: err.message, details: err.details };
+  };
+
+  it('names each kind of expression in its messages', () => {
+    expect(['template', 'filter', 'ordering_key', 'route'].map((kind) => expressionLabel(kind as Parameters<typeof expressionLabel>[0]))).toEqual([
+      'Template', 'Filter', 'Ordering key', 'Filter or ordering key',
+    ]);
+  });
+
+  it('says why no value or a function is refused', async () => {
+    expect(await failure('data.missing')).toEqual({
+      code: 'template_undefined_result',
+      message: 'The template produced no value for this event.',
+      details: [{ message: 'the template produced no value for this event (every path it reads may be missing)' }],
+    });
+    expect(await failure('$string')).toEqual({
+      code: 'template_runtime_error',
+      message: 'The template produced a function, not a JSON value.',
+      details: [{ message: 'the template produced a function, not a JSON value' }],
+    });
+  });
+
+  it('leaves functions out of arrays, native and lambda alike', async () => {
+    expect(await evaluateTemplate(compileTemplate('[1, $string, function($x){$x}, 2]'), callEnded)).toEqual([1, 2]);
+    expect(await evaluateTemplate(compileTemplate('{"k": [1, $string]}'), callEnded)).toEqual({ k: [1] });
+    // null items are kept as they are (they are no function to look into).
+    expect(await evaluateTemplate(compileTemplate('[1, null, "x", false]'), callEnded)).toEqual([1, null, 'x', false]);
+  });
+
+  it('gives a helper failure its position and token, and no jsonata code it does not have', async () => {
+    expect((await failure('$truncate("x", -1)')).details).toStrictEqual([
+      { message: '$truncate: the maximum length must be a whole number >= 0, got -1', line: 1, column: 2, token: 'truncate', position: 10 },
+    ]);
+  });
+
+  it('names the sequence size for a range over the range operator limit too', async () => {
+    expect(await failure('[1..20000000]')).toEqual({
+      code: 'template_size_exceeded',
+      message: 'Template evaluation built a sequence larger than 100000 items.',
+      details: [{ message: 'a sequence of 20000000 items exceeds the limit of 100000', limit: 100_000 }],
+    });
+    expect((await failure('$count([1..200000])')).details).toEqual([{ message: 'a sequence of 200000 items exceeds the limit of 100000', limit: 100_000 }]);
+  });
+
+  it('reports an unsupported regex with jsonata code S0999', async () => {
+    const err = await templateError(() => compileTemplate('$match(data.summary, /(a)\\1/)'));
+    expect(err.code).toBe('template_syntax_error');
+    expect(err.details[0]).toMatchObject({ jsonata_code: 'S0999', token: '/(a)\\1/' });
+  });
+
+  it('takes a time limit that is zero, negative or not finite as none', async () => {
+    for (const timeoutMs of [0, -1, Number.POSITIVE_INFINITY, Number.NaN]) {
+      expect(await evaluateTemplate(compileTemplate('data.call.duration + 1'), callEnded, {}, { timeoutMs })).toBe(181);
+    }
+  });
+});
+
+describe('locateInSource: positions jsonata gives past or before the token', () => {
+  it('clamps a position past the end to the end of the source', () => {
+    expect(locateInSource('ab', 10)).toEqual({ line: 1, column: 3 });
+    // Exactly one past the end: the end, even when the token appears earlier.
+    expect(locateInSource('ab', 3, 'b')).toEqual({ line: 1, column: 3 });
+  });
+
+  it('finds a token that ends a character or two before the position, from the start of the source', () => {
+    expect(locateInSource('sum(x)', 4, 'sum')).toEqual({ line: 1, column: 1 });
+    expect(locateInSource('f(x)', 3, 'f')).toEqual({ line: 1, column: 1 });
+  });
+
+  it('falls back to the character before the position when the token is further away or absent', () => {
+    expect(locateInSource('ab x cd', 7, 'ab')).toEqual({ line: 1, column: 7 });
+    expect(locateInSource('abc def', 5, 'zz')).toEqual({ line: 1, column: 5 });
+    // Only a token before the position counts, not one that starts at it.
+    expect(locateInSource('ab zz', 3, 'zz')).toEqual({ line: 1, column: 3 });
   });
 });

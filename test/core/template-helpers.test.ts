@@ -157,3 +157,21 @@ describe('template helpers: edges', () => {
     await expect(evaluateTemplate(compileTemplate('$formatDuration(data.s)'), { data: { s: 'soon' } })).rejects.toThrow();
   });
 });
+
+describe('template helpers: edges', () => {
+  it('isoToUnixMs refuses text before or after the timestamp, and reads a time without a zone as local', () => {
+    // V8's Date.parse alone would read "on 2026-03-15" as a date.
+    expect(() => isoToUnixMs('on 2026-03-15')).toThrow(/ISO 8601/);
+    expect(() => isoToUnixMs('2026-03-15 14:30 GMT+5')).toThrow(/ISO 8601/);
+    expect(isoToUnixMs('2026-03-15T14:30')).toBe(new Date(2026, 2, 15, 14, 30).getTime());
+    expect(isoToUnixMs('2026-03-15T14:30:05.250')).toBe(new Date(2026, 2, 15, 14, 30, 5, 250).getTime());
+  });
+
+  it('flatten leaves out undefined values, writes list items that are undefined as empty, and returns ordinary properties', () => {
+    const out = flatten({ gone: undefined, keep: 1, list: [1, undefined, null, 'x'] })!;
+    expect(Object.keys(out)).toEqual(['keep', 'list']);
+    expect(out.list).toBe('1,,,x');
+    expect(Object.getOwnPropertyDescriptor(out, 'keep')).toEqual({ value: 1, writable: true, enumerable: true, configurable: true });
+    expect(Object.getOwnPropertyDescriptor(flatten({ ['__proto__']: { a: 1 } } as Record<string, unknown>)!, '__proto___a')).toEqual({ value: 1, writable: true, enumerable: true, configurable: true });
+  });
+});
