@@ -200,7 +200,8 @@ describe('exhaustion and schedules', () => {
       expect(attempt.error).toEqual(expect.any(String));
     });
     expect(delivery.attempts.map((a: any) => a.outcome)).toEqual(['retry', 'retry', 'retry', 'fail']);
-    expect(delivery.last_error).toMatch(/gave up after 4 attempts/);
+    // The attempt's own error, then why there is no next one.
+    expect(delivery.last_error).toBe('HTTP 500 (gave up after 4 attempts)');
     await sentinelArrives(gw, receiver);
     expect(receiver.requests.filter((r) => r.url === '/hook')).toHaveLength(schedule.length);
   });
@@ -410,5 +411,18 @@ describe('no success for too long', () => {
     expect(disabled.data).toMatchObject({ subscription_id: sub.id });
     expect(disabled.data.reason).toBe('failing');
     expect(disabled.data.message).toBe('no successful delivery for 0.9 seconds');
+  }, 20_000);
+
+  it('a success that ends a failing run longer than the limit keeps the subscription enabled', async () => {
+    // The first attempt fails; the retry is due after the 0.86 s limit and succeeds. Only a
+    // failure past the limit disables; the success clears the run.
+    const gw = await gatewayForTest({ SLUICE_DISABLE_AFTER_DAYS: '0.00001' });
+    const receiver = await receiverForTest((_req, index) => ({ status: index === 0 ? 503 : 200 }));
+    const sub = await createSubscription(gw, { url: `${receiver.url}/hook`, events: ['call.ended'], retry: { schedule: ['0s', '1500ms'] } });
+    const id = deliveryFor(await postEvent(gw), sub.id);
+    const delivery = await waitForDelivery(gw, id, (d) => d.status === 'delivered');
+    expect(delivery.attempts.map((a: { outcome: string }) => a.outcome)).toEqual(['retry', 'success']);
+    const shown = (await gw.api('GET', `/api/v1/webhooks/${sub.id}`)).body;
+    expect(shown).toMatchObject({ enabled: true, disabled_reason: null });
   }, 20_000);
 });
