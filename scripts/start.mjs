@@ -14,7 +14,12 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { build, stop } from 'esbuild';
+
+// esbuild's synchronous API (the gateway bundles its storage thread and evaluator scripts at
+// start with it) would otherwise run a service process from a worker thread and keep it for the
+// life of the gateway (about 30 MB); with this, each synchronous build is a short-lived process.
+process.env.ESBUILD_WORKER_THREADS = '0';
+const { build, stop } = await import('esbuild');
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 

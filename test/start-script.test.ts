@@ -16,10 +16,15 @@ import { killGateways, npmStartArgs, spawnGateway } from './support/gateway-proc
 
 afterEach(() => killGateways());
 
-/** The processes a gateway started (evaluators, or a bundler service left running). */
+/**
+ * The processes a gateway started (evaluators, or a bundler service left running), from any of
+ * its threads: a child belongs to the thread that spawned it (esbuild's synchronous API spawns
+ * its service from a worker thread).
+ */
 function childCommands(pid: number): string[] {
-  const children = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
-  return children.map((child) => fs.readFileSync(`/proc/${child}/cmdline`, 'utf8').replaceAll('\0', ' '));
+  const children = fs.readdirSync(`/proc/${pid}/task`).flatMap((tid) => fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean));
+  // The name from stat, which a process that exited but was never reaped still has.
+  return children.map((child) => `${/\((.*)\)/.exec(fs.readFileSync(`/proc/${child}/stat`, 'utf8'))?.[1]} ${fs.readFileSync(`/proc/${child}/cmdline`, 'utf8').replaceAll('\0', ' ')}`);
 }
 
 describe('npm start', () => {
@@ -29,7 +34,9 @@ describe('npm start', () => {
     try {
       const args = npmStartArgs();
       expect(args).toContain('scripts/start.mjs');
-      const gw = await spawnGateway(dataDir, { SLUICE_LOG_LEVEL: 'info' }, 60_000, args);
+      // As from a shell: the test runner's environment turns esbuild's worker-thread service off
+      // (which is what keeps a service process alive after a synchronous build).
+      const gw = await spawnGateway(dataDir, { SLUICE_LOG_LEVEL: 'info', ESBUILD_WORKER_THREADS: '1' }, 60_000, args);
       expect(gw.output()).not.toMatch(/tsx/);
 
       // Files found beside their module (import.meta.url of each source file, not the bundle's).
@@ -57,7 +64,7 @@ describe('npm start', () => {
       expect(repeat.status).toBe(409);
       expect(repeat.body.error.code).toBe('event_id_conflict');
 
-      // The bundler's service process was stopped once the bundle was built.
+      // The bundler's service processes were stopped once the bundles were built.
       expect(childCommands(gw.child.pid!).filter((command) => command.includes('esbuild'))).toEqual([]);
 
       gw.child.kill('SIGTERM');
