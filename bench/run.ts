@@ -674,16 +674,27 @@ async function main(): Promise<void> {
     if (figures.a_events_per_s) record('o_ratio_to_a', '(o) ordered / unordered (a)', o.e2eEvents / figures.a_events_per_s, '×');
   }
   if (want('k')) {
-    log('(k) core split: (a) with the gateway on 1 core, then on 2 (taskset; generator and receiver unpinned)');
+    log('(k) core split: (a) with the gateway on 1 core, then on 2 (taskset; generator and receiver unpinned), with delivery on its own thread (the default) and on the HTTP thread');
     const amount = Math.round(20_000 * scale);
     const sub = [{ url: `${rx.url}/k`, events: ['call.ended'], mapping: SIMPLE_MAPPING }];
+    const inline = { SLUICE_DELIVERY_THREAD: 'false' };
+    // Interleaved, so a drift in machine load does not favour one layout.
     const one = await throughputScenario(rx, 'k1', sub, callEnded, amount, {}, '0');
+    const oneInline = await throughputScenario(rx, 'k1-inline', sub, callEnded, amount, inline, '0');
+    const twoInline = await throughputScenario(rx, 'k2-inline', sub, callEnded, amount, inline, '0,1');
     const two = await throughputScenario(rx, 'k2', sub, callEnded, amount, {}, '0,1');
     record('k1_events_per_s', '(k) end to end, gateway on 1 core', one.e2eEvents, 'events/s');
     record('k1_ack_p99_ms', '(k) ingest ack p99, gateway on 1 core', one.load.ackP99, 'ms');
     record('k2_events_per_s', '(k) end to end, gateway on 2 cores', two.e2eEvents, 'events/s');
     record('k2_ack_p99_ms', '(k) ingest ack p99, gateway on 2 cores', two.load.ackP99, 'ms');
+    record('k2_eld_p99_ms', '(k) HTTP thread event-loop delay p99, gateway on 2 cores', two.eld.p99, 'ms');
     record('k_ratio', '(k) 2 cores / 1 core', two.e2eEvents / one.e2eEvents, '×');
+    record('k1_inline_events_per_s', '(k) same on 1 core, delivery on the HTTP thread', oneInline.e2eEvents, 'events/s');
+    record('k2_inline_events_per_s', '(k) same on 2 cores, delivery on the HTTP thread', twoInline.e2eEvents, 'events/s');
+    record('k2_inline_ack_p99_ms', '(k) ingest ack p99 on 2 cores, delivery on the HTTP thread', twoInline.load.ackP99, 'ms');
+    record('k2_inline_eld_p99_ms', '(k) HTTP thread event-loop delay p99 on 2 cores, delivery on it', twoInline.eld.p99, 'ms');
+    record('k_inline_ratio', '(k) 2 cores / 1 core, delivery on the HTTP thread', twoInline.e2eEvents / oneInline.e2eEvents, '×');
+    record('k_thread_gain', '(k) on 2 cores: delivery thread / delivery on the HTTP thread', two.e2eEvents / twoInline.e2eEvents, '×');
   }
   if (want('p')) {
     const reachable = await withAdmin(async () => true).catch((err: Error) => {

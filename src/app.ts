@@ -19,17 +19,16 @@ import { SubscriptionService } from './services/subscriptions.ts';
 import { IngestService } from './services/ingest.ts';
 import { MappingRegistry } from './services/mapping-registry.ts';
 import { loadEventCatalog } from './catalog/event-catalog.ts';
-import { assertDestinationAllowed, createGuardedConnector, type Resolver } from './delivery/ssrf-lookup.ts';
-import { HttpClient } from './delivery/http-client.ts';
-import { DeliveryWorker } from './delivery/worker.ts';
-import { destinationOf, loggableUrl } from './delivery/dispatch.ts';
+import { assertDestinationAllowed, type Resolver } from './delivery/ssrf-lookup.ts';
+import type { DeliveryWorker } from './delivery/worker.ts';
+import { createDeliveryStack, templateView, type DeliveryEngine } from './delivery/delivery-stack.ts';
+import { DeliveryThread } from './delivery/delivery-thread-host.ts';
 import { DeliveryService } from './services/deliveries.ts';
 import { deliveriesRouter } from './http/routes/deliveries.ts';
 import { mappingsRouter } from './http/routes/mappings.ts';
 import { connectorsRouter } from './http/routes/connectors.ts';
 import { MappingPreviewService } from './services/mapping-preview.ts';
-import { EvaluationPool } from './services/evaluation-pool.ts';
-import type { RuntimeSubscription } from './services/subscriptions.ts';
+import { EvaluationPool, evaluatorScriptPath } from './services/evaluation-pool.ts';
 import { createHttpApp } from './http/http-app.ts';
 import { keysRouter } from './http/routes/keys.ts';
 import { authenticate } from './http/auth.ts';
@@ -77,7 +76,10 @@ export interface Sluice {
   readonly ingest: IngestService;
   readonly mappings: MappingRegistry;
   readonly deliveries: DeliveryService;
-  readonly worker: DeliveryWorker;
+  /** Delivery, in the delivery thread (SLUICE_DELIVERY_THREAD) or here. */
+  readonly delivery: DeliveryEngine;
+  /** The worker itself when delivery runs in this thread (SLUICE_DELIVERY_THREAD=false), for tests. */
+  readonly worker: DeliveryWorker | undefined;
   readonly pruner: Pruner;
   /** The express application (its routes are checked against the OpenAPI document). */
   readonly app: Express;
@@ -125,9 +127,13 @@ export function createStorage(config: Config, logger?: Logger, thread?: SqliteTh
     url: config.databaseUrl,
     poolSize: config.databasePool,
     // Unique per process: a restarted instance must not mistake its predecessor's leases for its own.
-    instanceId: `${os.hostname()}/${process.pid}/${randomBytes(3).toString('hex')}`,
+    instanceId: newInstanceId(),
     onError: (err) => logger?.warn({ err: err.message }, 'database connection problem; retrying'),
   });
+}
+
+function newInstanceId(): string {
+  return `${os.hostname()}/${process.pid}/${randomBytes(3).toString('hex')}`;
 }
 
 /** Migrations, with a database that cannot be used at start reported in one line (exit 2). */
@@ -144,14 +150,11 @@ async function migrate(storage: Storage): Promise<number> {
 export async function createSluice(config: Config, options: SluiceOptions = {}): Promise<Sluice> {
   const logger = options.logger ?? createLogger(config.logLevel);
   const now = options.now ?? Date.now;
-  const metrics = createMetrics({ inFlight: () => worker.sendingCount, databaseSize: () => storage.databaseSize() });
+  const metrics = createMetrics({ inFlight: () => delivery.sendingCount, databaseSize: () => storage.databaseSize() });
   const { box, generated, file: keyFile } = loadSecretBox(config.masterKey, config.dataDir);
 
   const storage = createStorage(config, logger, {
-    onFatal: options.onFatal ?? ((err) => {
-      logger.fatal({ err }, 'the storage thread stopped; exiting');
-      process.exit(1);
-    }),
+    onFatal: (err) => onFatal(err),
     onCall: (method, seconds) => metrics.storageCallSeconds.observe({ method }, seconds),
     onCheckpoint: (report) => {
       metrics.checkpointSeconds.observe({ by: report.by }, report.ms / 1000);
@@ -163,17 +166,13 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
   const evaluationLimits = { timeoutMs: config.templateTimeoutMs, maxOutputBytes: config.templateMaxOutputBytes, maxSequence: config.templateMaxItems };
   const mappings = new MappingRegistry({ dir: config.mappingsDir, logger, envAllowlist: config.templateEnvAllowlist, limits: evaluationLimits });
   // Every template and filter the gateway runs is evaluated here, off the event loop (see evaluation-pool.ts).
-  const evaluations = new EvaluationPool({ threads: config.templateThreads, limits: evaluationLimits, heapMb: config.templateMemoryMb, inlineBudgetBytes: config.templateInlineBytes, logger });
+  // With delivery in its own thread, templates run in that thread's pool; this one serves filters
+  // and ordering keys at ingest (mostly inline), previews and samples, and starts its processes
+  // when first needed.
+  const evaluations = new EvaluationPool({ threads: config.templateThreads, limits: evaluationLimits, heapMb: config.templateMemoryMb, inlineBudgetBytes: config.templateInlineBytes, logger, lazy: config.deliveryThread });
   /** resolve() picks the template in service (or refuses a missing one) here; a pool thread only evaluates its source. */
   const renderMapping = (mapping: string, envelope: unknown, view: Record<string, unknown>, owner: string) =>
     evaluations.evaluate({ kind: 'template', source: mappings.resolve(mapping).source, event: envelope, bindings: mappings.bindings(view), owner });
-  /** `$subscription` in templates and filters: never anything secret. */
-  const templateView = (sub: RuntimeSubscription) => ({
-    id: sub.record.id,
-    description: sub.record.description,
-    connector: sub.record.connector,
-    options: sub.record.connector_options,
-  });
   const connectors = new Map(CONNECTORS.map((c) => [c.name, c]));
   const keys = new ApiKeyService(storage, now);
   const subscriptions = new SubscriptionService({
@@ -184,7 +183,8 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
     connectors,
     checkDestination: (url, at) => assertDestinationAllowed(url, { allowInsecure: config.allowInsecureUrls, allowlist: config.ssrfAllowlist, path: at, resolve: options.resolve }),
     secretRotationMs: config.secretRotationHours * 3_600_000,
-    onWork: () => worker.poke(),
+    onWork: () => delivery.poke(),
+    onChanged: () => delivery.subscriptionsChanged(),
     now,
   });
 
@@ -201,83 +201,68 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
     onEventsAccepted: (count) => metrics.eventsAccepted.inc(count),
     onDeliveriesCreated: ({ pending, preclaimed, held }) => {
       metrics.deliveriesCreated.inc(pending.length + preclaimed.length + held);
-      if (preclaimed.length) worker.startPreclaimed(preclaimed);
-      if (pending.length) worker.notify(pending);
+      if (preclaimed.length) delivery.startPreclaimed(preclaimed);
+      if (pending.length) delivery.notify(pending);
     },
-    preclaim: { reserve: (wanted) => worker.reserve(wanted), release: (count) => worker.release(count), isSaturated: (id) => worker.isSaturated(id) },
+    preclaim: { reserve: (wanted) => delivery.reserve(wanted), release: (count) => delivery.release(count), isSaturated: (id) => delivery.isSaturated(id) },
     logger,
     now,
-  });
-
-  const httpClient = new HttpClient({
-    connector: (connect) => createGuardedConnector({ allowInsecure: config.allowInsecureUrls, allowlist: config.ssrfAllowlist, resolve: options.resolve, connect }),
-    connectTimeoutMs: config.defaultTimeoutSeconds * 1000,
-    connectionsPerOrigin: config.perDestinationConcurrency,
   });
 
   /** The gateway's own events go through the same pipeline, so they can be subscribed to. */
   const emitOperational = (event: string, data: Record<string, unknown>) => {
     ingest.store([{ event, id: newId('evt', now()), timestamp: new Date(now()).toISOString(), data }]).catch((err) => logger.error({ err, event }, 'could not record an operational event'));
   };
+  const onFatal = options.onFatal ?? ((err: Error) => {
+    logger.fatal({ err }, 'a gateway thread stopped; exiting');
+    process.exit(1);
+  });
 
-  const worker: DeliveryWorker = new DeliveryWorker(
-    {
-      storage,
-      dispatch: {
-        http: httpClient,
-        defaultTimeoutMs: config.defaultTimeoutSeconds * 1000,
-        userAgent: 'Sluice-Webhooks/0.1',
-        publicUrl: config.publicUrl,
-        keyState: {
-          get: (subscriptionId, key) => storage.getConnectorState(subscriptionId, key),
-          set: (subscriptionId, key, value) => storage.setConnectorState(subscriptionId, key, value, now()),
-        },
-        render: async (envelope, sub, mapping) => (mapping ? renderMapping(mapping, envelope, templateView(sub), sub.record.id) : envelope),
+  // Delivery runs on a thread of its own unless configured off; the test seams that are
+  // functions (a resolver, a clock) cannot cross to another thread, so they need it here.
+  if (config.deliveryThread && (options.resolve || options.now)) throw new Error('the resolve and now seams need SLUICE_DELIVERY_THREAD=false');
+  let worker: DeliveryWorker | undefined;
+  let closeDelivery = async () => {};
+  let delivery: DeliveryEngine;
+  if (config.deliveryThread) {
+    delivery = new DeliveryThread({
+      config,
+      storagePort: storage instanceof SqliteThreadStorage ? storage.connect() : undefined,
+      // Its own PostgreSQL pool claims under this instance's name: ingest's preclaimed deliveries
+      // are leased to it, and the delivery thread completes them.
+      instanceId: storage instanceof PostgresStorage ? storage.instanceId : undefined,
+      evaluatorScript: evaluatorScriptPath(),
+      onOperationalEvent: emitOperational,
+      onSubscriptionsChanged: () => subscriptions.invalidate(),
+      onStats: (stats) => {
+        for (const attempt of stats.attempts) {
+          metrics.attempts.inc({ outcome: attempt.outcome });
+          metrics.attemptSeconds.observe(attempt.seconds);
+        }
+        for (const call of stats.storageCalls) metrics.storageCallSeconds.observe({ method: call.method }, call.seconds);
       },
-      subscription: (id) => subscriptions.runtime(id),
-      connector: (name) => connectors.get(name),
-      invalidateSubscriptions: () => subscriptions.invalidate(),
+      onFatal,
+    });
+  } else {
+    const stack = createDeliveryStack({
+      config,
+      storage,
       logger,
       now,
-      hooks: {
-        onAttempt: (attempt) => {
-          metrics.attempts.inc({ outcome: attempt.outcome });
-          metrics.attemptSeconds.observe(attempt.latency_ms / 1000);
-        },
-        onDeliveryFailed: ({ claimed, sub, attempt }) => {
-          // A failed delivery of an operational event raises no new one: no feedback loops.
-          if (claimed.event.event.startsWith('sluice.') || claimed.event.test) return;
-          emitOperational('sluice.delivery.failed', {
-            delivery_id: claimed.delivery.id,
-            subscription_id: sub.record.id,
-            event_id: claimed.event.id,
-            event: claimed.event.event,
-            attempts: attempt.number,
-            last_status_code: attempt.response_status,
-            last_error: attempt.error,
-            url: attempt.url,
-          });
-        },
-        onSubscriptionDisabled: ({ sub, reason, deleted, attempt }) => {
-          logger.warn({ subscription_id: sub.record.id, reason, deleted }, deleted ? 'subscription deleted by its destination' : 'subscription disabled');
-          const connector = connectors.get(sub.record.connector);
-          const url = connector ? loggableUrl(destinationOf(sub, connector), connector) : sub.record.url;
-          // A short code to route on, and the sentence for people.
-          const code = deleted ? 'deleted' : attempt.outcome === 'disabled' ? (attempt.response_status === 410 ? 'gone' : 'rejected') : 'failing';
-          emitOperational('sluice.webhook.disabled', { subscription_id: sub.record.id, url, reason: code, message: reason, disabled_at: new Date(now()).toISOString(), deleted });
-        },
+      resolve: options.resolve,
+      connectors,
+      subscriptions,
+      render: renderMapping,
+      emitOperational,
+      onAttempt: (attempt) => {
+        metrics.attempts.inc({ outcome: attempt.outcome });
+        metrics.attemptSeconds.observe(attempt.latency_ms / 1000);
       },
-    },
-    {
-      concurrency: config.deliveryConcurrency,
-      perDestinationConcurrency: config.perDestinationConcurrency,
-      leaseMs: config.leaseSeconds * 1000,
-      // A SQLite file is this process's alone: every lease in it at start is a dead process's.
-      exclusiveStorage: storage.engine === 'sqlite',
-      disableAfterMs: config.disableAfterDays * 86_400_000,
-      shutdownGraceMs: config.shutdownGraceSeconds * 1000,
-    },
-  );
+    });
+    delivery = stack.engine;
+    worker = stack.worker;
+    closeDelivery = stack.close;
+  }
 
   const deliveries = new DeliveryService({
     storage,
@@ -290,14 +275,9 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
       const example = catalog.get(name)!.example as { data: unknown };
       return { event: name, data: example.data };
     },
-    onReplayed: (ids) => worker.notify(ids),
+    onReplayed: (ids) => delivery.notify(ids),
     replayLimit: config.replayLimit,
-    runNow: async (id) => {
-      const [claimed] = await storage.claimByIds([id], now(), now() + config.leaseSeconds * 1000);
-      if (!claimed) return undefined;
-      const result = await worker.runClaimed(claimed);
-      return result === 'released' ? undefined : result;
-    },
+    runNow: (id) => delivery.runNow(id),
     now,
   });
 
@@ -336,7 +316,7 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
           if (!verdict.allowed) metrics.ingestRefused.inc({ reason: 'quota' });
           return verdict;
         },
-        erasure: new EventErasureService(storage, (woken) => worker.notify(woken)),
+        erasure: new EventErasureService(storage, (woken) => delivery.notify(woken)),
       }),
       webhooksRouter({ keys, subscriptions }),
       hooksRouter({ keys, hooks: new HookService({ storage, catalog, connectors, subscriptions, render: (mapping, envelope, view) => renderMapping(mapping, envelope, view, 'hook-samples') }) }),
@@ -363,6 +343,7 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
     ingest,
     mappings,
     deliveries,
+    delivery,
     worker,
     pruner,
     app,
@@ -373,8 +354,11 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
       await assertMasterKeyOpensSecrets(storage, box);
       // Other instances' changes: new work to claim, subscriptions and keys to read again.
       await storage.watch?.((change) => {
-        if (change === 'work') worker.poke();
-        else if (change === 'subscriptions') subscriptions.invalidate();
+        if (change === 'work') delivery.poke();
+        else if (change === 'subscriptions') {
+          subscriptions.invalidate();
+          delivery.subscriptionsChanged();
+        }
         else keys.invalidate();
       });
       await mappings.load();
@@ -406,7 +390,7 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
           `\nSluice generated an admin API key. It is shown only this once; store it now:\n\n    ${key}\n`,
         );
       }
-      await worker.start();
+      await delivery.start();
       const short = shortRetentions(retention);
       if (short.length) {
         logger.warn({ retention: formatDuration(config.retentionMs), dead_letter_retention: formatDuration(config.deadLetterRetentionMs) }, `${short.join(' and ')} below an hour: deliveries and their logs are deleted quickly (fine for tests and demos)`);
@@ -424,10 +408,10 @@ export async function createSluice(config: Config, options: SluiceOptions = {}):
       // then its connection is cut: it must not hold the shutdown until the forced exit.
       const cutOff = setTimeout(() => server.closeAllConnections(), config.shutdownGraceSeconds * 1000);
       cutOff.unref();
-      await worker.stop();
+      await delivery.stop();
       await closed;
       clearTimeout(cutOff);
-      await httpClient.close();
+      await closeDelivery();
       await evaluations.close();
       await mappings.close();
       await storage.close();

@@ -18,7 +18,15 @@ export function bundleScript(name: string, source: Pick<BuildOptions, 'entryPoin
   const key = JSON.stringify([name, source, external]);
   const known = bundled.get(key);
   if (known && fs.existsSync(known)) return known;
-  let code = buildSync({
+  // A build takes about a second for the larger scripts: an earlier process's bundle is used
+  // again when none of the files it was built from changed (same size and modification time).
+  const manifestFile = path.join(os.tmpdir(), `${name}-${createHash('sha256').update(key).digest('hex').slice(0, 16)}.inputs.json`);
+  const reused = unchangedBundle(manifestFile);
+  if (reused) {
+    bundled.set(key, reused);
+    return reused;
+  }
+  const result = buildSync({
     ...source,
     bundle: true,
     platform: 'node',
@@ -27,19 +35,49 @@ export function bundleScript(name: string, source: Pick<BuildOptions, 'entryPoin
     write: false,
     logLevel: 'silent',
     external: Object.keys(external),
-  }).outputFiles[0].text;
+    metafile: true,
+  });
+  let code = result.outputFiles[0].text;
   for (const [name, file] of Object.entries(external)) {
     const call = `require(${JSON.stringify(name)})`;
     if (!code.includes(call)) throw new Error(`bundle ${name}: no ${call} to point at ${file}`);
     code = code.replaceAll(call, `require(${JSON.stringify(file)})`);
   }
   const file = path.join(os.tmpdir(), `${name}-${createHash('sha256').update(code).digest('hex').slice(0, 16)}.cjs`);
-  if (!fs.existsSync(file)) {
-    // Written aside and renamed: gateways starting together never run a half-written file.
-    const partial = `${file}.${process.pid}.tmp`;
-    fs.writeFileSync(partial, code, { mode: 0o644 });
-    fs.renameSync(partial, file);
-  }
+  if (!fs.existsSync(file)) writeAside(file, code);
+  writeAside(manifestFile, JSON.stringify({ output: file, inputs: Object.keys(result.metafile.inputs).filter((input) => !input.startsWith('<')).map((input) => fingerprint(path.resolve(input))) } satisfies Manifest));
   bundled.set(key, file);
   return file;
+}
+
+interface Manifest {
+  output: string;
+  inputs: [file: string, size: number, mtimeMs: number][];
+}
+
+function fingerprint(file: string): [string, number, number] {
+  const stat = fs.statSync(file);
+  return [file, stat.size, stat.mtimeMs];
+}
+
+/** The bundle a manifest names, if it exists and every file it was built from is as it was. */
+function unchangedBundle(manifestFile: string): string | undefined {
+  try {
+    const manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8')) as Manifest;
+    if (!manifest.inputs.length || !fs.existsSync(manifest.output)) return undefined;
+    for (const [file, size, mtimeMs] of manifest.inputs) {
+      const [, nowSize, nowMtime] = fingerprint(file);
+      if (nowSize !== size || nowMtime !== mtimeMs) return undefined;
+    }
+    return manifest.output;
+  } catch {
+    return undefined; // none yet, unreadable, or an input is gone: build
+  }
+}
+
+/** Written aside and renamed: gateways starting together never read a half-written file. */
+function writeAside(file: string, contents: string): void {
+  const partial = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(partial, contents, { mode: 0o644 });
+  fs.renameSync(partial, file);
 }

@@ -36,6 +36,8 @@ export interface Config {
   templateMaxOutputBytes: number;
   templateMaxItems: number;
   watchMappings: boolean;
+  /** Delivery (claims, templates, signing, sending) on its own thread, beside the HTTP thread. */
+  deliveryThread: boolean;
   metricsToken: string | undefined;
   headersTimeoutSeconds: number;
   requestTimeoutSeconds: number;
@@ -84,6 +86,7 @@ export const CONFIG_VARIABLES = {
   SLUICE_TEMPLATE_MAX_OUTPUT_BYTES: ['1048576', 'largest template output (and $pad width)'],
   SLUICE_TEMPLATE_MAX_ITEMS: ['100000', 'largest array a template or filter may build'],
   SLUICE_WATCH_MAPPINGS: ['true', 'reload mappings/ when files change'],
+  SLUICE_DELIVERY_THREAD: ['true', 'run delivery (claims, templates, signing, sending) on a thread of its own, so ingest and delivery never wait for each other\'s turn on one event loop'],
   SLUICE_METRICS_TOKEN: ['', 'when set, GET /metrics needs Authorization: Bearer <token>'],
   SLUICE_HEADERS_TIMEOUT_SECONDS: ['10', 'a client must send its request headers within this time'],
   SLUICE_REQUEST_TIMEOUT_SECONDS: ['30', 'a client must send its whole request within this time'],
@@ -232,6 +235,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     templateMaxOutputBytes: int('SLUICE_TEMPLATE_MAX_OUTPUT_BYTES', 1024, 64 * 1024 * 1024),
     templateMaxItems: int('SLUICE_TEMPLATE_MAX_ITEMS', 100, 10_000_000),
     watchMappings: bool('SLUICE_WATCH_MAPPINGS'),
+    deliveryThread: bool('SLUICE_DELIVERY_THREAD'),
     metricsToken: optional('SLUICE_METRICS_TOKEN'),
     headersTimeoutSeconds,
     requestTimeoutSeconds,

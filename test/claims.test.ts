@@ -112,6 +112,16 @@ const CLAIMS: Claim[] = [
     removal: 'the inline budget check (paths × event size) before a bounded template runs in the gateway',
   },
   {
+    guarantee: 'delivery on its own thread: what either thread changes, the other sees before its next step',
+    readme: 'Delivery runs on a thread of its own',
+    defended: [
+      { file: 'test/delivery/delivery-thread.e2e.test.ts', test: 'sends to where a subscription was changed to, right after the change (the delivery thread reads it again)' },
+      { file: 'test/delivery/delivery-thread.e2e.test.ts', test: 'records the operational events the worker raises, and a disable there stops fan-out here at once' },
+      { file: 'test/delivery/delivery-thread.e2e.test.ts', test: 'delivers what ingest commits, signed, and /metrics counts the attempts and the thread\'s storage calls' },
+    ],
+    removal: 'the message telling the delivery thread of a subscription written through the API; the one telling the HTTP thread of a subscription the worker disabled',
+  },
+  {
     guarantee: 'secrets are never logged',
     readme: 'secrets are never logged',
     defended: [

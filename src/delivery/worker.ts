@@ -4,6 +4,7 @@ import type { RuntimeSubscription } from '../services/subscriptions.ts';
 import type { ConnectorDefinition } from './connector.ts';
 import { destinationOf, dispatchAttempt, type DispatchDeps, type DispatchResult } from './dispatch.ts';
 import type { Logger } from '../logger.ts';
+import { WorkerCapacity } from './worker-capacity.ts';
 // An earlier version stored any positive rate; a value below today's floor is paced at the floor.
 import { RATE_LIMIT_RANGE } from '../services/subscription-input.ts';
 
@@ -42,6 +43,8 @@ export interface WorkerDeps {
   hooks?: WorkerHooks;
   now?: () => number;
   random?: () => number;
+  /** The slot counts (shared with ingest's thread when the worker runs in the delivery thread). */
+  capacity?: WorkerCapacity;
 }
 
 /**
@@ -118,8 +121,6 @@ export class DeliveryWorker {
   readonly #perOrigin = new Map<string, number>();
   /** Attempts queued for a busy destination; resolved with false when the worker stops. */
   readonly #waiting = new Map<string, ((acquired: boolean) => void)[]>();
-  /** Claimed deliveries in the queues above: they hold no global slot. */
-  #waitingForDestination = 0;
   /** The subscriptions seen sending to each busy destination: a saturated one's are not claimed. */
   readonly #originSubscriptions = new Map<string, Set<string>>();
   readonly #subscriptionOrigin = new Map<string, string>();
@@ -131,10 +132,12 @@ export class DeliveryWorker {
   #completionFlush: Promise<void> | null = null;
   #running = false;
   #stopping = false;
-  #active = 0;
   #sending = 0;
-  /** Slots promised to deliveries being committed already leased (see reserve). */
-  #reserved = 0;
+  /**
+   * Active, waiting-for-destination and reserved slot counts (deliveries committed already
+   * leased, see reserve); shared with the HTTP thread when the worker runs in a delivery thread.
+   */
+  readonly #capacity: WorkerCapacity;
   #timer: NodeJS.Timeout | null = null;
   #polling = false;
   #pollAgain = false;
@@ -152,10 +155,11 @@ export class DeliveryWorker {
     this.#opts = { maxIdleMs: Math.min(1_000, options.leaseMs / 3), exclusiveStorage: true, ...options };
     this.#now = deps.now ?? Date.now;
     this.#random = deps.random ?? Math.random;
+    this.#capacity = deps.capacity ?? new WorkerCapacity(options.concurrency);
   }
 
   get activeCount(): number {
-    return this.#active;
+    return this.#capacity.active;
   }
 
   /** Attempts on the wire right now (the in-flight gauge). */
@@ -169,6 +173,7 @@ export class DeliveryWorker {
     const reclaimed = await this.#deps.storage.reclaimExpiredLeases(this.#now() + (this.#opts.exclusiveStorage ? this.#opts.leaseMs * 2 : 0));
     if (reclaimed) this.#deps.logger.info({ reclaimed }, 'reclaimed deliveries leased by a stopped process');
     this.#running = true;
+    this.#capacity.running = true;
     this.poke();
   }
 
@@ -193,14 +198,12 @@ export class DeliveryWorker {
    * preclaim): they skip the claim transaction and start the moment their commit returns.
    */
   reserve(wanted: number): { count: number; leaseUntil: number } {
-    if (!this.#running) return { count: 0, leaseUntil: 0 };
-    const count = Math.max(0, Math.min(wanted, this.#room()));
-    this.#reserved += count;
-    return { count, leaseUntil: this.#now() + this.#opts.leaseMs };
+    const count = this.#capacity.reserve(wanted);
+    return { count, leaseUntil: count ? this.#now() + this.#opts.leaseMs : 0 };
   }
 
   release(count: number): void {
-    this.#reserved = Math.max(0, this.#reserved - count);
+    this.#capacity.release(count);
   }
 
   /** Runs deliveries committed already leased to this worker (their slots were reserved). */
@@ -233,7 +236,7 @@ export class DeliveryWorker {
         const room = this.#room();
         if (room <= 0) break;
         const now = this.#now();
-        const skip = this.#saturatedSubscriptions();
+        const skip = this.saturatedSubscriptions();
         // Everything due was a saturated destination's a moment ago: no new scan for each of its completions.
         if (skip && now - this.#fruitlessSkipAt < FRUITLESS_SKIP_PAUSE_MS) break;
         const claimed = await this.#claimAndRun(() => this.#deps.storage.claimDue(now, Math.min(room, 500), now + this.#opts.leaseMs, skip));
@@ -248,16 +251,9 @@ export class DeliveryWorker {
     }
   }
 
-  /**
-   * How many more deliveries to claim. A delivery waiting for its destination's slot holds no
-   * global slot (one slow destination must not fill the pool), so the global limit counts only
-   * the others. The waiting ones are bounded apart: a destination with a full queue gets no more
-   * claims (see #saturatedSubscriptions), so it holds at most one claim batch beyond its queue,
-   * and all of them together at most twice the global limit (memory).
-   */
+  /** How many more deliveries to claim (see WorkerCapacity.room). */
   #room(): number {
-    const working = this.#active - this.#waitingForDestination;
-    return Math.min(this.#opts.concurrency - working - this.#reserved, 2 * this.#opts.concurrency - this.#waitingForDestination);
+    return this.#capacity.room();
   }
 
   /** Its destination has a full queue: the subscription's new deliveries stay pending (ingest asks). */
@@ -270,7 +266,7 @@ export class DeliveryWorker {
    * Subscriptions of destinations with SLUICE_DESTINATION_CONCURRENCY attempts already queued
    * behind the ones on the wire: claims pass their deliveries over and leave them pending.
    */
-  #saturatedSubscriptions(): Set<string> | undefined {
+  saturatedSubscriptions(): Set<string> | undefined {
     let skip: Set<string> | undefined;
     for (const [origin, queue] of this.#waiting) {
       if (queue.length < this.#opts.perDestinationConcurrency) continue;
@@ -326,11 +322,11 @@ export class DeliveryWorker {
   }
 
   #track(work: Promise<void>): void {
-    this.#active++;
+    this.#capacity.adjustActive(1);
     const tracked = work
       .catch((err) => this.#deps.logger.error({ err }, 'delivery processing failed'))
       .finally(() => {
-        this.#active--;
+        this.#capacity.adjustActive(-1);
         this.#inFlight.delete(tracked);
         if (this.#running) this.poke();
       });
@@ -595,11 +591,11 @@ export class DeliveryWorker {
       this.#perOrigin.set(origin, count + 1);
       return true;
     }
-    this.#waitingForDestination++;
+    this.#capacity.adjustWaiting(1);
     return new Promise<boolean>((resolve) => {
       const queue = this.#waiting.get(origin) ?? [];
       queue.push((acquired) => {
-        this.#waitingForDestination--;
+        this.#capacity.adjustWaiting(-1);
         resolve(acquired);
       });
       this.#waiting.set(origin, queue);
@@ -649,6 +645,7 @@ export class DeliveryWorker {
   /** Stop claiming, let in-flight attempts finish within the grace period, release the rest. */
   async stop(): Promise<void> {
     this.#running = false;
+    this.#capacity.running = false;
     this.#stopping = true;
     // Attempts still waiting for a destination slot are not in flight: release them now.
     for (const queue of this.#waiting.values()) for (const resolve of queue.splice(0)) resolve(false);
@@ -658,7 +655,7 @@ export class DeliveryWorker {
     this.#timer = null;
     const grace = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), this.#opts.shutdownGraceMs).unref());
     const outcome = await Promise.race([Promise.allSettled([...this.#inFlight]).then(() => 'done' as const), grace]);
-    if (outcome === 'timeout') this.#deps.logger.warn({ active: this.#active }, 'shutdown grace period over; unfinished attempts will be retried after restart');
+    if (outcome === 'timeout') this.#deps.logger.warn({ active: this.#capacity.active }, 'shutdown grace period over; unfinished attempts will be retried after restart');
     await this.#completionFlush;
   }
 }

@@ -56,6 +56,13 @@ export interface EvaluationPoolOptions {
   inlineBudgetBytes?: number;
   logger?: Logger;
   now?: () => number;
+  /** The bundled evaluator script (built here by default; a delivery thread is given the HTTP thread's). */
+  scriptPath?: string;
+  /**
+   * Start the evaluator processes at the first evaluation that needs one, not at once: for a pool
+   * that mostly runs inline (the HTTP thread's, when templates run in the delivery thread).
+   */
+  lazy?: boolean;
 }
 
 export interface EvaluationRequest {
@@ -102,7 +109,7 @@ interface Slot {
 }
 
 /** The evaluator's code as one script fork() can run (see bundle-script.ts). */
-const evaluatorScriptPath = () => bundleScript('sluice-evaluator', { entryPoints: [fileURLToPath(new URL('./evaluator-process.ts', import.meta.url))] });
+export const evaluatorScriptPath = (): string => bundleScript('sluice-evaluator', { entryPoints: [fileURLToPath(new URL('./evaluator-process.ts', import.meta.url))] });
 
 const MAX_SOURCE_IDS = 5_000;
 /** util-linux's setpriv, to give evaluators a parent-death signal (Linux). */
@@ -128,6 +135,8 @@ export class EvaluationPool {
   readonly #now: () => number;
   #seq = 0;
   #restarts = 0;
+  readonly #scriptPath?: string;
+  readonly #threads: number;
   #queued = 0;
   #closed = false;
 
@@ -142,7 +151,9 @@ export class EvaluationPool {
     this.#inlineBudget = opts.inlineBudgetBytes ?? DEFAULT_INLINE_BUDGET_BYTES;
     this.#logger = opts.logger;
     this.#now = opts.now ?? Date.now;
-    for (let i = 0; i < Math.max(1, opts.threads); i++) this.#slots.push(this.#spawn());
+    this.#scriptPath = opts.scriptPath;
+    this.#threads = Math.max(1, opts.threads);
+    if (!opts.lazy) this.#spawnAll();
   }
 
   get stats(): PoolStats {
@@ -170,7 +181,12 @@ export class EvaluationPool {
     return this.#enqueue(request);
   }
 
+  #spawnAll(): void {
+    while (this.#slots.length < this.#threads) this.#slots.push(this.#spawn());
+  }
+
   #enqueue(request: EvaluationRequest): Promise<unknown> {
+    if (this.#slots.length === 0) this.#spawnAll(); // a lazy pool's first evaluation out of line
     return new Promise((resolve, reject) => {
       const task: Task = { id: ++this.#seq, request, sourceId: this.#sourceId(request.kind, request.source), resolve, reject };
       const queue = this.#queues.get(request.owner);
@@ -402,7 +418,7 @@ export class EvaluationPool {
     // Its own heap cap (not the gateway's flags), no tsx, and no environment: nothing secret of
     // the gateway's is in reach of a template.
     const execArgv = [`--max-old-space-size=${this.#heapMb}`, '--max-semi-space-size=4', '--v8-pool-size=1', '--stack-size=4000'];
-    const args = [evaluatorScriptPath(), JSON.stringify(this.#limits)];
+    const args = [this.#scriptPath ?? evaluatorScriptPath(), JSON.stringify(this.#limits)];
     const options = { env: {}, serialization: 'advanced' as const, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] as ('ignore' | 'pipe' | 'ipc')[] };
     // An evaluator stuck in a native call cannot hear its channel close: if the gateway is
     // killed (-9), the kernel kills the evaluator too (parent-death signal), where setpriv exists.

@@ -32,6 +32,8 @@ export interface SubscriptionServiceDeps {
   secretRotationMs: number;
   /** A change may have let keys stopped by `on_failure: block` go on: the worker looks at once. */
   onWork?: () => void;
+  /** A subscription was written through this service (the delivery thread keeps a cache of its own). */
+  onChanged?: () => void;
   now?: () => number;
 }
 
@@ -143,6 +145,12 @@ export class SubscriptionService {
     return (await this.runtimeAll()).get(id);
   }
 
+  /** A write through this service: the cache, and any other reader's (onChanged), is stale. */
+  #changed(): void {
+    this.invalidate();
+    this.#deps.onChanged?.();
+  }
+
   /** Drop the cache (another writer, such as the delivery engine, changed subscriptions). */
   invalidate(): void {
     this.#cache = undefined;
@@ -245,7 +253,7 @@ export class SubscriptionService {
     };
     await this.#applyAndCheck(record, input, true);
     await this.#deps.storage.insertSubscription(record);
-    this.invalidate();
+    this.#changed();
     return { record, secret };
   }
 
@@ -281,7 +289,7 @@ export class SubscriptionService {
     record.updated_at = this.#now();
     await this.#applyAndCheck(record, input, false);
     await this.#deps.storage.updateSubscription(record);
-    this.invalidate();
+    this.#changed();
     if ('ordering' in input || 'enabled' in input) this.#deps.onWork?.();
     return record;
   }
@@ -330,7 +338,7 @@ export class SubscriptionService {
 
   async remove(id: string): Promise<void> {
     if (!(await this.#deps.storage.deleteSubscription(id, this.#now()))) throw new NotFoundError('Subscription', id);
-    this.invalidate();
+    this.#changed();
   }
 
   async rotateSecret(id: string, overlapMs = this.#deps.secretRotationMs): Promise<{ record: SubscriptionRecord; secret: string }> {
@@ -345,7 +353,7 @@ export class SubscriptionService {
       updated_at: now,
     });
     await this.#deps.storage.updateSubscription(record);
-    this.invalidate();
+    this.#changed();
     return { record, secret };
   }
 

@@ -26,7 +26,7 @@ describe('delivery concurrency', () => {
     await waitFor(() => hanging.requests.length === 2, 10_000, 'the hanging destination to hold its two slots');
 
     await post('lead.created', 20);
-    await waitFor(() => healthy.requests.length >= 20, 20_000, 'every healthy delivery').catch((e) => { throw new Error(`${e.message}: healthy ${healthy.requests.length} hanging ${hanging.requests.length} active ${gw.sluice.worker.activeCount}`); });
+    await waitFor(() => healthy.requests.length >= 20, 20_000, 'every healthy delivery').catch((e) => { throw new Error(`${e.message}: healthy ${healthy.requests.length} hanging ${hanging.requests.length} active ${gw.sluice.worker!.activeCount}`); });
     // Structural, not a stopwatch: all of them arrived while the hanging destination still held
     // its requests (it has answered none) and sent no more than its two slots allow.
     expect(hanging.requests).toHaveLength(2);

@@ -11,9 +11,15 @@ import { callApi, killGateways, spawnGateway, stopGateway } from '../support/gat
 
 afterEach(() => killGateways());
 
-/** The gateway's evaluator processes (its children running the evaluator script). */
+/** The gateway's evaluator processes (children, of any of its threads, running the evaluator script). */
 function evaluatorPids(gatewayPid: number): number[] {
-  const children = fs.readFileSync(`/proc/${gatewayPid}/task/${gatewayPid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  const children = fs.readdirSync(`/proc/${gatewayPid}/task`).flatMap((task) => {
+    try {
+      return fs.readFileSync(`/proc/${gatewayPid}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    } catch {
+      return []; // the thread ended meanwhile
+    }
+  });
   return children.filter((pid) => {
     try {
       return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('sluice-evaluator');

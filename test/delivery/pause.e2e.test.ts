@@ -7,7 +7,7 @@ import { createSubscription, deliveryFor, gatewayForTest, getDelivery, postEvent
 /** Waits until the worker holds nothing, and `ms` more of real time have passed with it idle. */
 async function settle(gw: Awaited<ReturnType<typeof gatewayForTest>>, ms: number): Promise<void> {
   const until = Date.now() + ms;
-  await waitFor(() => Date.now() >= until && gw.sluice.worker.activeCount === 0, ms + 10_000, 'the worker to go idle');
+  await waitFor(() => Date.now() >= until && gw.sluice.worker!.activeCount === 0, ms + 10_000, 'the worker to go idle');
 }
 
 describe('disabling a subscription', () => {
@@ -76,7 +76,7 @@ describe('a delete or disable while a delivery waits for its turn', () => {
     const first = deliveryFor(await postEvent(gw), sub.id);
     const second = deliveryFor(await postEvent(gw), sub.id);
     await waitFor(() => receiver.requests.length === 1, 5_000, 'the first delivery');
-    expect(gw.sluice.worker.activeCount).toBeGreaterThan(0); // the second is held for pacing
+    expect(gw.sluice.worker!.activeCount).toBeGreaterThan(0); // the second is held for pacing
     expect((await gw.api(method, `/api/v1/webhooks/${sub.id}`, body)).status).toBe(200);
     await settle(gw, 1_500);
     expect(receiver.requests).toHaveLength(1);

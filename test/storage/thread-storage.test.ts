@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { SqliteThreadStorage, type SqliteThreadOptions } from '../../src/storage/sqlite/thread-storage.ts';
+import { PortStorage, SqliteThreadStorage, type SqliteThreadOptions } from '../../src/storage/sqlite/thread-storage.ts';
 import { SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.ts';
 import type { CheckpointReport } from '../../src/storage/sqlite/thread-protocol.ts';
 import { ConflictError, ServiceUnavailableError } from '../../src/errors.ts';
@@ -131,3 +131,27 @@ describe('a gateway whose storage thread dies', () => {
   });
 });
 
+
+describe('PortStorage (the delivery thread\'s client of the storage thread)', () => {
+  it('runs its calls in the storage thread beside the owner\'s, with errors as their classes, and fails once the storage closes', async () => {
+    const storage = start();
+    await storage.migrate();
+    const client = new PortStorage(storage.connect());
+    // A write through one client is seen by the other: one connection, one thread.
+    await client.insertApiKey(key('key_port'));
+    expect((await storage.listApiKeys()).map((k) => k.id)).toEqual(['key_port']);
+    await storage.insertApiKey(key('key_owner'));
+    expect((await client.listApiKeys()).map((k) => k.id).sort()).toEqual(['key_owner', 'key_port']);
+    const duplicate = await client.insertApiKey(key('key_port')).catch((err: unknown) => err);
+    expect(duplicate).toBeInstanceOf(Database.SqliteError);
+    const first = item();
+    await client.ingest([first]);
+    const conflict = await client.ingest([{ ...first, request_hash: 'another body' }]).catch((err: unknown) => err);
+    expect(conflict).toBeInstanceOf(ConflictError);
+
+    // The owner closing the database closes the port: a call waiting then, or made later, fails.
+    await storage.close();
+    const late = await client.listApiKeys().catch((err: unknown) => err);
+    expect(late).toBeInstanceOf(ServiceUnavailableError);
+  });
+});

@@ -42,6 +42,9 @@ export async function startGateway(env: Record<string, string> = {}, options: { 
       SLUICE_MAPPINGS_DIR: path.join(REPO_ROOT, 'mappings'),
       SLUICE_CATALOG_DIR: path.join(REPO_ROOT, 'catalog/events'),
       SLUICE_SHUTDOWN_GRACE_SECONDS: '2',
+      // In this process by default: the seams (a clock, a resolver, a logger to read) reach the
+      // worker only here. Gateways run as child processes deliver from their delivery thread.
+      SLUICE_DELIVERY_THREAD: 'false',
       ...env,
     },
     REPO_ROOT,

@@ -1,7 +1,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import { SqliteStorage } from './sqlite-storage.ts';
 import { errorToWire } from '../../errors.ts';
-import { checkpoint, type StorageReply, type StorageRequest, type ThreadData, type WalState } from './thread-protocol.ts';
+import { checkpoint, type StorageCall, type StorageReply, type StorageRequest, type ThreadData, type WalState } from './thread-protocol.ts';
 
 /** A test seam: runs in the storage thread on the storage it serves, before the first call. */
 export type StoragePreload = (storage: SqliteStorage) => void;
@@ -20,29 +20,42 @@ export function serveStorage(main: MessagePort, wal: MessagePort, data: ThreadDa
   const send = (reply: StorageReply) => main.postMessage(reply);
   const methods = storage as unknown as Record<string, unknown>;
 
-  main.on('message', (request: StorageRequest) => {
-    if ('close' in request) {
-      void storage.close().finally(() => {
-        main.close();
-        wal.close();
-      });
-      return;
-    }
+  /** Runs one call (SQLite calls are synchronous: they never interleave, whoever sent them). */
+  const serve = (request: StorageCall, reply: (answer: StorageReply) => void) => {
     const started = performance.now();
     let result: Promise<unknown>;
     try {
       const method = methods[request.method];
       if (typeof method !== 'function') throw new TypeError(`the storage has no method ${request.method}`);
-      // Every SQLite call is synchronous: it is done when this returns, so calls never interleave.
       result = Promise.resolve(method.apply(storage, request.args));
     } catch (err) {
       result = Promise.reject(err);
     }
     const ms = performance.now() - started;
     result.then(
-      (value) => send({ id: request.id, result: value, ms }),
-      (err: unknown) => send({ id: request.id, error: errorToWire(err), ms }),
+      (value) => reply({ id: request.id, result: value, ms }),
+      (err: unknown) => reply({ id: request.id, error: errorToWire(err), ms }),
     );
+  };
+  const clients = new Set<MessagePort>();
+
+  main.on('message', (request: StorageRequest) => {
+    if ('close' in request) {
+      for (const client of clients) client.close();
+      void storage.close().finally(() => {
+        main.close();
+        wal.close();
+      });
+      return;
+    }
+    if ('attach' in request) {
+      const client = request.attach;
+      clients.add(client);
+      client.on('message', (call: StorageCall) => serve(call, (answer) => client.postMessage(answer)));
+      client.once('close', () => clients.delete(client));
+      return;
+    }
+    serve(request, send);
   });
 
   // The checkpointer copied most of a long WAL: copy the rest here, between two transactions, so

@@ -1,5 +1,6 @@
 /** Messages between the gateway's main thread and the SQLite storage and checkpointer threads. */
 import Database from 'better-sqlite3';
+import type { MessagePort } from 'node:worker_threads';
 import { errorFromWire, type WireError } from '../../errors.ts';
 
 /** What the bundled thread script is told at start (workerData). */
@@ -18,8 +19,12 @@ export interface ThreadData {
   walSizeLimitBytes: number;
 }
 
-/** Main thread -> storage thread: a Storage method and its arguments, or the order to close. */
-export type StorageRequest = { id: number; method: string; args: unknown[] } | { close: true };
+/**
+ * Main thread -> storage thread: a Storage method and its arguments, the order to close, or a
+ * port of another client (the delivery thread) to serve like the main thread (calls only).
+ */
+export type StorageCall = { id: number; method: string; args: unknown[] };
+export type StorageRequest = StorageCall | { close: true } | { attach: MessagePort };
 
 /** Storage thread -> main thread. `ms`: the SQLite work of the call, in the thread. */
 export type StorageReply =

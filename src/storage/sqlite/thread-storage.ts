@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MessageChannel, Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { Storage } from '../types.ts';
 import { bundleScript } from '../../bundle-script.ts';
 import { ServiceUnavailableError } from '../../errors.ts';
@@ -53,89 +53,46 @@ function threadScript(preload?: string): string {
 }
 
 /**
- * The SQLite engine as the gateway runs it: the connection lives in a storage thread (see
- * storage-thread.ts) and each Storage method here forwards its name and arguments there and
- * resolves with the answer (structured clone both ways), in call order. A checkpointer thread
- * with a second connection keeps the WAL short. The HTTP event loop never waits for a disk.
- * The storage thread dying is never silent: calls in flight reject, later calls reject at once,
- * and `onFatal` is told (the gateway exits non-zero).
+ * A Storage whose every method is a call into the SQLite storage thread by name: the pending
+ * calls, their answers and failures. Subclasses say how a request is sent.
  */
-export class SqliteThreadStorage implements Storage {
+abstract class ForwardingStorage implements Storage {
   readonly engine = 'sqlite' as const;
-  readonly file: string;
-  readonly #storage: Worker;
-  #checkpointer?: Worker;
-  readonly #startCheckpointer: () => Worker;
-  /** Each thread's end, however it came. */
-  readonly #exits = new Map<Worker, Promise<void>>();
   readonly #pending = new Map<number, Pending>();
-  readonly #options: SqliteThreadOptions;
   #seq = 0;
-  #closing = false;
-  #failure?: Error;
+  protected closing = false;
+  protected failure?: Error;
 
-  constructor(file: string, options: SqliteThreadOptions) {
-    this.file = file;
-    this.#options = options;
-    const data: Omit<ThreadData, 'role'> = {
-      file,
-      checkpointIntervalMs: options.checkpointIntervalMs ?? DEFAULTS.checkpointIntervalMs,
-      finishCheckpointAtFrames: options.finishCheckpointAtFrames ?? DEFAULTS.finishCheckpointAtFrames,
-      walSizeLimitBytes: options.walSizeLimitBytes ?? DEFAULTS.walSizeLimitBytes,
-    };
-    const script = threadScript(options.preload);
-    const { port1, port2 } = new MessageChannel();
-    const start = (role: ThreadData['role'], wal: typeof port1) => {
-      const worker = new Worker(script, { workerData: { data: { ...data, role }, wal }, transferList: [wal], env: {}, resourceLimits: RESOURCE_LIMITS[role] });
-      worker.on('message', (reply: StorageReply) => this.#onReply(reply));
-      worker.on('error', (err) => this.#fail(role, err));
-      this.#exits.set(worker, new Promise((resolve) => worker.once('exit', (code) => {
-        this.#fail(role, new Error(`exited with code ${code}`));
-        resolve();
-      })));
-      return worker;
-    };
-    this.#storage = start('storage', port1);
-    // The checkpointer opens the file once the storage thread has created it (in WAL mode).
-    this.#startCheckpointer = () => start('checkpointer', port2);
-  }
+  protected abstract send(request: StorageRequest): void;
+  abstract close(): Promise<void>;
 
-  #onReply(reply: StorageReply): void {
-    if ('ready' in reply) {
-      if (!this.#closing && !this.#failure) this.#checkpointer ??= this.#startCheckpointer();
-      return;
-    }
-    if ('checkpoint' in reply) {
-      this.#options.onCheckpoint?.(reply.checkpoint);
-      return;
-    }
+  /** The SQLite time of an answered call, measured in the storage thread. */
+  protected answered(_method: string, _ms: number): void {}
+
+  protected receive(reply: Extract<StorageReply, { id: number }>): void {
     const pending = this.#pending.get(reply.id);
     if (!pending) return;
     this.#pending.delete(reply.id);
-    this.#options.onCall?.(pending.method, reply.ms / 1000);
+    this.answered(pending.method, reply.ms);
     if ('error' in reply) pending.reject(reviveStorageError(reply.error));
     else pending.resolve(reply.result);
   }
 
-  #fail(thread: string, cause: Error): void {
-    if (this.#closing || this.#failure) return;
-    this.#failure = new ServiceUnavailableError(`The SQLite ${thread} thread stopped: ${cause.message}`);
-    this.#failure.cause = cause;
-    for (const pending of this.#pending.values()) pending.reject(this.#failure);
+  /** Rejects every call waiting; as the failure (later calls reject at once) unless only closing. */
+  protected failAll(err: Error, isFailure = true): void {
+    if (isFailure) this.failure = err;
+    for (const pending of this.#pending.values()) pending.reject(err);
     this.#pending.clear();
-    void this.#storage.terminate();
-    void this.#checkpointer?.terminate();
-    this.#options.onFatal(this.#failure);
   }
 
   /** Calls a method of the SqliteStorage in the thread by name (the typed methods below all come here). */
   call<T>(method: string, args: unknown[]): Promise<T> {
-    if (this.#failure) return Promise.reject(this.#failure);
-    if (this.#closing) return Promise.reject(new ServiceUnavailableError('The storage is closed.'));
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.closing) return Promise.reject(new ServiceUnavailableError('The storage is closed.'));
     const id = ++this.#seq;
     return new Promise<T>((resolve, reject) => {
       this.#pending.set(id, { method, resolve: resolve as (value: unknown) => void, reject });
-      this.#storage.postMessage({ id, method, args } satisfies StorageRequest);
+      this.send({ id, method, args });
     });
   }
 
@@ -182,11 +139,97 @@ export class SqliteThreadStorage implements Storage {
   readonly getConnectorState = this.#forward('getConnectorState');
   readonly setConnectorState = this.#forward('setConnectorState');
   readonly pruneConnectorState = this.#forward('pruneConnectorState');
+}
+
+/**
+ * The SQLite engine as the gateway runs it: the connection lives in a storage thread (see
+ * storage-thread.ts) and each Storage method here forwards its name and arguments there and
+ * resolves with the answer (structured clone both ways), in call order. A checkpointer thread
+ * with a second connection keeps the WAL short. The HTTP event loop never waits for a disk.
+ * The storage thread dying is never silent: calls in flight reject, later calls reject at once,
+ * and `onFatal` is told (the gateway exits non-zero).
+ */
+export class SqliteThreadStorage extends ForwardingStorage {
+  readonly file: string;
+  readonly #storage: Worker;
+  #checkpointer?: Worker;
+  readonly #startCheckpointer: () => Worker;
+  /** Each thread's end, however it came. */
+  readonly #exits = new Map<Worker, Promise<void>>();
+  readonly #options: SqliteThreadOptions;
+
+  constructor(file: string, options: SqliteThreadOptions) {
+    super();
+    this.file = file;
+    this.#options = options;
+    const data: Omit<ThreadData, 'role'> = {
+      file,
+      checkpointIntervalMs: options.checkpointIntervalMs ?? DEFAULTS.checkpointIntervalMs,
+      finishCheckpointAtFrames: options.finishCheckpointAtFrames ?? DEFAULTS.finishCheckpointAtFrames,
+      walSizeLimitBytes: options.walSizeLimitBytes ?? DEFAULTS.walSizeLimitBytes,
+    };
+    const script = threadScript(options.preload);
+    const { port1, port2 } = new MessageChannel();
+    const start = (role: ThreadData['role'], wal: typeof port1) => {
+      const worker = new Worker(script, { workerData: { data: { ...data, role }, wal }, transferList: [wal], env: {}, resourceLimits: RESOURCE_LIMITS[role] });
+      worker.on('message', (reply: StorageReply) => this.#onReply(reply));
+      worker.on('error', (err) => this.#fail(role, err));
+      this.#exits.set(worker, new Promise((resolve) => worker.once('exit', (code) => {
+        this.#fail(role, new Error(`exited with code ${code}`));
+        resolve();
+      })));
+      return worker;
+    };
+    this.#storage = start('storage', port1);
+    // The checkpointer opens the file once the storage thread has created it (in WAL mode).
+    this.#startCheckpointer = () => start('checkpointer', port2);
+  }
+
+  protected send(request: StorageRequest): void {
+    this.#storage.postMessage(request);
+  }
+
+  protected override answered(method: string, ms: number): void {
+    this.#options.onCall?.(method, ms / 1000);
+  }
+
+  #onReply(reply: StorageReply): void {
+    if ('ready' in reply) {
+      if (!this.closing && !this.failure) this.#checkpointer ??= this.#startCheckpointer();
+      return;
+    }
+    if ('checkpoint' in reply) {
+      this.#options.onCheckpoint?.(reply.checkpoint);
+      return;
+    }
+    this.receive(reply);
+  }
+
+  #fail(thread: string, cause: Error): void {
+    if (this.closing || this.failure) return;
+    const failure = new ServiceUnavailableError(`The SQLite ${thread} thread stopped: ${cause.message}`);
+    failure.cause = cause;
+    this.failAll(failure);
+    void this.#storage.terminate();
+    void this.#checkpointer?.terminate();
+    this.#options.onFatal(failure);
+  }
+
+  /**
+   * A second client of the storage thread (the delivery thread's): a port whose calls the
+   * storage thread runs like this thread's own, one at a time. Transfer it to the thread that
+   * will use it (see PortStorage).
+   */
+  connect(): MessagePort {
+    const { port1, port2 } = new MessageChannel();
+    this.#storage.postMessage({ attach: port2 } satisfies StorageRequest, [port2]);
+    return port1;
+  }
 
   /** Stops the checkpointer, then lets the storage thread finish what was sent and close the database. */
   async close(): Promise<void> {
-    if (this.#closing) return;
-    this.#closing = true;
+    if (this.closing) return;
+    this.closing = true;
     if (this.#checkpointer) {
       this.#checkpointer.postMessage({ close: true });
       await this.#exits.get(this.#checkpointer);
@@ -194,7 +237,43 @@ export class SqliteThreadStorage implements Storage {
     this.#storage.postMessage({ close: true } satisfies StorageRequest);
     await this.#exits.get(this.#storage);
     // Anything still waiting was sent after close: it will never be answered.
-    for (const pending of this.#pending.values()) pending.reject(new ServiceUnavailableError('The storage is closed.'));
-    this.#pending.clear();
+    this.failAll(new ServiceUnavailableError('The storage is closed.'), false);
+  }
+}
+
+/**
+ * The storage thread's other clients: Storage calls over a port from SqliteThreadStorage.connect(),
+ * used in the delivery thread. Closing it closes only the port; the storage thread's owner closes
+ * the database. The storage thread closing the port rejects what is still waiting.
+ */
+export class PortStorage extends ForwardingStorage {
+  readonly #port: MessagePort;
+  readonly #onCall?: (method: string, seconds: number) => void;
+
+  constructor(port: MessagePort, onCall?: (method: string, seconds: number) => void) {
+    super();
+    this.#port = port;
+    this.#onCall = onCall;
+    port.on('message', (reply: StorageReply) => {
+      if ('id' in reply) this.receive(reply);
+    });
+    port.once('close', () => {
+      if (!this.closing) this.failAll(new ServiceUnavailableError('The SQLite storage thread closed its port.'));
+    });
+  }
+
+  protected send(request: StorageRequest): void {
+    this.#port.postMessage(request);
+  }
+
+  protected override answered(method: string, ms: number): void {
+    this.#onCall?.(method, ms / 1000);
+  }
+
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    this.#port.close();
+    this.failAll(new ServiceUnavailableError('The storage is closed.'), false);
   }
 }
