@@ -244,6 +244,28 @@ describe('several gateway instances on one PostgreSQL database', () => {
     }
   }, 90_000);
 
+  it('tell a repeat from a conflict whichever instance gets it: the request hash is the database\'s, keys in any order', async () => {
+    const { gateways: [a, b] } = await startInstances(2);
+    const event = newEvent();
+    const first = await callApi(a, 'POST', '/api/v1/events', event);
+    expect(first.status, JSON.stringify(first.body)).toBe(202);
+    // The same content with every object's keys in reverse order, sent to the other instance.
+    const reversed = (value: unknown): unknown => {
+      if (Array.isArray(value)) return value.map(reversed);
+      if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).reverse().map(([k, v]) => [k, reversed(v)]));
+      return value;
+    };
+    const repeat = await callApi(b, 'POST', '/api/v1/events', reversed(event));
+    expect(repeat.status, JSON.stringify(repeat.body)).toBe(200);
+    expect(repeat.body).toMatchObject({ id: event.id, duplicate: true });
+    // Other content under the same id: refused on either instance, and the first event stays.
+    const forged = await callApi(b, 'POST', '/api/v1/events', { ...event, data: { ...event.data, forged: true } });
+    expect(forged.status, JSON.stringify(forged.body)).toBe(409);
+    expect(forged.body.error.code).toBe('event_id_conflict');
+    expect((await callApi(a, 'POST', '/api/v1/events', { ...event, timestamp: new Date(0).toISOString() })).status).toBe(409);
+    expect((await callApi(a, 'POST', '/api/v1/events', event)).status).toBe(200);
+  }, 60_000);
+
   it('refuse to start an instance whose master key cannot open the secrets already stored', async () => {
     const { url } = await startInstances(1);
     const wrong = launchGateway(tempDir('sluice-multi-'), sharedDatabaseEnv(url, { SLUICE_MASTER_KEY: '7c'.repeat(32) }));
