@@ -80,6 +80,11 @@ export class DeliveryThread implements DeliveryEngine {
     return this.#sending;
   }
 
+  /** The thread itself: a seam for tests, which end it to see that the gateway does not go on without it. */
+  get thread(): Worker {
+    return this.#thread;
+  }
+
   /** Once the database is migrated: the worker reclaims stale leases and starts claiming. */
   start(): Promise<void> {
     return new Promise<void>((resolve, reject) => {

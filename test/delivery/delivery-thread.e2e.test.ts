@@ -7,7 +7,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Webhook } from 'standardwebhooks';
-import { waitFor } from '../support/gateway.ts';
+import { startGateway, waitFor } from '../support/gateway.ts';
+import type { DeliveryThread } from '../../src/delivery/delivery-thread-host.ts';
 import { createSubscription, deliveryFor, gatewayForTest, header, postEvent, receiverForTest, waitForDelivery } from './delivery-helpers.ts';
 
 const THREAD = { SLUICE_DELIVERY_THREAD: 'true' };
@@ -105,5 +106,26 @@ describe('delivery on its own thread', () => {
     engine.release(4);
     expect(engine.reserve(4).count).toBe(4);
     engine.release(4);
+  });
+});
+
+describe('the delivery thread dying', () => {
+  it('is not silent: a test send waiting on it fails, and the gateway is told to exit (onFatal)', async () => {
+    let fatal: Error | undefined;
+    const gw = await startGateway(THREAD, { onFatal: (err) => (fatal = err) });
+    try {
+      const receiver = await receiverForTest(() => ({ status: 200, delayMs: 2_000 }));
+      const sub = await createSubscription(gw, { url: `${receiver.url}/hook`, events: ['call.ended'] });
+      const testSend = gw.api('POST', `/api/v1/webhooks/${sub.id}/test`, {});
+      await waitFor(() => receiver.requests.length === 1, 10_000, 'the test send on the wire');
+      await (gw.sluice.delivery as DeliveryThread).thread.terminate();
+      await waitFor(() => fatal, 10_000, 'onFatal');
+      expect(fatal!.message).toMatch(/delivery thread stopped/);
+      const answer = await testSend;
+      expect(answer.status).toBe(503);
+      expect(answer.body.error.code).toBe('unavailable');
+    } finally {
+      await gw.stop().catch(() => undefined);
+    }
   });
 });
