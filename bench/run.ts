@@ -234,6 +234,21 @@ function record(key: string, scenario: string, value: number, unit: string, targ
   rows.push({ scenario, figure: `${figures[key]} ${unit}`, target: target ? `${target.op} ${target.value}` : '', met });
 }
 
+/**
+ * Each gateway thread's CPU time per event, and what that sets as a ceiling: with a core for each
+ * thread (and for the generator and receiver), no thread can serve more events per second than a
+ * second divided by its CPU time per event. CPU time, not wall time: the machine's other load
+ * does not count (the time a thread waits for a core is not in it), though a busy machine's
+ * colder caches make each event cost a little more.
+ */
+function recordThreadCpu(key: string, label: string, cpu: Record<string, number>) {
+  for (const thread of ['http', 'delivery', 'storage']) {
+    if (cpu[thread] !== undefined) record(`${key}_cpu_${thread}_us`, `${label} ${thread} thread CPU per event`, cpu[thread], 'µs');
+  }
+  const busiest = Math.max(cpu.http ?? 0, cpu.delivery ?? 0);
+  if (busiest > 0) record(`${key}_thread_ceiling_per_s`, `${label} ceiling with a core per thread (1 s / busiest thread's CPU per event)`, 1e6 / busiest, 'events/s');
+}
+
 /** PostgreSQL for the (p) rows: a fresh database per scenario on this server, dropped after. */
 const POSTGRES_ADMIN_URL = process.env.SLUICE_BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
@@ -331,6 +346,7 @@ async function throughputScenario(rx: Receiver, name: string, subscriptions: Rec
   rx.reset();
   await eventLoopDelay(gw); // starts the window
   const sqliteBefore = await histograms(gw, STORAGE_SERIES);
+  const cpuBefore = await threadCpu(gw);
   const canary = startCanary();
   const t0 = Date.now();
   const res = await load(`${gw.url}/api/v1/events`, template, { amount, connections: 64, callKeys });
@@ -345,11 +361,14 @@ async function throughputScenario(rx: Receiver, name: string, subscriptions: Rec
   const expected = res.accepted * subscriptions.length;
   const t2 = await rx.waitFor(expected, 120_000);
   const seconds = (t2 - t0) / 1000;
+  const cpuAfter = await threadCpu(gw);
+  // Microseconds of each thread's CPU time per accepted event, from the load's start until the last delivery.
+  const cpuPerEvent = Object.fromEntries(Object.entries(cpuAfter).map(([thread, s]) => [thread, ((s - (cpuBefore[thread] ?? 0)) * 1e6) / res.accepted]));
   const peak = gw.peakRssMb();
   const evaluatorsPeak = gw.peakEvaluatorsMb();
   await gw.stop();
   fs.rmSync(dataDir, { recursive: true, force: true });
-  return { ingestRate: res.accepted / res.seconds, e2eEvents: res.accepted / seconds, deliveries: rx.count / seconds, delivered: rx.count, expected, peak, evaluatorsPeak, failed: res.non2xx, load: res, eld, idle, sqlite };
+  return { ingestRate: res.accepted / res.seconds, e2eEvents: res.accepted / seconds, deliveries: rx.count / seconds, delivered: rx.count, expected, peak, evaluatorsPeak, failed: res.non2xx, load: res, eld, idle, sqlite, cpuPerEvent };
 }
 
 async function forwarderScenario(rx: Receiver, amount: number, stack: 'express' | 'raw') {
@@ -487,6 +506,12 @@ async function eventLoopDelay(gw: Gateway): Promise<{ p99: number; max: number }
   const read = (name: string) => Number(new RegExp(`^sluice_nodejs_eventloop_lag_${name}_seconds (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) * 1000;
   return { p99: read('p99'), max: read('max') };
 }
+/** CPU seconds each gateway thread has used (sluice_thread_cpu_seconds), by thread. */
+async function threadCpu(gw: Gateway): Promise<Record<string, number>> {
+  const text = await (await fetch(`${gw.url}/metrics`)).text();
+  return Object.fromEntries([...text.matchAll(/^sluice_thread_cpu_seconds\{thread="([^"]+)"\} (\S+)$/gm)].map((m) => [m[1], Number(m[2])]));
+}
+
 /** Cumulative bucket counts of one Prometheus histogram series (`le` -> count). */
 type Buckets = Map<number, number>;
 async function histograms(gw: Gateway, series: Record<string, [string, string]>): Promise<Record<string, Buckets>> {
@@ -626,6 +651,7 @@ async function main(): Promise<void> {
     record('a_commit_p99_ms', `(a) ingest commit p99, storage thread (≤ bucket; ${a.sqlite.commitP99.count} commits)`, a.sqlite.commitP99.bound * 1000, 'ms');
     record('a_checkpoint_p99_ms', `(a) checkpoint p99, checkpointer thread (≤ bucket; ${a.sqlite.checkpointP99.count})`, a.sqlite.checkpointP99.bound * 1000, 'ms');
     record('a_finish_p99_ms', `(a) checkpoint finished by the writer, p99 (≤ bucket; ${a.sqlite.finishP99.count})`, a.sqlite.finishP99.bound * 1000, 'ms');
+    recordThreadCpu('a', '(a)', a.cpuPerEvent);
     record('forwarder_per_s', 'bare forwarder, express.json (same run)', forwarder, 'events/s');
     record('raw_forwarder_per_s', 'bare forwarder, node:http (reference)', rawForwarder, 'events/s');
     record('a_ratio_to_forwarder', '(a) as a share of the forwarder', a.e2eEvents / forwarder, '×', { op: '>=', value: 0.55 });
@@ -695,6 +721,8 @@ async function main(): Promise<void> {
     record('k2_inline_eld_p99_ms', '(k) HTTP thread event-loop delay p99 on 2 cores, delivery on it', twoInline.eld.p99, 'ms');
     record('k_inline_ratio', '(k) 2 cores / 1 core, delivery on the HTTP thread', twoInline.e2eEvents / oneInline.e2eEvents, '×');
     record('k_thread_gain', '(k) on 2 cores: delivery thread / delivery on the HTTP thread', two.e2eEvents / twoInline.e2eEvents, '×');
+    recordThreadCpu('k2', '(k) 2 cores', two.cpuPerEvent);
+    recordThreadCpu('k2_inline', '(k) 2 cores, delivery on the HTTP thread', twoInline.cpuPerEvent);
   }
   if (want('p')) {
     const reachable = await withAdmin(async () => true).catch((err: Error) => {

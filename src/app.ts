@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { ConfigError, type Config } from './config.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics } from './metrics.ts';
+import { ownThreadId, threadCpuSeconds } from './thread-cpu.ts';
 import { loadSecretBox } from './master-key.ts';
 import type { SecretBox } from './core/secret-box.ts';
 import type { Storage } from './storage/types.ts';
@@ -150,7 +151,20 @@ async function migrate(storage: Storage): Promise<number> {
 export async function createSluice(config: Config, options: SluiceOptions = {}): Promise<Sluice> {
   const logger = options.logger ?? createLogger(config.logLevel);
   const now = options.now ?? Date.now;
-  const metrics = createMetrics({ inFlight: () => delivery.sendingCount, databaseSize: () => storage.databaseSize() });
+  const httpThreadId = ownThreadId();
+  const metrics = createMetrics({
+    inFlight: () => delivery.sendingCount,
+    databaseSize: () => storage.databaseSize(),
+    threadCpuSeconds: () => {
+      const threads = { http: httpThreadId, delivery: delivery instanceof DeliveryThread ? delivery.osThreadId : undefined, storage: storage instanceof SqliteThreadStorage ? storage.osThreadId : undefined };
+      const seconds: Record<string, number> = {};
+      for (const [name, tid] of Object.entries(threads)) {
+        const used = tid === undefined ? undefined : threadCpuSeconds(tid);
+        if (used !== undefined) seconds[name] = used;
+      }
+      return seconds;
+    },
+  });
   const { box, generated, file: keyFile } = loadSecretBox(config.masterKey, config.dataDir);
 
   const storage = createStorage(config, logger, {

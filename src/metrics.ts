@@ -6,7 +6,12 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
  * every 10 ms): `sluice_nodejs_eventloop_lag_{p50,p90,p99,max}_seconds`, over the time since the
  * previous scrape (each scrape starts a new window; the benchmark scrapes before and after a load).
  */
-export function createMetrics(sources: { inFlight: () => number; databaseSize: () => Promise<{ bytes: number; free_bytes: number | null }> }) {
+export function createMetrics(sources: {
+  inFlight: () => number;
+  databaseSize: () => Promise<{ bytes: number; free_bytes: number | null }>;
+  /** CPU seconds each of the gateway's threads has used, by thread (see thread-cpu.ts). */
+  threadCpuSeconds?: () => Record<string, number>;
+}) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'sluice_' });
   return {
@@ -65,6 +70,15 @@ export function createMetrics(sources: { inFlight: () => number; databaseSize: (
       labelNames: ['by'],
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers: [registry],
+    }),
+    threadCpuSeconds: new Gauge({
+      name: 'sluice_thread_cpu_seconds',
+      help: 'CPU time (user + system) each gateway thread (http, delivery, storage) has used since it started (Linux; only grows; its rate is the cores the thread keeps busy)',
+      labelNames: ['thread'],
+      registers: [registry],
+      collect() {
+        for (const [thread, seconds] of Object.entries(sources.threadCpuSeconds?.() ?? {})) this.set({ thread }, seconds);
+      },
     }),
     walFrames: new Gauge({ name: 'sluice_sqlite_wal_frames', help: 'Frames in the SQLite WAL at the last checkpoint', registers: [registry] }),
     ingestRefused: new Counter({ name: 'sluice_ingest_refused_total', help: 'Ingest requests refused, by reason (quota: the API key is over its rate_limit)', labelNames: ['reason'], registers: [registry] }),

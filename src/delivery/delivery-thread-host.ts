@@ -51,6 +51,7 @@ export class DeliveryThread implements DeliveryEngine {
   /** Settled by the thread's answer to `start` (or by its end before that). */
   #started: { resolve: () => void; reject: (err: Error) => void } | undefined;
   #running = false;
+  #osThreadId?: number;
 
   /** The thread starts loading at once (its code, templates, evaluators) while the gateway migrates and binds. */
   constructor(options: DeliveryThreadOptions) {
@@ -80,6 +81,11 @@ export class DeliveryThread implements DeliveryEngine {
     return this.#sending;
   }
 
+  /** The delivery thread's kernel thread id, once it reported it (Linux). */
+  get osThreadId(): number | undefined {
+    return this.#osThreadId;
+  }
+
   /** The thread itself: a seam for tests, which end it to see that the gateway does not go on without it. */
   get thread(): Worker {
     return this.#thread;
@@ -104,6 +110,7 @@ export class DeliveryThread implements DeliveryEngine {
   #onMessage(message: FromDelivery): void {
     if ('ready' in message) {
       this.#running = true;
+      this.#osThreadId = message.osThreadId;
       this.#started?.resolve();
     } else if ('startFailed' in message) this.#started?.reject(errorFromWire(message.startFailed));
     else if ('reply' in message) {

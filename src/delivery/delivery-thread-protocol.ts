@@ -38,7 +38,7 @@ export interface DeliveryStats {
 
 /** Delivery thread -> HTTP thread. */
 export type FromDelivery =
-  | { ready: true }
+  | { ready: true; osThreadId?: number }
   | { startFailed: WireError }
   | { reply: number; attempt: AttemptRecord | null }
   | { reply: number; error: WireError }

@@ -1,6 +1,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import os from 'node:os';
 import { createLogger } from '../logger.ts';
+import { ownThreadId } from '../thread-cpu.ts';
 import { errorToWire } from '../errors.ts';
 import { loadSecretBox } from '../master-key.ts';
 import type { Storage } from '../storage/types.ts';
@@ -95,7 +96,7 @@ export function runDeliveryThread(parent: MessagePort, data: DeliveryThreadData)
       send({ startFailed: errorToWire(err) });
       return;
     }
-    send({ ready: true });
+    send({ ready: true, osThreadId: ownThreadId() });
   };
 
   parent.on('message', (message: ToDelivery) => {

@@ -47,6 +47,8 @@ describe('delivery on its own thread', () => {
     expect(sample(metrics, 'sluice_storage_call_seconds_count{method="completeAttempts"}')).toBeGreaterThan(0);
     expect(sample(metrics, 'sluice_storage_call_seconds_count{method="ingest"}')).toBeGreaterThan(0);
     expect(sample(metrics, 'sluice_deliveries_in_flight')).toBe(0);
+    // Each thread's own CPU time, read by its kernel thread id.
+    for (const thread of ['http', 'delivery', 'storage']) expect(sample(metrics, `sluice_thread_cpu_seconds{thread="${thread}"}`), thread).toBeGreaterThan(0);
   });
 
   it('answers a test send with the attempt the delivery thread made', async () => {

@@ -1,6 +1,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import { SqliteStorage } from './sqlite-storage.ts';
 import { errorToWire } from '../../errors.ts';
+import { ownThreadId } from '../../thread-cpu.ts';
 import { checkpoint, type StorageCall, type StorageReply, type StorageRequest, type ThreadData, type WalState } from './thread-protocol.ts';
 
 /** A test seam: runs in the storage thread on the storage it serves, before the first call. */
@@ -63,5 +64,5 @@ export function serveStorage(main: MessagePort, wal: MessagePort, data: ThreadDa
   wal.on('message', (state: WalState) => {
     if (state.walFrames >= data.finishCheckpointAtFrames && storage.db.open) send({ checkpoint: checkpoint(storage.db, 'storage') });
   });
-  send({ ready: true });
+  send({ ready: true, osThreadId: ownThreadId() });
 }

@@ -30,7 +30,7 @@ export type StorageRequest = StorageCall | { close: true } | { attach: MessagePo
 export type StorageReply =
   | { id: number; result: unknown; ms: number }
   | { id: number; error: WireError; ms: number }
-  | { ready: true }
+  | { ready: true; osThreadId?: number }
   | { checkpoint: CheckpointReport };
 
 /** One checkpoint: by the checkpointer (PASSIVE, in the background) or by the storage thread (finishing one). */

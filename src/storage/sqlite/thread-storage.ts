@@ -157,6 +157,7 @@ export class SqliteThreadStorage extends ForwardingStorage {
   /** Each thread's end, however it came. */
   readonly #exits = new Map<Worker, Promise<void>>();
   readonly #options: SqliteThreadOptions;
+  #osThreadId?: number;
 
   constructor(file: string, options: SqliteThreadOptions) {
     super();
@@ -195,6 +196,7 @@ export class SqliteThreadStorage extends ForwardingStorage {
 
   #onReply(reply: StorageReply): void {
     if ('ready' in reply) {
+      this.#osThreadId = reply.osThreadId;
       if (!this.closing && !this.failure) this.#checkpointer ??= this.#startCheckpointer();
       return;
     }
@@ -213,6 +215,11 @@ export class SqliteThreadStorage extends ForwardingStorage {
     void this.#storage.terminate();
     void this.#checkpointer?.terminate();
     this.#options.onFatal(failure);
+  }
+
+  /** The storage thread's kernel thread id, once it reported it (Linux). */
+  get osThreadId(): number | undefined {
+    return this.#osThreadId;
   }
 
   /**
