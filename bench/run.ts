@@ -243,10 +243,10 @@ function record(key: string, scenario: string, value: number, unit: string, targ
  */
 function recordThreadCpu(key: string, label: string, cpu: Record<string, number>) {
   for (const thread of ['http', 'delivery', 'storage']) {
-    if (cpu[thread] !== undefined) record(`${key}_cpu_${thread}_us`, `${label} ${thread} thread CPU per event`, cpu[thread], 'µs');
+    if (cpu[thread] !== undefined) record(`${key}_cpu_${thread}_us`, `${label}: ${thread} thread CPU per event`, cpu[thread], 'µs');
   }
   const busiest = Math.max(cpu.http ?? 0, cpu.delivery ?? 0);
-  if (busiest > 0) record(`${key}_thread_ceiling_per_s`, `${label} ceiling with a core per thread (1 s / busiest thread's CPU per event)`, 1e6 / busiest, 'events/s');
+  if (busiest > 0) record(`${key}_thread_ceiling_per_s`, `${label}: ceiling with a core per thread (1 s / the busiest thread's CPU per event)`, 1e6 / busiest, 'events/s');
 }
 
 /** PostgreSQL for the (p) rows: a fresh database per scenario on this server, dropped after. */
