@@ -677,7 +677,7 @@ async function main(): Promise<void> {
       for (const side of order) {
         const r = await throughputScenario(rx, `ab-${side}`, sub, callEnded, amount, {}, undefined, undefined, side === 'ours' ? ROOT : path.resolve(baselineRoot));
         (side === 'ours' ? ours : theirs).push(r.e2eEvents);
-        log(`    ${side === 'ours' ? 'this checkout' : label}: ${Math.round(r.e2eEvents)} events/s, peak RSS ${Math.round(r.peak)} MB (load ${os.loadavg()[0].toFixed(2)})`);
+        log(`    ${side === 'ours' ? 'this checkout' : label}: ${Math.round(r.e2eEvents)} events/s, peak RSS ${Math.round(r.peak)} MB, CPU per event ${Object.entries(r.cpuPerEvent).map(([t, us]) => `${t} ${Math.round(us)} µs`).join(', ')} (load ${os.loadavg()[0].toFixed(2)})`);
       }
     }
     const median = (xs: number[]) => {
