@@ -721,6 +721,8 @@ async function main(): Promise<void> {
     record('k2_inline_eld_p99_ms', '(k) HTTP thread event-loop delay p99 on 2 cores, delivery on it', twoInline.eld.p99, 'ms');
     record('k_inline_ratio', '(k) 2 cores / 1 core, delivery on the HTTP thread', twoInline.e2eEvents / oneInline.e2eEvents, '×');
     record('k_thread_gain', '(k) on 2 cores: delivery thread / delivery on the HTTP thread', two.e2eEvents / twoInline.e2eEvents, '×');
+    record('k2_peak_rss_mb', '(k) gateway peak RSS on 2 cores, delivery thread', two.peak, 'MB');
+    record('k2_inline_peak_rss_mb', '(k) gateway peak RSS on 2 cores, delivery on the HTTP thread', twoInline.peak, 'MB');
     recordThreadCpu('k2', '(k) 2 cores', two.cpuPerEvent);
     recordThreadCpu('k2_inline', '(k) 2 cores, delivery on the HTTP thread', twoInline.cpuPerEvent);
   }
