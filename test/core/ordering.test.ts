@@ -14,6 +14,10 @@ describe('ordering key values', () => {
     for (const nothing of [undefined, null, '']) expect(orderingKeyValue(nothing)).toBeNull();
   });
 
+  it('are nothing for a value with no JSON form (no crash on it)', () => {
+    for (const noJson of [Symbol('key'), () => 'key', { toJSON: () => undefined }]) expect(orderingKeyValue(noJson)).toBeNull();
+  });
+
   it('longer than 255 characters become a hash of the value, the same for the same value', () => {
     const long = 'c'.repeat(MAX_ORDERING_KEY_LENGTH + 1);
     expect(orderingKeyValue(long)).toMatch(/^sha256:[0-9a-f]{64}$/);
@@ -39,6 +43,17 @@ describe('plain key paths, read without an evaluator', () => {
     expect(plainKeyPath('data.conversation_id')).toEqual(['data', 'conversation_id']);
     expect(plainKeyPath(' id ')).toEqual(['id']);
     for (const other of ['$.data', 'data.a[0]', 'data."a b"', 'data.a & "x"', 'data.in', 'data.and.b', '$substring(id, 1)', 'data.`a`', 'data..a', '']) expect(plainKeyPath(other), other).toBeUndefined();
+    // Names start with a letter or "_": JSONata reads `data.a-b` as a subtraction, `data.1st` not at all.
+    for (const other of ['data.a-b', 'data.1st', '2']) expect(plainKeyPath(other), other).toBeUndefined();
+  });
+
+  it('leave true, false and null to the evaluators: JSONata reads them as values, not fields', async () => {
+    for (const literal of ['true', 'false', 'null', 'data.true', 'data.false', 'data.null']) expect(plainKeyPath(literal), literal).toBeUndefined();
+    // Read as a field, `true` would give each event its own key; JSONata gives them all one.
+    const envelope = { true: 'conv_1', false: 'conv_2', null: 'conv_3' };
+    expect(await jsonataKey('true', envelope)).toBe('true');
+    expect(await jsonataKey('false', envelope)).toBe('false');
+    expect(await jsonataKey('null', envelope)).toBeNull();
   });
 
   it('give what JSONata gives, and leave arrays to the evaluators', async () => {
@@ -72,6 +87,9 @@ describe('a route: the filter and the key in one evaluation', () => {
     expect(await route('data.severity = "low"', 'data.conversation_id')).toEqual({ matches: false, key: null });
     expect(await route(null, 'data.conversation_id & "-" & event')).toEqual({ matches: true, key: 'conv_1-signal.frustration_spike' });
     expect(await route(null, 'data.nothing')).toEqual({ matches: true, key: null });
+    // A filter alone: a match is unordered.
+    expect(await route('data.severity = "high"', null)).toEqual({ matches: true, key: null });
+    expect(await route('data.severity = "low"', null)).toEqual({ matches: false, key: null });
     const failing = await route(null, '$number("not a number") + $foo()');
     expect(failing).toMatchObject({ matches: true, key: null, key_error: expect.any(String) });
   });
