@@ -502,8 +502,10 @@ export class DeliveryWorker {
         break;
     }
     if (status !== 'delivered' && !disable && this.#opts.disableAfterMs > 0) {
+      // The run without success began at its first failure, or at a later success (another
+      // instance's, or one stamped in the same millisecond as the failure after it).
       const since = sub.record.failing_since;
-      if (since !== null && now - since >= this.#opts.disableAfterMs && (sub.record.last_success_at ?? 0) < since) {
+      if (since !== null && now - Math.max(since, sub.record.last_success_at ?? 0) >= this.#opts.disableAfterMs) {
         disable = `no successful delivery for ${describeSpan(this.#opts.disableAfterMs)}`;
       }
     }
@@ -662,8 +664,9 @@ export class DeliveryWorker {
 
 /** "5 days", "6 hours", "0.9 seconds": the disable reason stays readable at any setting. */
 function describeSpan(ms: number): string {
-  const [unit, size] = ms >= 86_400_000 ? ['days', 86_400_000] as const : ms >= 3_600_000 ? ['hours', 3_600_000] as const : ['seconds', 1_000] as const;
-  return `${Math.round((ms / size) * 10) / 10} ${unit}`;
+  const [unit, size] = ms >= 86_400_000 ? ['day', 86_400_000] as const : ms >= 3_600_000 ? ['hour', 3_600_000] as const : ['second', 1_000] as const;
+  const count = Math.round((ms / size) * 10) / 10;
+  return `${count} ${unit}${count === 1 ? '' : 's'}`;
 }
 
 function sleep(ms: number): Promise<void> {

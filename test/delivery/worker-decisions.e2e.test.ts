@@ -178,6 +178,41 @@ describe('no successful delivery for SLUICE_DISABLE_AFTER_DAYS', () => {
     expect(await subscription(again, sub.id)).toMatchObject({ enabled: true, disabled_reason: null });
   });
 
+  it('a success stamped in the same millisecond as the failure after it does not hold the rule off for good', async () => {
+    const gw = await clockedGateway({ SLUICE_DISABLE_AFTER_DAYS: '1' });
+    let status = 200;
+    const receiver = await receiverForTest(() => ({ status }));
+    const sub = await createSubscription(gw, { url: `${receiver.url}/hook`, events: ['call.ended'] });
+    // The clock stands still: the success and the first failure of the run share T0.
+    expect((await deliverOne(gw, sub.id)).status).toBe('delivered');
+    status = 400;
+    expect((await deliverOne(gw, sub.id)).status).toBe('failed');
+    gw.clock.t = T0 + DAY - 1;
+    expect((await deliverOne(gw, sub.id)).status).toBe('failed');
+    expect(await subscription(gw, sub.id)).toMatchObject({ enabled: true, disabled_reason: null });
+    gw.clock.t = T0 + DAY;
+    expect((await deliverOne(gw, sub.id)).status).toBe('failed');
+    // One day, in the singular.
+    expect(await subscription(gw, sub.id)).toMatchObject({ enabled: false, disabled_reason: 'no successful delivery for 1 day' });
+  });
+
+  it('a success recorded after the run began counts the limit from that success', async () => {
+    const gw = await clockedGateway();
+    const receiver = await receiverForTest(() => ({ status: 400 }));
+    const sub = await createSubscription(gw, { url: `${receiver.url}/hook`, events: ['call.ended'] });
+    await gw.stop();
+    const db = openDatabase(gw);
+    try {
+      expect(db.prepare('UPDATE subscriptions SET failing_since = ?, last_success_at = ? WHERE id = ?').run(T0, T0 + LIMIT / 2, sub.id).changes).toBe(1);
+    } finally {
+      db.close();
+    }
+    const again = await clockedGateway({}, gw.dataDir);
+    again.clock.t = T0 + LIMIT / 2 + LIMIT;
+    expect((await deliverOne(again, sub.id)).status).toBe('failed');
+    expect(await subscription(again, sub.id)).toMatchObject({ enabled: false, disabled_reason: 'no successful delivery for 2 days' });
+  });
+
   it('a destination\'s own verdict keeps its reason when the run is past the limit too', async () => {
     const gw = await clockedGateway();
     let status = 400;
