@@ -41,7 +41,10 @@ export function orderingExpression(policy: OrderingPolicy | null | undefined): s
   return policy && policy.key !== ORDER_ALL ? policy.key : null;
 }
 
-/** Words JSONata reads as operators or literals, never as field names. */
+/**
+ * Words JSONata may read as operators or literals (`true`, `false`, `null` always are; `and`, `or`,
+ * `in`, `function` depend on where they stand): a path holding one is left to an evaluator.
+ */
 const JSONATA_WORDS = new Set(['and', 'or', 'in', 'true', 'false', 'null', 'function']);
 const FIELD = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
