@@ -2,7 +2,6 @@ import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, loadConfig } from './config.ts';
 import { createStorage } from './app.ts';
-import { SqliteStorage } from './storage/sqlite/sqlite-storage.ts';
 import { ApiKeyService, ROLES, toPublicKey } from './services/api-keys.ts';
 import type { Role, Storage } from './storage/types.ts';
 import { runMappingsTest } from './services/mappings-test-report.ts';
