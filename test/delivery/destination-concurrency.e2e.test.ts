@@ -49,4 +49,41 @@ describe('per-destination concurrency', () => {
     expect(latencies[0]).toBeLessThan(HOLD_MS / 2);
     expect(latencies[1]).toBeLessThan(HOLD_MS / 2);
   }, 60_000);
+
+  it('a slot given back while another is on the wire is counted: an attempt beyond the limit waits in the worker, not in the HTTP client', async () => {
+    const gw = await gatewayForTest({ SLUICE_DESTINATION_CONCURRENCY: '2' });
+    // Each request is held until the test lets it go, by its arrival index.
+    const releases: (() => void)[] = [];
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const receiver = await receiverForTest((_req, index) => {
+      inFlight += 1;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      const done = new Promise<void>((resolve) => (releases[index] = resolve)).finally(() => (inFlight -= 1));
+      return { status: 200, until: done };
+    });
+    const sub = await createSubscription(gw, { url: `${receiver.url}/hook`, events: ['call.ended'] });
+    const ids = [deliveryFor(await postEvent(gw), sub.id), deliveryFor(await postEvent(gw), sub.id)];
+    await waitFor(() => receiver.requests.length === 2, 15_000, 'two attempts on the wire');
+    // One finishes while the other stays on the wire, and nothing waits: the origin keeps one slot taken.
+    releases[0]();
+    expect((await waitForDelivery(gw, ids[0])).status).toBe('delivered');
+    ids.push(deliveryFor(await postEvent(gw), sub.id), deliveryFor(await postEvent(gw), sub.id));
+    await waitFor(() => receiver.requests.length >= 3, 15_000, 'the third attempt');
+    // Two on the wire again: the fourth must wait in the worker, its clock not running. Had the
+    // returned slot been forgotten, it would have started and queued inside the HTTP client
+    // (whose per-origin connection cap hides it from the receiver) with its clock running.
+    const HOLD_MS = 1_000;
+    const heldFrom = Date.now();
+    await waitFor(() => Date.now() - heldFrom >= HOLD_MS, HOLD_MS + 5_000, 'the hold');
+    for (let i = 1; i < 4; i++) {
+      await waitFor(() => releases[i], 15_000, `attempt ${i + 1} on the wire`);
+      releases[i]();
+    }
+    const delivered = [];
+    for (const id of ids) delivered.push(await waitForDelivery(gw, id));
+    expect(delivered.map((d) => d.status)).toEqual(['delivered', 'delivered', 'delivered', 'delivered']);
+    expect(maxInFlight).toBe(2);
+    expect(delivered[3].attempts[0].latency_ms).toBeLessThan(HOLD_MS / 2);
+  }, 60_000);
 });
