@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { Pruner, type PruneReport } from '../../src/services/pruner.ts';
 import type { Logger } from '../../src/logger.ts';
 import type { EventSweepQuery, EventSweepResult, PruneCounts, PruneCutoffs, Storage } from '../../src/storage/types.ts';
@@ -279,6 +279,43 @@ describe('Pruner', () => {
       expect(timers()).toBe(before);
     } finally {
       await pruner.stop();
+    }
+  });
+
+  it('sizes and paces batches by how long each took, and reports the pass duration to a tenth of a millisecond', async () => {
+    // The pruner's clock (performance.now) is the test's: each storage call takes exactly the time it adds.
+    let clock = 1_000;
+    const spy = vi.spyOn(performance, 'now').mockImplementation(() => clock);
+    try {
+      const { storage, calls } = scriptedStorage({ fullDeliveryBatches: 1, fullSweeps: 1 });
+      const took = new Map([['pruneDeliveries', [1, 10]], ['sweepEvents', [3, 0.04]], ['pruneConnectorState', [0]]]);
+      for (const name of took.keys()) {
+        const original = (storage as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>)[name].bind(storage);
+        (storage as unknown as Record<string, unknown>)[name] = async (...args: unknown[]) => {
+          const durations = took.get(name)!;
+          clock += durations.length > 1 ? durations.shift()! : durations[0];
+          return original(...args);
+        };
+      }
+      const pauses: number[] = [];
+      const pruner = new Pruner({ storage, policy: POLICY, now: () => NOW, pause: async (ms) => void pauses.push(ms) });
+      const report = await pruner.runOnce();
+      // 1 ms (quick: the next batch is half as big again), then 10 ms (slow: halved for the next pass);
+      // the sweep's 3 ms is on target (same size).
+      expect(calls.filter((c) => c.name === 'pruneDeliveries').map((c) => c.args[1])).toEqual([200, 300]);
+      expect(calls.filter((c) => c.name === 'sweepEvents').map((c) => (c.args[0] as EventSweepQuery).limit)).toEqual([200, 200]);
+      expect(pauses).toEqual([1, 3]);
+      // 1 + 10 + 3 + 0.04 ms.
+      expect(report.duration_ms).toBe(14);
+      took.set('pruneDeliveries', [0.25]);
+      took.set('sweepEvents', [0]);
+      const next = await pruner.runOnce();
+      // The next pass starts at the halved size: 150, quick (0.25 ms), then 225.
+      expect(calls.filter((c) => c.name === 'pruneDeliveries').map((c) => c.args[1])).toEqual([200, 300, 150, 225]);
+      expect(pauses).toEqual([1, 3, 1, 1]);
+      expect(next.duration_ms).toBe(0.5);
+    } finally {
+      spy.mockRestore();
     }
   });
 });

@@ -289,6 +289,24 @@ describe.each(engines)('storage conformance: $name', (engine) => {
       expect(await storage.getEvent(innocent.id)).toBeUndefined();
     });
 
+    it('a conflict says which: the id (with the event id) or the Idempotency-Key, and where', async () => {
+      const ev = event({ idempotency_key: 'key-3' });
+      await storage.ingest([{ event: ev, deliveries: [], request_hash: 'h1' }]);
+      const byId = await storage.ingest([{ event: { ...ev, idempotency_key: null }, deliveries: [], request_hash: 'h2' }]).catch((err) => err);
+      expect(byId).toBeInstanceOf(ConflictError);
+      expect(byId).toMatchObject({
+        code: 'event_id_conflict',
+        message: `An event with id "${ev.id}" was already accepted with different content; give this event its own id.`,
+        details: [{ path: '$.id', message: 'was already used for a different event', id: ev.id }],
+      });
+      const byKey = await storage.ingest([{ event: event({ idempotency_key: 'key-3' }), deliveries: [], request_hash: 'h2' }]).catch((err) => err);
+      expect(byKey).toBeInstanceOf(ConflictError);
+      expect(byKey).toMatchObject({
+        code: 'idempotency_key_conflict',
+        details: [{ path: 'header:Idempotency-Key', message: 'was already used with a different body' }],
+      });
+    });
+
     it('hashes what was posted itself: keys in another order repeat, other data conflicts, a hash stored before still matches', async () => {
       const ev = event({ data: { b: 1, a: [1, { d: 2, c: 3 }] } });
       await storage.ingest([{ event: ev, deliveries: [delivery(ev, sub)], posted: { id: true, timestamp: false } }]);
@@ -317,8 +335,9 @@ describe.each(engines)('storage conformance: $name', (engine) => {
       const ev = event();
       const nullKey = { ...delivery(ev, sub), ordering_key: null };
       const noKey = delivery(ev, sub);
-      await storage.ingest([{ event: ev, deliveries: [nullKey, noKey] }]);
-      for (const d of [nullKey, noKey]) expect(await storage.getDelivery(d.id)).toMatchObject({ ordering_key: null, sequence: null });
+      const noKeyNullSequence = { ...delivery(ev, sub), sequence: null };
+      await storage.ingest([{ event: ev, deliveries: [nullKey, noKey, noKeyNullSequence] }]);
+      for (const d of [nullKey, noKey, noKeyNullSequence]) expect(await storage.getDelivery(d.id)).toMatchObject({ ordering_key: null, sequence: null });
     });
 
     it('a duplicate inside one batch resolves to the first occurrence', async () => {
