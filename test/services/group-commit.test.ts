@@ -86,6 +86,39 @@ describe('GroupCommit', () => {
     expect(await Promise.all(later)).toEqual([['b'], ['c'], ['d']]);
   });
 
+  it('callers of one turn schedule one run: a caller of a later turn still waits for the flush under way', async () => {
+    const gates: (() => void)[] = [];
+    const calls: string[][] = [];
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const commit = new GroupCommit(async (items: string[]) => {
+      calls.push(items);
+      inFlight += 1;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      await new Promise<void>((resolve) => gates.push(resolve));
+      inFlight -= 1;
+      return items;
+    });
+    const untilCalls = (n: number) => new Promise<void>((resolve) => {
+      const poll = () => (calls.length >= n ? resolve() : setImmediate(poll));
+      poll();
+    });
+    // Three callers in one turn: one flush, and no spare run left behind to end the flush early.
+    const first = Promise.all([commit.submit(['a']), commit.submit(['b']), commit.submit(['c'])]);
+    await untilCalls(1);
+    await new Promise((resolve) => setImmediate(resolve));
+    const later = commit.submit(['d']);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(calls).toEqual([['a', 'b', 'c']]);
+    gates.shift()!();
+    expect(await first).toEqual([['a'], ['b'], ['c']]);
+    await untilCalls(2);
+    gates.shift()!();
+    expect(await later).toEqual(['d']);
+    expect(calls).toEqual([['a', 'b', 'c'], ['d']]);
+    expect(maxInFlight).toBe(1);
+  });
+
   it('one bad caller does not fail its neighbours: the group is retried caller by caller', async () => {
     const { calls, flush } = recordingFlush(new Set(['bad']));
     const commit = new GroupCommit(flush);

@@ -289,6 +289,24 @@ describe.each(engines)('storage conformance: $name', (engine) => {
       expect(await storage.getEvent(innocent.id)).toBeUndefined();
     });
 
+    it('a conflict says which: the id (with the event id) or the Idempotency-Key, and where', async () => {
+      const ev = event({ idempotency_key: 'key-3' });
+      await storage.ingest([{ event: ev, deliveries: [], request_hash: 'h1' }]);
+      const byId = await storage.ingest([{ event: { ...ev, idempotency_key: null }, deliveries: [], request_hash: 'h2' }]).catch((err) => err);
+      expect(byId).toBeInstanceOf(ConflictError);
+      expect(byId).toMatchObject({
+        code: 'event_id_conflict',
+        message: `An event with id "${ev.id}" was already accepted with different content; give this event its own id.`,
+        details: [{ path: '$.id', message: 'was already used for a different event', id: ev.id }],
+      });
+      const byKey = await storage.ingest([{ event: event({ idempotency_key: 'key-3' }), deliveries: [], request_hash: 'h2' }]).catch((err) => err);
+      expect(byKey).toBeInstanceOf(ConflictError);
+      expect(byKey).toMatchObject({
+        code: 'idempotency_key_conflict',
+        details: [{ path: 'header:Idempotency-Key', message: 'was already used with a different body' }],
+      });
+    });
+
     it('hashes what was posted itself: keys in another order repeat, other data conflicts, a hash stored before still matches', async () => {
       const ev = event({ data: { b: 1, a: [1, { d: 2, c: 3 }] } });
       await storage.ingest([{ event: ev, deliveries: [delivery(ev, sub)], posted: { id: true, timestamp: false } }]);
@@ -299,6 +317,27 @@ describe.each(engines)('storage conformance: $name', (engine) => {
       const before = requestHash(ev, { id: true, timestamp: false });
       expect((await storage.ingest([{ event: ev, deliveries: [], request_hash: before }]))[0].duplicate).toBe(true);
       await expect(storage.ingest([{ event: { ...ev, data: { b: 2 } }, deliveries: [], posted: { id: true, timestamp: false } }])).rejects.toBeInstanceOf(ConflictError);
+    });
+
+    it('a repeat is a duplicate when either side has no hash to compare (rows stored before hashes were kept)', async () => {
+      const unhashed = event();
+      await storage.ingest([{ event: unhashed, deliveries: [delivery(unhashed, sub)], request_hash: null }]);
+      const [later] = await storage.ingest([{ event: { ...unhashed, data: { other: true } }, deliveries: [delivery(unhashed, sub)], request_hash: 'h-new' }]);
+      expect(later.duplicate).toBe(true);
+      const hashed = event();
+      await storage.ingest([{ event: hashed, deliveries: [delivery(hashed, sub)], request_hash: 'h-old' }]);
+      const [repeat] = await storage.ingest([{ event: { ...hashed, data: { other: true } }, deliveries: [delivery(hashed, sub)], request_hash: null }]);
+      expect(repeat.duplicate).toBe(true);
+      expect(await storage.getEvent(hashed.id)).toMatchObject({ request_hash: 'h-old' });
+    });
+
+    it('a delivery given no ordering key (null) or no sequence is stored unordered', async () => {
+      const ev = event();
+      const nullKey = { ...delivery(ev, sub), ordering_key: null };
+      const noKey = delivery(ev, sub);
+      const noKeyNullSequence = { ...delivery(ev, sub), sequence: null };
+      await storage.ingest([{ event: ev, deliveries: [nullKey, noKey, noKeyNullSequence] }]);
+      for (const d of [nullKey, noKey, noKeyNullSequence]) expect(await storage.getDelivery(d.id)).toMatchObject({ ordering_key: null, sequence: null });
     });
 
     it('a duplicate inside one batch resolves to the first occurrence', async () => {
@@ -461,6 +500,18 @@ describe.each(engines)('storage conformance: $name', (engine) => {
       expect(await storage.getDelivery(rest.id)).toMatchObject({ status: 'cancelled', last_error: 'unsubscribed' });
     });
 
+    it('two deleting outcomes in one batch delete the subscription once, and each cancels what waits', async () => {
+      const { deliveries: [a, b, rest] } = await stored(3);
+      await storage.claimByIds([a.id, b.id], T0, T0 + 1000);
+      const gone = { disable_subscription_reason: 'unsubscribed', delete_subscription: true };
+      const result = await storage.completeAttempts([completion(a, 'failed', gone), completion(b, 'failed', gone)], T0 + 20);
+      expect(result.disabledBy).toEqual([a.id]);
+      expect(await storage.getSubscription(sub.id)).toBeUndefined();
+      expect(await storage.getDelivery(rest.id)).toMatchObject({ status: 'cancelled', last_error: 'unsubscribed' });
+      // The deleting outcome's own delivery keeps the outcome it was given.
+      expect((await storage.getDelivery(a.id))?.status).toBe('failed');
+    });
+
     it('failures start the failure clock and a success resets it', async () => {
       const { deliveries: [a, b] } = await stored(2);
       await storage.claimByIds([a.id], T0, T0 + 1000);
@@ -594,6 +645,17 @@ describe.each(engines)('storage conformance: $name', (engine) => {
       expect(await storage.skipBlocked(b1.id, T0 + 41)).toEqual({ skipped: false, woken: [] });
       expect(await storage.listBlockedKeys(sub.id, 10)).toEqual([]);
       expect(ids(await storage.claimDue(T0 + 50, 10, T0 + 1000))).toEqual([a2.id]);
+    });
+
+    it('only a failed delivery with an ordering key blocks: a retried one and an unordered one never do', async () => {
+      const [a1, u] = await accepted(['a', null]);
+      await storage.claimDue(T0, 10, T0 + 1000);
+      await storage.completeAttempts([finish(a1, 'pending', { block_key: true }), finish(u, 'failed', { block_key: true })], T0 + 20);
+      expect(await storage.getDelivery(a1.id)).toMatchObject({ status: 'pending', blocks_key: false });
+      expect(await storage.getDelivery(u.id)).toMatchObject({ status: 'failed', blocks_key: false });
+      // Not blocking, so retention may prune the unordered dead letter.
+      expect(await storage.pruneDeliveries({ finishedBefore: T0, failedBefore: T0 + 100_000 }, 100)).toMatchObject({ deliveries: 1 });
+      expect(await storage.getDelivery(u.id)).toBeUndefined();
     });
 
     it('on_failure continue: a failed delivery goes to the dead letters and wakes the next one', async () => {
