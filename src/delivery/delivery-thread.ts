@@ -42,7 +42,7 @@ export function runDeliveryThread(parent: MessagePort, data: DeliveryThreadData)
   const evaluationLimits = { timeoutMs: config.templateTimeoutMs, maxOutputBytes: config.templateMaxOutputBytes, maxSequence: config.templateMaxItems };
   // No logger: the HTTP thread's registry reads the same files and reports their problems once.
   const mappings = new MappingRegistry({ dir: config.mappingsDir, envAllowlist: config.templateEnvAllowlist, limits: evaluationLimits });
-  const evaluations = new EvaluationPool({ threads: config.templateThreads, limits: evaluationLimits, heapMb: config.templateMemoryMb, inlineBudgetBytes: config.templateInlineBytes, logger, scriptPath: data.evaluatorScript });
+  const evaluations = new EvaluationPool({ threads: config.templateThreads, limits: evaluationLimits, heapMb: config.templateMemoryMb, inlineBudgetBytes: config.templateInlineBytes, logger, scriptPath: data.evaluatorScript, lazy: true });
   const connectors = new Map(CONNECTORS.map((c) => [c.name, c]));
   const subscriptions = new SubscriptionService({
     storage,
