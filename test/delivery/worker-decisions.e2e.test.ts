@@ -33,6 +33,24 @@ async function deliverOne(gw: TestGateway, subId: string): Promise<Record<string
   return waitForDelivery(gw, deliveryFor(await postEvent(gw), subId));
 }
 
+/**
+ * A failing subscription whose record says: failing since T0, last success half the limit later
+ * (what two instances can leave), reopened on a gateway whose clock the test sets.
+ */
+async function failingSinceT0SucceededAtHalfLimit(): Promise<{ again: TestGateway & { clock: { t: number } }; sub: Record<string, any> }> {
+  const gw = await clockedGateway();
+  const receiver = await receiverForTest(() => ({ status: 400 }));
+  const sub = await createSubscription(gw, { url: `${receiver.url}/hook`, events: ['call.ended'] });
+  await gw.stop();
+  const db = openDatabase(gw);
+  try {
+    expect(db.prepare('UPDATE subscriptions SET failing_since = ?, last_success_at = ? WHERE id = ?').run(T0, T0 + LIMIT / 2, sub.id).changes).toBe(1);
+  } finally {
+    db.close();
+  }
+  return { again: await clockedGateway({}, gw.dataDir), sub };
+}
+
 describe('a delivery that may no longer be sent', () => {
   it('a test send to a disabled subscription answers why at once, sends nothing, and keeps the subscription', async () => {
     const gw = await clockedGateway();
@@ -161,17 +179,7 @@ describe('no successful delivery for SLUICE_DISABLE_AFTER_DAYS', () => {
   it('a success recorded after the run began keeps the subscription while it is younger than the limit', async () => {
     // Two instances on one database can leave this: one's failure, stamped by its clock before the
     // other's success, committed after it (failing_since older than last_success_at).
-    const gw = await clockedGateway();
-    const receiver = await receiverForTest(() => ({ status: 400 }));
-    const sub = await createSubscription(gw, { url: `${receiver.url}/hook`, events: ['call.ended'] });
-    await gw.stop();
-    const db = openDatabase(gw);
-    try {
-      expect(db.prepare('UPDATE subscriptions SET failing_since = ?, last_success_at = ? WHERE id = ?').run(T0, T0 + LIMIT / 2, sub.id).changes).toBe(1);
-    } finally {
-      db.close();
-    }
-    const again = await clockedGateway({}, gw.dataDir);
+    const { again, sub } = await failingSinceT0SucceededAtHalfLimit();
     again.clock.t = T0 + LIMIT;
     expect((await deliverOne(again, sub.id)).status).toBe('failed');
     // Failing since T0, but the last success was only half the limit ago.
@@ -197,17 +205,7 @@ describe('no successful delivery for SLUICE_DISABLE_AFTER_DAYS', () => {
   });
 
   it('a success recorded after the run began counts the limit from that success', async () => {
-    const gw = await clockedGateway();
-    const receiver = await receiverForTest(() => ({ status: 400 }));
-    const sub = await createSubscription(gw, { url: `${receiver.url}/hook`, events: ['call.ended'] });
-    await gw.stop();
-    const db = openDatabase(gw);
-    try {
-      expect(db.prepare('UPDATE subscriptions SET failing_since = ?, last_success_at = ? WHERE id = ?').run(T0, T0 + LIMIT / 2, sub.id).changes).toBe(1);
-    } finally {
-      db.close();
-    }
-    const again = await clockedGateway({}, gw.dataDir);
+    const { again, sub } = await failingSinceT0SucceededAtHalfLimit();
     again.clock.t = T0 + LIMIT / 2 + LIMIT;
     expect((await deliverOne(again, sub.id)).status).toBe('failed');
     expect(await subscription(again, sub.id)).toMatchObject({ enabled: false, disabled_reason: 'no successful delivery for 2 days' });
