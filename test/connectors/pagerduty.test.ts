@@ -2,6 +2,7 @@ import { Ajv } from 'ajv';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { PAGERDUTY_ORDERING, RATE_LIMIT_FLOOR_MS, dashboardDeliveryUrl, enqueueUrl, pagerDutyConnector, pagerDutyDedupKey } from '../../connectors/pagerduty/index.ts';
 import { compileOrderingKey, evaluateOrderingKey } from '../../src/core/mapping.ts';
+import { ROOMY_LIMITS } from '../support/limits.ts';
 import { orderingKeyValue } from '../../src/core/ordering.ts';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -227,7 +228,7 @@ describe('pagerduty: dedup keys', () => {
 
 describe('pagerduty: ordered by dedup_key', () => {
   const orderingKey = compileOrderingKey(PAGERDUTY_ORDERING.key);
-  const keyOf = async (event: Event) => orderingKeyValue(await evaluateOrderingKey(orderingKey, event));
+  const keyOf = async (event: Event) => orderingKeyValue(await evaluateOrderingKey(orderingKey, event, {}, ROOMY_LIMITS));
 
   it('is every new subscription\'s default ordering', () => {
     expect(pagerDutyConnector.subscriptionDefaults?.ordering).toEqual({ key: PAGERDUTY_ORDERING.key, on_failure: 'continue' });

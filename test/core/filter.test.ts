@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { TemplateError } from '../../src/errors.ts';
 import { compileFilter, evaluateFilter, jsonataBoolean } from '../../src/core/mapping.ts';
+import { ROOMY_LIMITS } from '../support/limits.ts';
 
 const callEnded = { event: 'call.ended', id: 'evt_1', timestamp: '2026-03-15T14:30:00Z', data: { call: { status: 'completed' } } };
 const evaluation = (score?: number) => ({
@@ -9,7 +10,7 @@ const evaluation = (score?: number) => ({
 });
 const signal = (severity: string) => ({ event: 'signal.frustration_spike', id: 'evt_3', timestamp: '2026-04-27T17:45:03Z', data: { severity } });
 
-const matches = (filter: string, event: unknown, bindings = {}) => evaluateFilter(compileFilter(filter), event, bindings);
+const matches = (filter: string, event: unknown, bindings = {}) => evaluateFilter(compileFilter(filter), event, bindings, ROOMY_LIMITS);
 
 describe('filters', () => {
   it('matches on an equal field', async () => {

@@ -13,6 +13,9 @@ vi.mock('node:crypto', async (importOriginal) => {
   };
 });
 
+// The suite shares modules between test files (vitest isolate: false): load ids.ts afresh, so it
+// draws from the mocked randomBytes above and starts with an empty pool.
+vi.resetModules();
 const { idFloor, newId } = await import('../../src/core/ids.ts');
 
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';

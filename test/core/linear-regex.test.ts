@@ -3,6 +3,7 @@ import jsonata from 'jsonata';
 import { TemplateError } from '../../src/errors.ts';
 import { compileFilter, compileTemplate, evaluateFilter, evaluateTemplate } from '../../src/core/mapping.ts';
 import { LinearRegex, findUnsupportedRegex } from '../../src/core/linear-regex.ts';
+import { ROOMY_LIMITS } from '../support/limits.ts';
 
 /** jsonata with its default engine (V8's backtracking RegExp), as the reference for results. */
 const withRegExp = (source: string, input: unknown = {}) => jsonata(source).evaluate(input);
@@ -22,14 +23,14 @@ describe('templates run regular expressions on the linear engine', () => {
     '$contains("call_abc123", /^call_[a-z0-9]+$/)',
   ])('%s gives what RegExp gives', async (source) => {
     const expected = await withRegExp(source);
-    expect(await evaluateTemplate(compileTemplate(source), {})).toEqual(JSON.parse(JSON.stringify(expected)));
+    expect(await evaluateTemplate(compileTemplate(source), {}, {}, ROOMY_LIMITS)).toEqual(JSON.parse(JSON.stringify(expected)));
   });
 
   it('runs a pattern that backtracks catastrophically in linear time', async () => {
     // With V8's engine this input takes longer than the age of the universe; here, microseconds.
     const event = { data: { user_agent: `${'a'.repeat(5_000)}!` } };
-    expect(await evaluateTemplate(compileTemplate('{"ua": $contains(data.user_agent, /^(a+)+$/)}'), event)).toEqual({ ua: false });
-    expect(await evaluateFilter(compileFilter('$match(data.user_agent, /(a|aa)+$/) = null'), event)).toBe(false);
+    expect(await evaluateTemplate(compileTemplate('{"ua": $contains(data.user_agent, /^(a+)+$/)}'), event, {}, ROOMY_LIMITS)).toEqual({ ua: false });
+    expect(await evaluateFilter(compileFilter('$match(data.user_agent, /(a|aa)+$/) = null'), event, {}, ROOMY_LIMITS)).toBe(false);
   });
 
   it.each([
@@ -76,7 +77,7 @@ describe('LinearRegex', () => {
 
   it('fails a pattern that matches the empty string over and over the way jsonata does (D1004)', async () => {
     const reference = await withRegExp('$match("baab", /a*/)').catch((e: { code: string }) => e.code);
-    const ours = await evaluateTemplate(compileTemplate('$match("baab", /a*/)'), {}).catch((e: TemplateError) => e.details[0]?.jsonata_code);
+    const ours = await evaluateTemplate(compileTemplate('$match("baab", /a*/)'), {}, {}, ROOMY_LIMITS).catch((e: TemplateError) => e.details[0]?.jsonata_code);
     expect(reference).toBe('D1004');
     expect(ours).toBe('D1004');
   });

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { compileOrderingKey, evaluateOrderingKey } from '../../src/core/mapping.ts';
 import { MAX_ORDERING_KEY_LENGTH, compileRoute, evaluateRoute, normalizeOrdering, orderingExpression, orderingKeyValue, plainKeyPath, readPlainKey, routeSource } from '../../src/core/ordering.ts';
+import { ROOMY_LIMITS } from '../support/limits.ts';
 
-const jsonataKey = async (expression: string, envelope: unknown) => orderingKeyValue(await evaluateOrderingKey(compileOrderingKey(expression), envelope));
+const jsonataKey = async (expression: string, envelope: unknown) => orderingKeyValue(await evaluateOrderingKey(compileOrderingKey(expression), envelope, {}, ROOMY_LIMITS));
 
 describe('ordering key values', () => {
   it('are strings as they are, other values as (stable) JSON, and nothing for undefined, null and ""', () => {
@@ -82,7 +83,7 @@ describe('a route: the filter and the key in one evaluation', () => {
   const envelope = { event: 'signal.frustration_spike', id: 'e1', data: { conversation_id: 'conv_1', severity: 'high' } };
 
   it('evaluates the key only for a match, and says why a failing key left the event unordered', async () => {
-    const route = (filter: string | null, key: string | null) => evaluateRoute(compileRoute(routeSource(filter, key)), envelope, {}, {});
+    const route = (filter: string | null, key: string | null) => evaluateRoute(compileRoute(routeSource(filter, key)), envelope, {}, ROOMY_LIMITS);
     expect(await route('data.severity = "high"', 'data.conversation_id')).toEqual({ matches: true, key: 'conv_1' });
     expect(await route('data.severity = "low"', 'data.conversation_id')).toEqual({ matches: false, key: null });
     expect(await route(null, 'data.conversation_id & "-" & event')).toEqual({ matches: true, key: 'conv_1-signal.frustration_spike' });
@@ -95,6 +96,6 @@ describe('a route: the filter and the key in one evaluation', () => {
   });
 
   it('a filter that fails throws, as a filter alone does', async () => {
-    await expect(evaluateRoute(compileRoute(routeSource('$undefinedFunction()', 'id')), envelope, {}, {})).rejects.toMatchObject({ code: 'filter_runtime_error' });
+    await expect(evaluateRoute(compileRoute(routeSource('$undefinedFunction()', 'id')), envelope, {}, ROOMY_LIMITS)).rejects.toMatchObject({ code: 'filter_runtime_error' });
   });
 });

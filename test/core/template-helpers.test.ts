@@ -9,6 +9,7 @@ import {
   TEMPLATE_HELPERS,
   truncate,
 } from '../../src/core/template-helpers.ts';
+import { ROOMY_LIMITS } from '../support/limits.ts';
 
 describe('template helpers', () => {
   it('truncate keeps the total within the limit, suffix included', () => {
@@ -88,7 +89,7 @@ describe('flatten', () => {
 
   it('is callable from templates as $flatten', async () => {
     const template = compileTemplate('$flatten({"data": data}, "_")');
-    const output = await evaluateTemplate(template, { data: { call: { id: 'c1' }, tags: ['a', 'b'], lines: [{ n: { x: 1 } }] } });
+    const output = await evaluateTemplate(template, { data: { call: { id: 'c1' }, tags: ['a', 'b'], lines: [{ n: { x: 1 } }] } }, {}, ROOMY_LIMITS);
     expect(output).toEqual({ data_call_id: 'c1', data_tags: 'a,b', data_lines: [{ n_x: 1 }] });
   });
 });
@@ -151,10 +152,9 @@ describe('template helpers: edges', () => {
     ]);
     const out = await evaluateTemplate(
       compileTemplate('{"d": $formatDuration(data.s), "t": $truncate(data.t, 4), "e": $slackEscape(data.e), "i": $isoToUnixMs(data.i), "m": $truncate(data.missing, 3)}'),
-      { data: { s: 90, t: 'abcdef', e: '<b>', i: '2026-03-15' } },
-    );
+      { data: { s: 90, t: 'abcdef', e: '<b>', i: '2026-03-15' } }, {}, ROOMY_LIMITS);
     expect(out).toEqual({ d: '1m 30s', t: 'abc…', e: '&lt;b&gt;', i: Date.UTC(2026, 2, 15) });
-    await expect(evaluateTemplate(compileTemplate('$formatDuration(data.s)'), { data: { s: 'soon' } })).rejects.toThrow();
+    await expect(evaluateTemplate(compileTemplate('$formatDuration(data.s)'), { data: { s: 'soon' } }, {}, ROOMY_LIMITS)).rejects.toThrow();
   });
 });
 

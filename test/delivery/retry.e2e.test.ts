@@ -166,7 +166,7 @@ describe('network errors and timeouts', () => {
 
   it('a receiver slower than the subscription timeout is retried; the attempt records the timeout', async () => {
     const gw = await gatewayForTest();
-    const receiver = await receiverForTest((_req, index) => (index === 0 ? { status: 200, delayMs: 1_000 } : { status: 200 }));
+    const receiver = await receiverForTest((_req, index) => (index === 0 ? { status: 200, delayMs: 5_000 } : { status: 200 }));
     const sub = await createSubscription(gw, { url: `${receiver.url}/hook`, events: ['call.ended'], retry: FAST, timeout: 0.2 });
     const id = deliveryFor(await postEvent(gw), sub.id);
     const delivery = await waitForDelivery(gw, id);
@@ -176,9 +176,9 @@ describe('network errors and timeouts', () => {
     expect(timedOut.outcome).toBe('retry');
     expect(timedOut.response).toBeNull();
     expect(timedOut.error).toMatch(/timed out/i);
-    // It gave up near the 200 ms timeout, not after the receiver's 1 s.
+    // It gave up at the 200 ms timeout, not after the receiver's 5 s (a loaded machine may add a few hundred ms).
     expect(timedOut.latency_ms).toBeGreaterThanOrEqual(150);
-    expect(timedOut.latency_ms).toBeLessThan(900);
+    expect(timedOut.latency_ms).toBeLessThan(3_000);
     expect(ok).toMatchObject({ outcome: 'success', response: { status: 200 } });
   });
 });
