@@ -32,7 +32,11 @@ export function parseDuration(value: number | string): number {
   if (typeof value !== 'string') throw invalid(value, 'not a number or a string');
   const text = value.trim().toLowerCase();
   if (text === '') throw invalid(value, 'empty');
-  if (BARE_SECONDS.test(text)) return Math.round(Number(text) * 1000);
+  if (BARE_SECONDS.test(text)) {
+    const ms = Number(text) * 1000;
+    if (!Number.isFinite(ms)) throw invalid(value, 'too large');
+    return Math.round(ms);
+  }
 
   let total = 0;
   PART.lastIndex = 0;

@@ -38,6 +38,8 @@ describe('parseDuration', () => {
   it('says why: empty, or too large to be a number', () => {
     expect(() => parseDuration(' ')).toThrow(/^invalid duration " ": empty; use a number of seconds/);
     expect(() => parseDuration(`${'9'.repeat(400)}s`)).toThrow(/: too large; use a number/);
+    // A bare number of seconds too: it was Infinity, which a schedule or a setting then carried.
+    expect(() => parseDuration('9'.repeat(400))).toThrow(/: too large; use a number/);
   });
 
   it('names the unexpected part', () => {
