@@ -205,6 +205,36 @@ describe('per-destination slots: the saturation check', () => {
   }, 60_000);
 });
 
+describe('per-destination slots: an idle destination', () => {
+  it('forgets the subscriptions seen sending to it: one moved to another origin is not held back when the old one is saturated again', async () => {
+    const gw = await loggedGateway({ SLUICE_DESTINATION_CONCURRENCY: '1' });
+    const worker = gw.sluice.worker!;
+    const { receiver: old, held } = await holdingReceiver((index) => index === 1);
+    const moved = await receiverForTest();
+    const mover = await createSubscription(gw, { url: `${old.url}/mover`, events: ['call.ended'] });
+    const stayer = await createSubscription(gw, { url: `${old.url}/stayer`, events: ['lead.created'], timeout: 120 });
+    // The mover sends to the old origin once, which is then idle; then it moves.
+    expect(await waitForDelivery(gw, deliveryFor(await postEvent(gw, 'call.ended'), mover.id))).toMatchObject({ status: 'delivered' });
+    await waitFor(() => worker.activeCount === 0, 15_000, 'the worker to be idle');
+    expect((await gw.api('PATCH', `/api/v1/webhooks/${mover.id}`, { url: `${moved.url}/mover` })).status).toBe(200);
+
+    // The old origin saturated again, by the other subscription.
+    const onWire = deliveryFor(await postEvent(gw, 'lead.created'), stayer.id);
+    await waitFor(() => old.requests.length === 2, 15_000, "the other subscription's attempt on the wire");
+    const queued = deliveryFor(await postEvent(gw, 'lead.created'), stayer.id);
+    await waitFor(() => worker.isSaturated(stayer.id), 15_000, 'its next attempt to wait for the slot');
+    expect(worker.isSaturated(mover.id)).toBe(false);
+    expect(worker.saturatedSubscriptions()).toEqual(new Set([stayer.id]));
+    // The mover's new delivery goes to its new origin while the old one stays saturated.
+    expect(await waitForDelivery(gw, deliveryFor(await postEvent(gw, 'call.ended'), mover.id), undefined, 15_000)).toMatchObject({ status: 'delivered', attempt_count: 1 });
+    expect(moved.requests).toHaveLength(1);
+    expect(worker.isSaturated(stayer.id)).toBe(true);
+
+    held.releases[1]();
+    for (const id of [onWire, queued]) expect(await waitForDelivery(gw, id)).toMatchObject({ status: 'delivered', attempt_count: 1 });
+  }, 60_000);
+});
+
 describe('stop', () => {
   it('finishes and records the attempt on the wire, sends back the one waiting for its destination, takes on nothing new, and returns without a warning', async () => {
     const { gw, worker, receiver, held, sub, onWire } = await firstAttemptOnTheWire();
