@@ -148,6 +148,8 @@ export class DeliveryWorker {
   /** When a claim passing over saturated destinations last found nothing else due. */
   #fruitlessSkipAt = 0;
   #notifyScheduled = false;
+  /** Slots taken by claims under way (their deliveries are not counted active until the claim returns). */
+  #claiming = 0;
 
   constructor(deps: WorkerDeps, options: WorkerOptions) {
     this.#deps = deps;
@@ -188,7 +190,7 @@ export class DeliveryWorker {
       const ids = this.#notified.splice(0);
       const room = this.#room();
       if (room <= 0) return; // the poller picks them up as capacity frees
-      void this.#claimAndRun(() => this.#deps.storage.claimByIds(ids.slice(0, room), this.#now(), this.#now() + this.#opts.leaseMs));
+      void this.#claimAndRun(Math.min(ids.length, room), () => this.#deps.storage.claimByIds(ids.slice(0, room), this.#now(), this.#now() + this.#opts.leaseMs));
       if (ids.length > room) this.poke();
     });
   }
@@ -239,7 +241,7 @@ export class DeliveryWorker {
         const skip = this.saturatedSubscriptions();
         // Everything due was a saturated destination's a moment ago: no new scan for each of its completions.
         if (skip && now - this.#fruitlessSkipAt < FRUITLESS_SKIP_PAUSE_MS) break;
-        const claimed = await this.#claimAndRun(() => this.#deps.storage.claimDue(now, Math.min(room, 500), now + this.#opts.leaseMs, skip));
+        const claimed = await this.#claimAndRun(Math.min(room, 500), () => this.#deps.storage.claimDue(now, Math.min(room, 500), now + this.#opts.leaseMs, skip));
         this.#fruitlessSkipAt = skip && claimed === 0 ? now : 0;
         if (claimed === Math.min(room, 500)) this.#pollAgain = true;
       } while (this.#pollAgain && this.#running);
@@ -251,9 +253,9 @@ export class DeliveryWorker {
     }
   }
 
-  /** How many more deliveries to claim (see WorkerCapacity.room). */
+  /** How many more deliveries to claim (see WorkerCapacity.room), less what claims under way take. */
   #room(): number {
-    return this.#capacity.room();
+    return this.#capacity.room() - this.#claiming;
   }
 
   /** Its destination has a full queue: the subscription's new deliveries stay pending (ingest asks). */
@@ -309,13 +311,20 @@ export class DeliveryWorker {
     this.#timer = setTimeout(() => void this.#poll(), delay);
   }
 
-  async #claimAndRun(claim: () => Promise<ClaimedDelivery[]>): Promise<number> {
+  /**
+   * Claims up to `count` deliveries and starts them. The room they take counts while the claim is
+   * under way: a poll or a notify claiming meanwhile does not take it again.
+   */
+  async #claimAndRun(count: number, claim: () => Promise<ClaimedDelivery[]>): Promise<number> {
+    this.#claiming += count;
     let claimed: ClaimedDelivery[];
     try {
       claimed = await claim();
     } catch (err) {
       this.#deps.logger.error({ err }, 'claiming deliveries failed');
       return 0;
+    } finally {
+      this.#claiming -= count;
     }
     for (const item of claimed) this.#track(this.#process(item));
     return claimed.length;
