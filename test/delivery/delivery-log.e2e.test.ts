@@ -49,6 +49,11 @@ describe('GET /api/v1/webhooks/{id}/deliveries', () => {
     const receiver = await receiverForTest();
     const sub = await createSubscription(gw, { url: `${receiver.url}/hook`, events: ['call.ended'] });
     expect((await list(gw, sub.id, '?limit=100')).data).toEqual([]);
+    await postEvent(gw);
+    await postEvent(gw);
+    const one = await list(gw, sub.id, '?limit=1');
+    expect(one.data).toHaveLength(1);
+    expect(one.next_cursor).toBe(one.data[0].id);
     for (const bad of ['101', '0', '-1', '2.5', 'ten']) {
       const res = await gw.api('GET', `/api/v1/webhooks/${sub.id}/deliveries?limit=${bad}`);
       expectError(res, 422);

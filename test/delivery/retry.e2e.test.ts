@@ -247,6 +247,30 @@ describe('exhaustion and schedules', () => {
 });
 
 describe('replay', () => {
+  it('refuses, with a 409 that says why, a delivery on the wire and one whose subscription was deleted; replays once the attempt finished', async () => {
+    const gw = await gatewayForTest();
+    let release: () => void = () => undefined;
+    const receiver = await receiverForTest((_req, index) => (index === 0 ? { status: 200, until: new Promise<void>((resolve) => (release = resolve)) } : { status: 200 }));
+    const sub = await createSubscription(gw, { url: `${receiver.url}/hook`, events: ['call.ended'] });
+    const id = deliveryFor(await postEvent(gw), sub.id);
+    await waitFor(() => receiver.requests.length === 1, 5_000, 'the held attempt');
+
+    const onTheWire = await gw.api('POST', `/api/v1/deliveries/${id}/replay`);
+    expect(onTheWire.status).toBe(409);
+    expect(onTheWire.body.error.code).toBe('delivery_in_flight');
+    expect(onTheWire.body.error.message).toMatch(/being attempted right now/);
+    release();
+    expect((await waitForDelivery(gw, id)).status).toBe('delivered');
+    expect((await gw.api('POST', `/api/v1/deliveries/${id}/replay`)).status).toBe(202);
+    expect((await waitForDelivery(gw, id, (d) => d.status === 'delivered' && d.chain === 2)).attempts).toHaveLength(2);
+
+    expect((await gw.api('DELETE', `/api/v1/webhooks/${sub.id}`)).status).toBe(200);
+    const orphan = await gw.api('POST', `/api/v1/deliveries/${id}/replay`);
+    expect(orphan.status).toBe(409);
+    expect(orphan.body.error.code).toBe('subscription_deleted');
+    expect(orphan.body.error.message).toMatch(/was deleted; it cannot be replayed/);
+  });
+
   it('delivers a failed delivery again as a new chain once the receiver recovers', async () => {
     const gw = await gatewayForTest();
     const receiver = await receiverForTest(() => ({ status: 500 }));

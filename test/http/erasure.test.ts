@@ -56,7 +56,8 @@ describe('DELETE /api/v1/events/{id}', () => {
     expect(refused.status).toBe(409);
     expect(refused.body.error.code).toBe('event_in_flight');
     expect(refused.headers.get('retry-after')).toBe('2');
-    expect(refused.body.error.details[0].delivery_ids).toEqual([delivery.id]);
+    expect(refused.body.error.message).toMatch(/^An attempt of this event is being sent right now; nothing was erased/);
+    expect(refused.body.error.details).toEqual([{ message: 'delivery in flight', delivery_ids: [delivery.id] }]);
     expect((await gw.api('GET', `/api/v1/deliveries/${delivery.id}`)).body.status).toBe('delivering');
 
     release();
@@ -66,14 +67,17 @@ describe('DELETE /api/v1/events/{id}', () => {
   });
 
   it.each([
-    ['a path separator', 'evt%2F..%2Fsecrets', 400, 'invalid_path'],
-    ['a dot segment', '..%2E', 400, 'invalid_path'],
-    ['broken percent-encoding', 'evt_%E0%A4%A', 400, 'bad_request'],
-    ['an unknown id', 'evt_never_seen', 404, 'not_found'],
-  ])('answers %s (%s) with a clear %i', async (_what, id, status, code) => {
+    ['a path separator', 'evt%2F..%2Fsecrets', 400, 'invalid_path', /^This is not an event id: ids are 1 to 255 letters/],
+    ['a dot segment', '..%2E', 400, 'invalid_path', /^This is not an event id/],
+    ['broken percent-encoding', 'evt_%E0%A4%A', 400, 'bad_request', /./],
+    ['an unknown id', 'evt_never_seen', 404, 'not_found', /^Event evt_never_seen /],
+  ])('answers %s (%s) with a clear %i', async (_what, id, status, code, message) => {
     const res = await gw.api('DELETE', `/api/v1/events/${id}`);
     expect(res.status).toBe(status);
     expect(res.body.error.code).toBe(code);
+    expect(res.body.error.message).toMatch(message);
+    // Where the problem is: the id in the path.
+    if (code === 'invalid_path') expect(res.body.error.details).toEqual([{ path: 'path:id', message: 'is not a valid event id' }]);
   });
 
   it('needs an admin key', async () => {
