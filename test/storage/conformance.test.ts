@@ -348,6 +348,25 @@ describe.each(engines)('storage conformance: $name', (engine) => {
       expect(results[1].deliveries).toEqual([{ id: d.id, subscription_id: sub.id }]);
     });
 
+    it('two events with one Idempotency-Key in one batch: the second is a duplicate of the first, answered with its deliveries', async () => {
+      const first = event({ idempotency_key: 'key-batch' });
+      const second = event({ idempotency_key: 'key-batch' });
+      const d = delivery(first, sub);
+      const results = await storage.ingest([{ event: first, deliveries: [d] }, { event: second, deliveries: [delivery(second, sub)] }]);
+      expect(results).toEqual([
+        { event_id: first.id, event: first.event, deliveries: [{ id: d.id, subscription_id: sub.id }], duplicate: false },
+        { event_id: first.id, event: first.event, deliveries: [{ id: d.id, subscription_id: sub.id }], duplicate: true },
+      ]);
+      expect(await storage.getEvent(second.id)).toBeUndefined();
+      expect((await storage.listDeliveries({ limit: 10 })).map((x) => x.id)).toEqual([d.id]);
+    });
+
+    it('a repeat of an event stored without deliveries is a duplicate answered with none', async () => {
+      const bare = event();
+      await storage.ingest([{ event: bare, deliveries: [] }]);
+      expect(await storage.ingest([{ event: bare, deliveries: [] }])).toEqual([{ event_id: bare.id, event: bare.event, deliveries: [], duplicate: true }]);
+    });
+
     it('a delivery stored already leased starts with its claim counted', async () => {
       const { deliveries: [d] } = await stored(1, { status: 'delivering', lease_until: T0 + 1000 });
       expect(await storage.getDelivery(d.id)).toMatchObject({ status: 'delivering', unfinished_claims: 1 });
@@ -378,6 +397,20 @@ describe.each(engines)('storage conformance: $name', (engine) => {
       expect(await storage.getDelivery(waiting.deliveries[0].id)).toBeDefined();
       expect(await storage.getDelivery(fresh.deliveries[0].id)).toBeDefined();
       expect(await storage.pruneDeliveries({ finishedBefore: T0 + 1, failedBefore: T0 + 1 }, 100)).toEqual({ deliveries: 0, attempts: 0, events: 0 });
+    });
+
+    it('a prune batch stops at its limit, finished deliveries before dead letters, and takes their attempts along', async () => {
+      const { deliveries: [done, dead] } = await stored(2);
+      await storage.claimByIds([done.id, dead.id], T0, T0 + 1000);
+      await storage.completeAttempts([completion(done, 'delivered'), completion(dead, 'failed')], T0 + 20);
+      const cutoffs = { finishedBefore: T0 + 100, failedBefore: T0 + 100 };
+      expect(await storage.pruneDeliveries(cutoffs, 1)).toEqual({ deliveries: 1, attempts: 1, events: 0 });
+      expect(await storage.getDelivery(done.id)).toBeUndefined();
+      expect(await storage.listAttempts(done.id)).toEqual([]);
+      expect(await storage.listAttempts(dead.id)).toHaveLength(1);
+      expect(await storage.pruneDeliveries(cutoffs, 1)).toEqual({ deliveries: 1, attempts: 1, events: 1 });
+      expect(await storage.getDelivery(dead.id)).toBeUndefined();
+      expect(await storage.getEvent(dead.event_id)).toBeUndefined();
     });
 
     it('erase an event with its deliveries in one go, refuse while one is in flight, and answer not_found after', async () => {
@@ -479,6 +512,10 @@ describe.each(engines)('storage conformance: $name', (engine) => {
       const [recorded] = await storage.listAttempts(ok.id);
       expect(recorded).toEqual(okCompletion.attempt);
       expect(await storage.getSubscription(sub.id)).toMatchObject({ last_delivery_at: T0 + 20, last_delivery_status: 'delivered', last_success_at: T0 + 20 });
+    });
+
+    it('an empty batch of completions applies nothing and answers with empty lists', async () => {
+      expect(await storage.completeAttempts([], T0)).toEqual({ applied: [], disabledBy: [], woken: [] });
     });
 
     it('a disabling outcome disables once and pauses what waits; a deleting one cancels it', async () => {

@@ -48,6 +48,15 @@ function eventWithDeliveries(sub: SubscriptionRecord, count: number, idempotency
   return { event, deliveries };
 }
 
+/** Two instances on one fresh schema, the second listening to the changes the first announces. */
+async function watching(): Promise<{ a: PostgresStorage; b: PostgresStorage; heard: StorageChange[] }> {
+  const [a, b] = await instances(2);
+  await a.migrate();
+  const heard: StorageChange[] = [];
+  await b.watch((change) => heard.push(change));
+  return { a, b, heard };
+}
+
 describe('PostgreSQL shared by several instances', () => {
   it('migrations started at the same moment run once', async () => {
     const list = await instances(4);
@@ -234,6 +243,31 @@ describe('PostgreSQL shared by several instances', () => {
     expect((await b.completeAttempts([{ ...completion, attempt: { ...attempt, id: 'att_z' } }], T0 + 4)).applied).toEqual([id]);
   });
 
+  it('a claim passing over saturated subscriptions does not lease a delivery another instance leased while it waited for the row', async () => {
+    const [a] = await instances(1);
+    await a.migrate();
+    const sub = subscription();
+    await a.insertSubscription(sub);
+    const item = eventWithDeliveries(sub, 1);
+    await a.ingest([item]);
+    const id = item.deliveries[0].id;
+    // Another instance's claim, caught between its update and its commit: the row is locked.
+    const other = await a.pool.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query("UPDATE deliveries SET status = 'delivering', lease_until = $2, lease_owner = 'instance-other', unfinished_claims = unfinished_claims + 1 WHERE id = $1", [id, T0 + 1000]);
+      // The skip list makes the claim pick from a subquery, which cannot lock what it picks.
+      const claim = a.claimDue(T0, 10, T0 + 1000, new Set(['sub_saturated']));
+      await waitFor(async () => (await a.pool.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'WITH picked AS%'")).rows.length, 5_000, 'the claim to wait for the row');
+      await other.query('COMMIT');
+      expect(await claim).toEqual([]);
+    } finally {
+      other.release();
+    }
+    expect(await a.getDelivery(id)).toMatchObject({ status: 'delivering', unfinished_claims: 1 });
+    expect((await a.pool.query('SELECT lease_owner FROM deliveries WHERE id = $1', [id])).rows[0].lease_owner).toBe('instance-other');
+  });
+
   it('the same idempotency key posted to two instances at once is stored once', async () => {
     const [a, b] = await instances(2);
     await a.migrate();
@@ -250,10 +284,7 @@ describe('PostgreSQL shared by several instances', () => {
   });
 
   it('changes on one instance are heard by the others', async () => {
-    const [a, b] = await instances(2);
-    await a.migrate();
-    const heard: StorageChange[] = [];
-    await b.watch((change) => heard.push(change));
+    const { a, b, heard } = await watching();
     const sub = subscription();
     await a.insertSubscription(sub);
     await waitFor(() => heard.includes('subscriptions'), 5_000, 'a subscription change');
@@ -263,6 +294,75 @@ describe('PostgreSQL shared by several instances', () => {
     await a.revokeApiKey('key_1', T0 + 1);
     await waitFor(() => heard.includes('keys'), 5_000, 'a key change');
     expect(b.isAvailable()).toBe(true);
+  });
+
+  it('work is announced when something becomes claimable, and only then; subscription changes when an outcome disables or deletes', async () => {
+    const { a, b, heard } = await watching();
+    const sub = subscription();
+    const other = subscription();
+    await a.insertSubscription(sub);
+    await a.insertSubscription(other);
+    await a.insertApiKey({ id: 'key_fence', name: null, role: 'read', prefix: 'sk_read_f', hash: 'fe'.repeat(32), created_at: T0, revoked_at: null });
+    // What one call announced: notifications arrive in commit order, so a key change committed
+    // after it (which always notifies) marks where the call's own ones end.
+    const announced = async (call: () => Promise<unknown>): Promise<StorageChange[]> => {
+      await waitFor(() => heard.includes('subscriptions'), 5_000, 'the set-up');
+      const from = heard.length;
+      await call();
+      await a.setApiKeyQuota('key_fence', 1, 1);
+      await waitFor(() => heard.length > from && heard.at(-1) === 'keys', 5_000, 'the fence');
+      return heard.slice(from, -1);
+    };
+    const finished = (d: DeliveryRecord, status: 'delivered' | 'failed' | 'pending', extra: { ordering_key?: string; disable_subscription_reason?: string; delete_subscription?: boolean } = {}) => ({
+      attempt: {
+        id: newId('att', T0), delivery_id: d.id, chain: 1, number: 1, started_at: T0, outcome: status === 'delivered' ? ('success' as const) : ('fail' as const), method: 'POST', url: 'u',
+        request_headers: {}, request_body: null, response_status: status === 'delivered' ? 200 : 500, response_headers: null, response_body: null, latency_ms: 1, error: null, steps: null,
+      },
+      delivery_id: d.id, status, next_attempt_at: status === 'pending' ? T0 + 60_000 : null, subscription_id: d.subscription_id,
+      disable_subscription_reason: extra.disable_subscription_reason ?? null, delete_subscription: extra.delete_subscription ?? false, ordering_key: extra.ordering_key,
+    });
+
+    // Ingest: deliveries stored pending are work; stored already leased (preclaimed) they are this instance's.
+    const preclaimed = eventWithDeliveries(sub, 1);
+    preclaimed.deliveries[0] = { ...preclaimed.deliveries[0], status: 'delivering', lease_until: T0 + 1000 };
+    expect(await announced(() => a.ingest([preclaimed]))).toEqual([]);
+    const plain = eventWithDeliveries(sub, 3);
+    const [p1, p2, p3] = plain.deliveries;
+    expect(await announced(() => a.ingest([plain]))).toEqual(['work']);
+    await a.claimByIds([p1.id, p2.id, p3.id], T0, T0 + 1000);
+
+    // A release by its owner gives work back; one that releases nothing does not.
+    expect(await announced(() => b.releaseLeases([p1.id], T0 + 1))).toEqual([]);
+    expect(await announced(() => a.releaseLeases([p1.id], T0 + 1))).toEqual(['work']);
+    // Reclaiming: only when a lease had expired.
+    expect(await announced(() => a.reclaimExpiredLeases(T0 + 999))).toEqual([]);
+    expect(await announced(() => a.reclaimExpiredLeases(T0 + 1001))).toEqual(['work']);
+    expect((await a.getDelivery(preclaimed.deliveries[0].id))?.status).toBe('pending');
+
+    // Completions: a retry is work, a plain delivery is not, a finish that wakes the next of its key is.
+    await a.claimByIds([p2.id, p3.id], T0 + 2, T0 + 1000);
+    expect(await announced(() => a.completeAttempts([finished(p2, 'delivered')], T0 + 3))).toEqual([]);
+    expect(await announced(() => a.completeAttempts([finished(p3, 'pending')], T0 + 3))).toEqual(['work']);
+    const k1 = eventWithDeliveries(sub, 1);
+    const k2 = eventWithDeliveries(sub, 1);
+    k1.deliveries[0].ordering_key = 'k';
+    k2.deliveries[0].ordering_key = 'k';
+    await a.ingest([k1, k2]);
+    expect((await a.claimDue(T0 + 4, 10, T0 + 1000)).map((c) => c.delivery.id)).toContain(k1.deliveries[0].id);
+    expect(await announced(() => a.completeAttempts([finished(k1.deliveries[0], 'delivered', { ordering_key: 'k' })], T0 + 5))).toEqual(['work']);
+
+    // Replay: work when something was queued again, nothing when nothing was.
+    expect((await a.claimByIds([k2.deliveries[0].id], T0 + 6, T0 + 1000)).length).toBe(1);
+    expect(await announced(() => a.replayDeliveries([k2.deliveries[0].id, 'dlv_missing'], T0 + 6))).toEqual([]);
+    expect(await announced(() => a.replayDeliveries([p2.id], T0 + 6))).toEqual(['work']);
+
+    // An outcome that disables or deletes its subscription changes the subscriptions.
+    const [x, y] = eventWithDeliveries(other, 2).deliveries;
+    const items = eventWithDeliveries(other, 0);
+    await a.ingest([{ event: items.event, deliveries: [{ ...x, event_id: items.event.id }, { ...y, event_id: items.event.id }] }]);
+    await a.claimByIds([x.id, y.id], T0 + 7, T0 + 1000);
+    expect(await announced(() => a.completeAttempts([finished(x, 'failed', { disable_subscription_reason: 'gone' })], T0 + 8))).toEqual(['subscriptions']);
+    expect(await announced(() => a.completeAttempts([finished(y, 'failed', { disable_subscription_reason: 'gone', delete_subscription: true })], T0 + 8))).toEqual(['subscriptions']);
   });
 
   it('the master key check is stored once; every instance reads the first', async () => {
