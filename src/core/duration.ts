@@ -32,12 +32,13 @@ export function parseDuration(value: number | string): number {
   if (typeof value !== 'string') throw invalid(value, 'not a number or a string');
   const text = value.trim().toLowerCase();
   if (text === '') throw invalid(value, 'empty');
-  if (BARE_SECONDS.test(text)) {
-    const ms = Number(text) * 1000;
-    if (!Number.isFinite(ms)) throw invalid(value, 'too large');
-    return Math.round(ms);
-  }
+  const total = BARE_SECONDS.test(text) ? Number(text) * 1000 : sumOfParts(value, text);
+  if (!Number.isFinite(total)) throw invalid(value, 'too large');
+  return Math.round(total);
+}
 
+/** Milliseconds of `<number><unit>` parts ("2m30s", "1h 30m"); Infinity when too large for a number. */
+function sumOfParts(value: string, text: string): number {
   let total = 0;
   PART.lastIndex = 0;
   while (PART.lastIndex < text.length) {
@@ -48,8 +49,7 @@ export function parseDuration(value: number | string): number {
     // Spaces between parts are fine ("2m 30s", the form formatDuration writes).
     while (text[PART.lastIndex] === ' ') PART.lastIndex++;
   }
-  if (!Number.isFinite(total)) throw invalid(value, 'too large');
-  return Math.round(total);
+  return total;
 }
 
 const FORMAT_UNITS: [string, number][] = [

@@ -190,7 +190,8 @@ export class DeliveryWorker {
       const ids = this.#notified.splice(0);
       const room = this.#room();
       if (room <= 0) return; // the poller picks them up as capacity frees
-      void this.#claimAndRun(Math.min(ids.length, room), () => this.#deps.storage.claimByIds(ids.slice(0, room), this.#now(), this.#now() + this.#opts.leaseMs));
+      const wanted = ids.slice(0, room);
+      void this.#claimAndRun(wanted.length, () => this.#deps.storage.claimByIds(wanted, this.#now(), this.#now() + this.#opts.leaseMs));
       if (ids.length > room) this.poke();
     });
   }
@@ -241,9 +242,10 @@ export class DeliveryWorker {
         const skip = this.saturatedSubscriptions();
         // Everything due was a saturated destination's a moment ago: no new scan for each of its completions.
         if (skip && now - this.#fruitlessSkipAt < FRUITLESS_SKIP_PAUSE_MS) break;
-        const claimed = await this.#claimAndRun(Math.min(room, 500), () => this.#deps.storage.claimDue(now, Math.min(room, 500), now + this.#opts.leaseMs, skip));
+        const batch = Math.min(room, 500);
+        const claimed = await this.#claimAndRun(batch, () => this.#deps.storage.claimDue(now, batch, now + this.#opts.leaseMs, skip));
         this.#fruitlessSkipAt = skip && claimed === 0 ? now : 0;
-        if (claimed === Math.min(room, 500)) this.#pollAgain = true;
+        if (claimed === batch) this.#pollAgain = true;
       } while (this.#pollAgain && this.#running);
     } catch (err) {
       this.#deps.logger.error({ err }, 'delivery poll failed');

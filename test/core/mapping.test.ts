@@ -195,10 +195,10 @@ describe('concurrent evaluations of one compiled template', () => {
     // The neighbours' limit is generous so that a loaded machine cannot fail them; what is
     // tested is that the runaway's time is not charged to them, and theirs not to it.
     const neighbours = Array.from({ length: 2000 }, (_, i) =>
-      evaluateTemplate(shared, { data: { call: { id: `c${i}` } } }, {}, { timeoutMs: 10_000, maxDepth: 100_000 }));
+      evaluateTemplate(shared, { data: { call: { id: `c${i}` } } }, {}, { ...ROOMY_LIMITS, maxDepth: 100_000 }));
     const bad = evaluateTemplate(runaway, {}, {}, { timeoutMs: 30, maxDepth: 100_000 }).catch((err: unknown) => err);
     const more = Array.from({ length: 100 }, (_, i) =>
-      evaluateTemplate(shared, { data: { call: { id: `d${i}` } } }, {}, { timeoutMs: 10_000, maxDepth: 100_000 }));
+      evaluateTemplate(shared, { data: { call: { id: `d${i}` } } }, {}, { ...ROOMY_LIMITS, maxDepth: 100_000 }));
     const results = await Promise.all([...neighbours, ...more]);
     expect(results[1999]).toBe('c1999');
     expect(results[2099]).toBe('d99');
