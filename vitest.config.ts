@@ -31,6 +31,8 @@ export default defineConfig({
           // state (each builds its gateway, storage and registries); a test that mocks a module
           // loads it afresh (see test/core/ids.test.ts).
           isolate: false,
+          // ...so a file that leaves process-wide state changed fails, naming the change.
+          setupFiles: ['test/support/process-state-guard.ts'],
         },
       },
       { extends: true, test: { name: 'own-process', include: OWN_PROCESS, isolate: true } },
