@@ -73,6 +73,18 @@ describe('a delivery on the wire is leased a lease period ahead', () => {
     const id = deliveryFor(await postEvent(gw), sub.id);
     await leasedAheadWhileOnTheWire(gw, id, receiver, answer, before);
   });
+
+  it('when claimed from the queue by a poll', async () => {
+    const gw = await gatewayForTest({ SLUICE_LEASE_SECONDS: String(LEASE_MS / 1000) });
+    // Neither the preclaim nor a claim by id: only the poll's scan of the queue can send.
+    gw.sluice.storage.claimByIds = async () => [];
+    gw.sluice.worker!.reserve = () => ({ count: 0, leaseUntil: 0 });
+    const { receiver, answer } = await holdingReceiver();
+    const sub = await createSubscription(gw, { url: `${receiver.url}/hook`, events: ['call.ended'], timeout: 120 });
+    const before = Date.now();
+    const id = deliveryFor(await postEvent(gw), sub.id);
+    await leasedAheadWhileOnTheWire(gw, id, receiver, answer, before);
+  });
 });
 
 describe('the lease sweep', () => {
@@ -85,9 +97,11 @@ describe('the lease sweep', () => {
     const storage = gw.sluice.storage;
     const renewals: { ids: string[]; until: number }[] = [];
     const renew = storage.renewLeases.bind(storage);
+    // Recorded once written, so the file shows what a recorded renewal says.
     storage.renewLeases = async (ids, until) => {
+      const renewed = await renew(ids, until);
       renewals.push({ ids: [...ids], until });
-      return renew(ids, until);
+      return renewed;
     };
     let polls = 0;
     const claimDue = storage.claimDue.bind(storage);
