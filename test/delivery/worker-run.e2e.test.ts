@@ -5,8 +5,9 @@ import { createSubscription, deliveryFor, gatewayForTest, getDelivery, postEvent
 /**
  * One delivery's run through the worker, in this process (so a mutation run can switch it):
  * what it does with a delivery that processes holding it kept dying on, and with one whose
- * `rate_limit` slot is further off than the worker holds a delivery. Real gateway, receivers and
- * SQLite file; the test sets what a crash loop or an earlier version left behind in the file.
+ * `rate_limit` slot is further off than the worker holds a delivery; and the queue poll that
+ * claims the next ones. Real gateway, receivers and SQLite file; the tests set what a crash loop
+ * or an earlier version left behind in the file.
  */
 
 /** Nothing is claimed or preclaimed until the returned function is called (then the queue is polled). */
@@ -90,5 +91,49 @@ describe('a delivery whose rate_limit slot is far off', () => {
     expect(due).toBeLessThanOrEqual(Date.now() + 1_000_000);
     await waitFor(() => gw.sluice.worker!.activeCount === 0, 5_000, 'the worker to let it go');
     expect(receiver.requests).toHaveLength(1);
+  });
+});
+
+describe('the queue poll', () => {
+  it('claims nothing while the worker is full: a poll with no room does not ask the queue', async () => {
+    const T0 = Date.UTC(2026, 0, 1);
+    const clock = { t: T0 };
+    const gw = await startGateway({ SLUICE_DELIVERY_CONCURRENCY: '1', SLUICE_LEASE_SECONDS: '3' }, { now: () => clock.t });
+    onTestFinished(() => gw.stop());
+    const storage = gw.sluice.storage;
+    let claims = 0;
+    const claimDue = storage.claimDue.bind(storage);
+    storage.claimDue = async (...args) => {
+      claims += 1;
+      return claimDue(...args);
+    };
+    // The sweep's last call ends the part of a poll that runs whatever the room.
+    let sweeps = 0;
+    const wake = storage.wakeFreeKeys.bind(storage);
+    storage.wakeFreeKeys = async (now) => {
+      const woken = await wake(now);
+      sweeps += 1;
+      return woken;
+    };
+    let answer!: () => void;
+    const answered = new Promise<void>((resolve) => (answer = resolve));
+    const receiver = await receiverForTest(() => ({ until: answered }));
+    onTestFinished(() => answer());
+    const sub = await createSubscription(gw, { url: `${receiver.url}/hook`, events: ['call.ended'], timeout: 120 });
+    const id = deliveryFor(await postEvent(gw), sub.id);
+    await waitFor(() => receiver.requests.length === 1, 10_000, 'the attempt on the wire');
+    expect(gw.sluice.worker!.activeCount).toBe(1);
+
+    // A third of a lease on: the next poll sweeps, then finds no room and stops there.
+    const claimsBefore = claims;
+    const sweepsBefore = sweeps;
+    clock.t = T0 + 1_000;
+    gw.sluice.worker!.poke();
+    await waitFor(() => sweeps > sweepsBefore, 5_000, 'a poll that swept');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(claims).toBe(claimsBefore);
+
+    answer();
+    expect(await waitForDelivery(gw, id)).toMatchObject({ status: 'delivered', attempt_count: 1 });
   });
 });
