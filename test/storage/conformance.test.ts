@@ -457,6 +457,13 @@ describe.each(engines)('storage conformance: $name', (engine) => {
       expect(await storage.nextDueAt()).toBe(future.deliveries[0].next_attempt_at);
     });
 
+    it('a claim of many answers in due order, whatever order they were stored in', async () => {
+      const due: string[] = [];
+      for (let n = 12; n >= 1; n--) due.unshift((await stored(1, { next_attempt_at: T0 + n })).deliveries[0].id);
+      expect((await storage.claimDue(T0 + 20, 6, T0 + 1000)).map((c) => c.delivery.id)).toEqual(due.slice(0, 6));
+      expect((await storage.claimDue(T0 + 20, 20, T0 + 1000, new Set(['sub_saturated']))).map((c) => c.delivery.id)).toEqual(due.slice(6));
+    });
+
     it('pass over the subscriptions they are told to skip (a saturated destination), and claim the rest', async () => {
       const other = subscription();
       await storage.insertSubscription(other);
