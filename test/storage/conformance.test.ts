@@ -367,9 +367,23 @@ describe.each(engines)('storage conformance: $name', (engine) => {
       expect(await storage.ingest([{ event: bare, deliveries: [] }])).toEqual([{ event_id: bare.id, event: bare.event, deliveries: [], duplicate: true }]);
     });
 
-    it('a delivery stored already leased starts with its claim counted', async () => {
+    it('a delivery stored already leased starts with its claim counted, and its lease expires like any other', async () => {
       const { deliveries: [d] } = await stored(1, { status: 'delivering', lease_until: T0 + 1000 });
-      expect(await storage.getDelivery(d.id)).toMatchObject({ status: 'delivering', unfinished_claims: 1 });
+      expect(await storage.getDelivery(d.id)).toMatchObject({ status: 'delivering', lease_until: T0 + 1000, unfinished_claims: 1 });
+      expect(await storage.reclaimExpiredLeases(T0 + 1000)).toBe(0);
+      expect(await storage.reclaimExpiredLeases(T0 + 1001)).toBe(1);
+      expect(await storage.getDelivery(d.id)).toMatchObject({ status: 'pending', lease_until: null });
+    });
+
+    it('a delivery is stored with every field it was given: its attempts, times and last outcome', async () => {
+      const given = {
+        status: 'failed' as const, attempts: 2, chain: 3, next_attempt_at: T0 + 50, created_at: T0 - 10, updated_at: T0 + 20,
+        last_attempt_at: T0 + 15, last_status_code: 503, last_error: 'upstream unavailable',
+      };
+      const { deliveries: [d] } = await stored(1, given);
+      expect(await storage.getDelivery(d.id)).toEqual({
+        ...d, lease_until: null, unfinished_claims: 0, last_latency_ms: null, ordering_key: null, sequence: null, blocks_key: false, replay_of: null,
+      });
     });
 
     it('recent events are the newest real ones of a type', async () => {
@@ -443,6 +457,13 @@ describe.each(engines)('storage conformance: $name', (engine) => {
       expect(await storage.nextDueAt()).toBe(future.deliveries[0].next_attempt_at);
     });
 
+    it('a claim of many answers in due order, whatever order they were stored in', async () => {
+      const due: string[] = [];
+      for (let n = 12; n >= 1; n--) due.unshift((await stored(1, { next_attempt_at: T0 + n })).deliveries[0].id);
+      expect((await storage.claimDue(T0 + 20, 6, T0 + 1000)).map((c) => c.delivery.id)).toEqual(due.slice(0, 6));
+      expect((await storage.claimDue(T0 + 20, 20, T0 + 1000, new Set(['sub_saturated']))).map((c) => c.delivery.id)).toEqual(due.slice(6));
+    });
+
     it('pass over the subscriptions they are told to skip (a saturated destination), and claim the rest', async () => {
       const other = subscription();
       await storage.insertSubscription(other);
@@ -512,6 +533,21 @@ describe.each(engines)('storage conformance: $name', (engine) => {
       const [recorded] = await storage.listAttempts(ok.id);
       expect(recorded).toEqual(okCompletion.attempt);
       expect(await storage.getSubscription(sub.id)).toMatchObject({ last_delivery_at: T0 + 20, last_delivery_status: 'delivered', last_success_at: T0 + 20 });
+    });
+
+    it('a failed attempt is recorded as it went: its error and steps, no response; the delivery shows its last error', async () => {
+      const { deliveries: [d] } = await stored();
+      await storage.claimByIds([d.id], T0, T0 + 1000);
+      const step = {
+        name: 'token', method: 'POST', url: 'https://example.com/token', request_headers: { accept: 'application/json' }, request_body: 'grant_type=x',
+        response_status: null, response_headers: null, response_body: null, latency_ms: 2.5, error: 'connect ECONNREFUSED',
+      };
+      const failed = attempt(d, { outcome: 'fail', response_status: null, response_headers: null, response_body: null, latency_ms: 3.25, error: 'connect ECONNREFUSED', steps: [step] });
+      await storage.completeAttempts([completion(d, 'failed', { attempt: failed })], T0 + 20);
+      expect(await storage.listAttempts(d.id)).toEqual([failed]);
+      expect(await storage.getDelivery(d.id)).toMatchObject({
+        status: 'failed', attempts: 1, last_attempt_at: failed.started_at, last_status_code: null, last_error: 'connect ECONNREFUSED', last_latency_ms: 3.25, updated_at: T0 + 20,
+      });
     });
 
     it('an empty batch of completions applies nothing and answers with empty lists', async () => {
@@ -718,6 +754,7 @@ describe.each(engines)('storage conformance: $name', (engine) => {
       const [replayed] = await storage.replayDeliveries([a1.id], T0 + 70);
       expect(replayed.id).toBe(a1.id);
       expect(replayed.queued).not.toBe(a1.id);
+      expect(replayed.queued).toMatch(/^dlv_[0-9A-Z]{26}$/);
       const copy = (await storage.getDelivery(replayed.queued))!;
       expect(copy).toMatchObject({ status: 'pending', event_id: a1.event_id, msg_id: a1.msg_id, ordering_key: 'a', replay_of: a1.id, chain: 1, attempts: 0, next_attempt_at: T0 + 70 });
       expect(copy.sequence!).toBeGreaterThan(a3.sequence!);

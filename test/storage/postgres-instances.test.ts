@@ -283,6 +283,34 @@ describe('PostgreSQL shared by several instances', () => {
     }
   });
 
+  it('an ingest that loses the race for an idempotency key to another instance answers with that instance\'s event', async () => {
+    const [a, b] = await instances(2);
+    await a.migrate();
+    const sub = subscription();
+    await a.insertSubscription(sub);
+    const first = eventWithDeliveries(sub, 1, 'race-key');
+    const second = eventWithDeliveries(sub, 1, 'race-key');
+    // Instance a's ingest of the key, caught between its insert and its commit: b's check finds
+    // nothing, and b's insert waits on the key's unique index until a commits, then fails (23505).
+    const other = await a.pool.connect();
+    let result: Awaited<ReturnType<PostgresStorage['ingest']>>;
+    try {
+      await other.query('BEGIN');
+      await other.query("INSERT INTO events (id, event, timestamp, data, received_at, idempotency_key) VALUES ($1, 'order.created', 't', '{}', $2, 'race-key')", [first.event.id, T0]);
+      await other.query(`INSERT INTO deliveries (id, event_id, subscription_id, event, msg_id, status, attempts, chain, next_attempt_at, created_at, updated_at)
+        VALUES ($1, $2, $3, 'order.created', 'msg_1', 'pending', 0, 1, $4, $4, $4)`, [first.deliveries[0].id, first.event.id, sub.id, T0]);
+      const ingest = b.ingest([second]);
+      await waitFor(async () => (await a.pool.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO events%'")).rows.length, 5_000, 'the insert to wait for the key');
+      await other.query('COMMIT');
+      result = await ingest;
+    } finally {
+      other.release();
+    }
+    expect(result).toEqual([{ event_id: first.event.id, event: 'order.created', deliveries: [{ id: first.deliveries[0].id, subscription_id: sub.id }], duplicate: true }]);
+    expect(await b.getEvent(second.event.id)).toBeUndefined();
+    expect(await b.getDelivery(second.deliveries[0].id)).toBeUndefined();
+  });
+
   it('changes on one instance are heard by the others', async () => {
     const { a, b, heard } = await watching();
     const sub = subscription();
@@ -329,6 +357,9 @@ describe('PostgreSQL shared by several instances', () => {
     const plain = eventWithDeliveries(sub, 3);
     const [p1, p2, p3] = plain.deliveries;
     expect(await announced(() => a.ingest([plain]))).toEqual(['work']);
+    const mixed = eventWithDeliveries(sub, 2);
+    mixed.deliveries[0] = { ...mixed.deliveries[0], status: 'delivering', lease_until: T0 + 1000 };
+    expect(await announced(() => a.ingest([mixed]))).toEqual(['work']);
     await a.claimByIds([p1.id, p2.id, p3.id], T0, T0 + 1000);
 
     // A release by its owner gives work back; one that releases nothing does not.
@@ -343,6 +374,10 @@ describe('PostgreSQL shared by several instances', () => {
     await a.claimByIds([p2.id, p3.id], T0 + 2, T0 + 1000);
     expect(await announced(() => a.completeAttempts([finished(p2, 'delivered')], T0 + 3))).toEqual([]);
     expect(await announced(() => a.completeAttempts([finished(p3, 'pending')], T0 + 3))).toEqual(['work']);
+    // One retry in a batch of finishes is enough.
+    const [m1, m2] = mixed.deliveries;
+    expect((await a.claimByIds([m1.id, m2.id], T0 + 2, T0 + 1000)).length).toBe(2);
+    expect(await announced(() => a.completeAttempts([finished(m1, 'delivered'), finished(m2, 'pending')], T0 + 3))).toEqual(['work']);
     const k1 = eventWithDeliveries(sub, 1);
     const k2 = eventWithDeliveries(sub, 1);
     k1.deliveries[0].ordering_key = 'k';
@@ -355,6 +390,8 @@ describe('PostgreSQL shared by several instances', () => {
     expect((await a.claimByIds([k2.deliveries[0].id], T0 + 6, T0 + 1000)).length).toBe(1);
     expect(await announced(() => a.replayDeliveries([k2.deliveries[0].id, 'dlv_missing'], T0 + 6))).toEqual([]);
     expect(await announced(() => a.replayDeliveries([p2.id], T0 + 6))).toEqual(['work']);
+    // A finished delivery of a key is queued again as a new delivery: work too.
+    expect(await announced(() => a.replayDeliveries([k1.deliveries[0].id], T0 + 6))).toEqual(['work']);
 
     // An outcome that disables or deletes its subscription changes the subscriptions.
     const [x, y] = eventWithDeliveries(other, 2).deliveries;
