@@ -187,7 +187,10 @@ describe('create and setQuota: what a request may ask for', () => {
     expect(await details({ rate_burst: 10 })).toEqual([{ path: '$.rate_burst', message: 'needs rate_limit: a burst is the room above a rate' }]);
   });
 
-  it('changes a quota only with something to change, on a key that exists', async () => {
+  it('changes a quota only with something to change, on a key that exists, and answers with that key', async () => {
+    clock = T0 - 1_000;
+    await keys.createUnchecked('ingest', 'listed first');
+    clock = T0;
     const { record } = await keys.createUnchecked('ingest', null);
     expect(await thrown(keys.setQuota(record.id, {}))).toMatchObject({
       status: 422, message: 'Invalid API key change.', details: [{ path: '$', message: 'give rate_limit (and optionally rate_burst), or rate_limit: null to lift the quota' }],

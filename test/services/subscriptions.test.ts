@@ -153,6 +153,25 @@ describe('SubscriptionService: secrets kept, never returned', () => {
     expect((await subs.runtime(record.id))?.connectorOptions).toEqual({ bot_token: token, channel: '#eng' });
   });
 
+  it('merges a partial auth or connector_options patch with what is stored, and says exactly what a mask cannot keep', async () => {
+    const masked = (path: string) => ({ path, message: 'is masked (********) and nothing is stored to keep: send the real value' });
+    const { record } = await subs.create({ ...base, auth: { type: 'basic', username: 'u', password: 'pw-secret' } });
+    await subs.update(record.id, { auth: { username: 'ops', password: '********' } });
+    expect((await subs.runtime(record.id))?.auth).toEqual({ type: 'basic', username: 'ops', password: 'pw-secret' });
+    await expect(subs.update(record.id, { auth: { token: '********' } })).rejects.toMatchObject({ status: 422, details: [masked('$.auth.token')] });
+
+    const token = 'xoxb-stored-bot-token-0123456789';
+    const slack = (await subs.create({ events: ['call.ended'], connector: 'slack', connector_options: { bot_token: token, channel: '#ops', api_base_url: 'https://slack.example' } })).record;
+    await subs.update(slack.id, { connector_options: { api_base_url: null } });
+    expect((await subs.runtime(slack.id))?.connectorOptions).toEqual({ bot_token: token, channel: '#ops' });
+    // Another connector: nothing stored is kept, so a mask is refused, whatever the old one stored.
+    await expect(subs.update(slack.id, { connector: 'pagerduty', connector_options: { bot_token: '********' } })).rejects.toMatchObject({ status: 422, details: [masked('$.connector_options.bot_token')] });
+    // An incomplete set is merged (and its own mistake reported), not taken alone.
+    const wrong = await subs.update(slack.id, { connector_options: { channel: 5 } }).catch((err: { details: unknown }) => err.details);
+    expect(wrong).toEqual([{ path: '$.connector_options.channel', message: 'must be string' }]);
+    expect((await subs.runtime(slack.id))?.connectorOptions).toEqual({ bot_token: token, channel: '#ops' });
+  });
+
   it('rotates the signing secret: the old one valid for the overlap, shown only as its expiry while it lasts; none kept without an overlap', async () => {
     const { record, secret } = await subs.create(base);
     expect(subs.present(record)).toMatchObject({ signing_secret_prefix: secret.slice(0, 12), previous_secret_expires_at: null });
