@@ -259,6 +259,8 @@ export class SubscriptionService {
 
   async update(id: string, body: unknown): Promise<SubscriptionRecord> {
     const record = { ...(await this.get(id)) };
+    // Read before the patch replaces `headers` (rows from before sealing hold credentials there).
+    const storedHeaders = this.#toRuntime(record).secretHeaders;
     // What a GET shows (masked secrets, partial objects) means "keep what is stored".
     const merged = this.#mergeStoredSecrets(record, body);
     if (merged.errors.length) throw new ValidationError('The subscription change is invalid.', merged.errors);
@@ -287,7 +289,7 @@ export class SubscriptionService {
       if (!('connector_options' in input)) input.connector_options = {};
     }
     record.updated_at = this.#now();
-    await this.#applyAndCheck(record, input, false);
+    await this.#applyAndCheck(record, input, false, storedHeaders);
     await this.#deps.storage.updateSubscription(record);
     this.#changed();
     if ('ordering' in input || 'enabled' in input) this.#deps.onWork?.();
@@ -357,8 +359,11 @@ export class SubscriptionService {
     return { record, secret };
   }
 
-  /** Semantic checks shared by create and patch; seals auth and secret options into `record`. */
-  async #applyAndCheck(record: SubscriptionRecord, input: Record<string, any>, creating: boolean): Promise<void> {
+  /**
+   * Semantic checks shared by create and patch; seals auth and secret options into `record`.
+   * `storedHeaders`: the credential headers stored before this patch, which a mask keeps.
+   */
+  async #applyAndCheck(record: SubscriptionRecord, input: Record<string, any>, creating: boolean, storedHeaders: Record<string, string> = {}): Promise<void> {
     if (record.name) await this.#assertNameFree(record.name, record.id);
     const details: ErrorDetail[] = [];
     const connector = this.#deps.connectors.get(record.connector);
@@ -371,9 +376,13 @@ export class SubscriptionService {
     }
     if ('headers' in input || creating) {
       const given = { ...record.headers };
-      const previous = creating ? {} : this.#toRuntime(record).secretHeaders;
-      // A masked value sent back unchanged (a GET edited and PATCHed) keeps the stored one.
-      for (const [name, value] of Object.entries(given)) if (value === MASK && isCredentialHeader(name) && name in previous) given[name] = previous[name];
+      // A masked value sent back unchanged (a GET edited and PATCHed) keeps the stored one; a
+      // mask with nothing stored behind it is refused, as for auth: it would be sent as is.
+      for (const [name, value] of Object.entries(given)) {
+        if (value !== MASK || !isCredentialHeader(name)) continue;
+        if (name in storedHeaders) given[name] = storedHeaders[name];
+        else details.push({ path: `$.headers.${name}`, message: 'is masked (********) and nothing is stored to keep: send the real value' });
+      }
       details.push(...checkHeaders(given));
       const secret = pickCredentialHeaders(given);
       record.headers = Object.fromEntries(Object.entries(given).filter(([name]) => !isCredentialHeader(name)));

@@ -57,7 +57,8 @@ describe('GET /api/v1/webhooks/{id}/deliveries', () => {
     for (const bad of ['101', '0', '-1', '2.5', 'ten']) {
       const res = await gw.api('GET', `/api/v1/webhooks/${sub.id}/deliveries?limit=${bad}`);
       expectError(res, 422);
-      expect(res.body.error.details[0].path).toMatch(/limit/);
+      expect(res.body.error.message).toBe('Invalid limit.');
+      expect(res.body.error.details).toEqual([{ path: 'query.limit', message: 'must be an integer from 1 to 100' }]);
     }
   });
 
@@ -104,7 +105,10 @@ describe('GET /api/v1/webhooks/{id}/deliveries', () => {
     expect((await list(gw, sub.id, '?event=call.failed&status=delivered')).data).toEqual([]);
     expect((await list(gw, sub.id, '?event=lead.created')).data).toEqual([]);
 
-    expectError(await gw.api('GET', `/api/v1/webhooks/${sub.id}/deliveries?status=exploded`), 422);
+    const exploded = await gw.api('GET', `/api/v1/webhooks/${sub.id}/deliveries?status=exploded`);
+    expectError(exploded, 422);
+    expect(exploded.body.error.message).toBe('Invalid status.');
+    expect(exploded.body.error.details).toEqual([{ path: 'query.status', message: 'must be one of pending, delivering, delivered, failed, cancelled' }]);
   });
 
   it('answers 404 for an unknown subscription', async () => {
@@ -168,9 +172,39 @@ describe('GET /api/v1/deliveries/{id}', () => {
     expect(JSON.stringify(delivery)).not.toContain(TOKEN);
   });
 
-  it('answers 404 for an unknown delivery', async () => {
+  it('answers 404 for an unknown delivery, naming it, whether read, replayed or skipped', async () => {
     const gw = await gatewayForTest();
-    expectError(await gw.api('GET', '/api/v1/deliveries/dlv_does_not_exist'), 404);
+    for (const [method, route] of [['GET', ''], ['POST', '/replay'], ['POST', '/skip']]) {
+      const res = await gw.api(method, `/api/v1/deliveries/dlv_does_not_exist${route}`);
+      expectError(res, 404, 'not_found');
+      expect(res.body.error.message).toBe('Delivery dlv_does_not_exist was not found.');
+    }
+  });
+});
+
+describe('POST /api/v1/deliveries/{id}/skip', () => {
+  it('refuses (409 not_blocking) a delivery that blocks no key, and says why at path:id', async () => {
+    const gw = await gatewayForTest();
+    const receiver = await receiverForTest();
+    const plain = await createSubscription(gw, { url: `${receiver.url}/plain`, events: ['call.ended'] });
+    const ordered = await createSubscription(gw, { url: `${receiver.url}/ordered`, events: ['signal.*'], ordering: { key: 'data.conversation_id', on_failure: 'block' } });
+    const unorderedId = await waitForDelivery(gw, deliveryFor(await postEvent(gw), plain.id));
+    const base = eventFrom('signal.frustration_spike');
+    const signal = { ...base, data: { ...base.data, conversation_id: 'conv_skip' } };
+    const posted = await gw.api('POST', '/api/v1/events', signal);
+    expect(posted.status, JSON.stringify(posted.body)).toBe(202);
+    const orderedId = await waitForDelivery(gw, deliveryFor(posted.body, ordered.id));
+    expect(orderedId.status).toBe('delivered');
+
+    const message = 'This delivery does not block its ordering key: only a failed delivery of a subscription with ordering.on_failure "block" can be skipped.';
+    const unordered = await gw.api('POST', `/api/v1/deliveries/${unorderedId.id}/skip`);
+    expectError(unordered, 409, 'not_blocking');
+    expect(unordered.body.error.message).toBe(message);
+    expect(unordered.body.error.details).toEqual([{ path: 'path:id', message: 'is not an ordered delivery' }]);
+    const delivered = await gw.api('POST', `/api/v1/deliveries/${orderedId.id}/skip`);
+    expectError(delivered, 409, 'not_blocking');
+    expect(delivered.body.error.message).toBe(message);
+    expect(delivered.body.error.details).toEqual([{ path: 'path:id', message: 'is delivered and does not block key "conv_skip"' }]);
   });
 });
 
@@ -234,7 +268,12 @@ describe('POST /api/v1/webhooks/{id}/test', () => {
     const sub = await createSubscription(gw, { url: `${receiver.url}/hook`, events: ['call.ended'] });
     const res = await gw.api('POST', `/api/v1/webhooks/${sub.id}/test`, { event: 'lead.created' });
     expectError(res, 422);
-    expect(res.body.error.details[0].path).toBe('$.event');
+    expect(res.body.error.message).toBe('No sample event matches.');
+    expect(res.body.error.details).toEqual([{ path: '$.event', message: '"lead.created" is not an event type this subscription receives' }]);
+    const notAName = await gw.api('POST', `/api/v1/webhooks/${sub.id}/test`, { event: 5 });
+    expectError(notAName, 422);
+    expect(notAName.body.error.message).toBe('Invalid test request.');
+    expect(notAName.body.error.details).toEqual([{ path: '$.event', message: 'must be an event type name' }]);
     expectError(await gw.api('POST', '/api/v1/webhooks/sub_does_not_exist/test', {}), 404);
     expect(receiver.requests).toHaveLength(0);
   });

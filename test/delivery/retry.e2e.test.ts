@@ -14,6 +14,8 @@ import {
   waitForDelivery,
 } from './delivery-helpers.ts';
 
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 /** Retries in milliseconds: the real backoff curve is tested in test/core/backoff.test.ts. */
 const FAST = { schedule: ['0s', '50ms', '50ms'] };
 
@@ -351,6 +353,50 @@ describe('replay', () => {
     const untouched = await getDelivery(gw, okId);
     expect(untouched).toMatchObject({ status: 'delivered', chain: 1 });
     expect(untouched.attempts).toHaveLength(1);
+    expect(receiver.requests).toHaveLength(5);
+  });
+
+  it('bulk replay picks by creation time (ISO-8601 or unix seconds) and by event, and says where a request is wrong', async () => {
+    const gw = await gatewayForTest();
+    const receiver = await receiverForTest(() => ({ status: 400 }));
+    const sub = await createSubscription(gw, { url: `${receiver.url}/hook`, events: ['call.ended', 'call.failed'], retry: FAST });
+    const failedAgain = (id: string, chain: number) => waitForDelivery(gw, id, (d) => d.status === 'failed' && d.chain === chain);
+    const early = deliveryFor(await postEvent(gw, 'call.ended'), sub.id);
+    await failedAgain(early, 1);
+    // Distinct milliseconds on either side of the boundary.
+    await pause(5);
+    const boundary = Date.now();
+    await pause(5);
+    const late = deliveryFor(await postEvent(gw, 'call.failed'), sub.id);
+    await failedAgain(late, 1);
+    const replay = async (body: unknown) => {
+      const res = await gw.api('POST', `/api/v1/webhooks/${sub.id}/replay`, body);
+      expect(res.status, JSON.stringify(res.body)).toBe(202);
+      return res.body.delivery_ids;
+    };
+
+    expect(await replay({ since: new Date(boundary).toISOString() })).toEqual([late]);
+    await failedAgain(late, 2);
+    expect(await replay({ until: boundary / 1000 })).toEqual([early]);
+    await failedAgain(early, 2);
+    expect(await replay({ since: '', until: null, event: 'call.failed', status: '' })).toEqual([late]);
+    await failedAgain(late, 3);
+
+    const refused = async (body: unknown, message: string, details: unknown[]) => {
+      const res = await gw.api('POST', `/api/v1/webhooks/${sub.id}/replay`, body);
+      expectError(res, 422);
+      expect(res.body.error.message, JSON.stringify(body)).toBe(message);
+      expect(res.body.error.details).toEqual(details);
+    };
+    await refused({ since: 'yesterday' }, 'Invalid time.', [{ path: '$.since', message: 'must be an ISO-8601 date-time or unix seconds' }]);
+    await refused({ until: 'soon' }, 'Invalid time.', [{ path: '$.until', message: 'must be an ISO-8601 date-time or unix seconds' }]);
+    await refused({ status: 'exploded' }, 'Invalid status.', [{ path: '$.status', message: 'must be one of pending, delivering, delivered, failed, cancelled' }]);
+    await refused([], 'Invalid replay request.', [{ path: '$', message: 'must be a JSON object' }]);
+    await refused({ bogus: 1, since: 0 }, 'Invalid replay request.', [{ path: '$.bogus', message: 'is not a known field (status, since, until, event, cursor)' }]);
+    for (const cursor of ['not a cursor', 5, 'dlv_', 'xdlv_abc']) {
+      await refused({ cursor }, 'Invalid replay request.', [{ path: '$.cursor', message: 'must be the next_cursor of a previous replay answer' }]);
+    }
+    // A 400 is final: one request per chain, five chains.
     expect(receiver.requests).toHaveLength(5);
   });
 

@@ -1,11 +1,7 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN_KEY, REPO_ROOT, fixture, startGateway, tempDir, type TestGateway } from '../support/gateway.ts';
+import { ADMIN_KEY, fixture, startGateway, type TestGateway } from '../support/gateway.ts';
 import { startReceiver } from '../support/receiver.ts';
 import { errorPaths, expectError } from '../support/error-shape.ts';
-
-const run = promisify(execFile);
 
 let gw: TestGateway;
 let receiver: Awaited<ReturnType<typeof startReceiver>>;
@@ -210,45 +206,4 @@ describe('keys API', () => {
     expectError(res, 422);
     expect(errorPaths(res)).toEqual(['$.name']);
   });
-});
-
-describe('keys CLI', () => {
-  const cli = (args: string[], dataDir: string) =>
-    run(process.execPath, ['bin/sluice.js', ...args], {
-      cwd: REPO_ROOT,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, SLUICE_DATA_DIR: dataDir },
-      timeout: 20_000,
-    });
-
-  it('creates a key the gateway accepts, and revokes it', async () => {
-    const dataDir = tempDir();
-    const created = await cli(['keys', 'create', '--role', 'read', '--name', 'from the cli'], dataDir);
-    const key = created.stdout.trim();
-    expect(key).toMatch(/^sk_read_[A-Za-z0-9_-]{43}$/);
-    const id = /\b(key_[A-Za-z0-9]+)/.exec(created.stderr)?.[1];
-    expect(id, created.stderr).toBeDefined();
-
-    const first = await startGateway({}, { dataDir });
-    try {
-      expect((await first.api('GET', '/api/v1/webhooks', undefined, key)).status).toBe(200);
-      expectError(await first.api('POST', '/api/v1/webhooks', {}, key), 403, 'forbidden');
-      const listed = (await first.api('GET', '/api/v1/keys')).body.data.find((k: { id: string }) => k.id === id);
-      expect(listed).toMatchObject({ role: 'read', name: 'from the cli', revoked_at: null });
-    } finally {
-      await first.stop();
-    }
-
-    const revoked = await cli(['keys', 'revoke', id!], dataDir);
-    expect(revoked.stdout).toContain(id);
-    const second = await startGateway({}, { dataDir });
-    try {
-      expectError(await second.api('GET', '/api/v1/webhooks', undefined, key), 401, 'unauthorized');
-    } finally {
-      await second.stop();
-    }
-  }, 30_000);
-
-  it('refuses an unknown role with a non-zero exit', async () => {
-    await expect(cli(['keys', 'create', '--role', 'root'], tempDir())).rejects.toMatchObject({ code: expect.any(Number) });
-  }, 20_000);
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { presentDelivery } from '../../src/services/deliveries.ts';
+import { DeliveryService, presentDelivery, type DeliveryServiceDeps } from '../../src/services/deliveries.ts';
 import type { DeliveryRecord, DeliveryStatus, OrderingBlocker } from '../../src/storage/types.ts';
 
 const T = Date.UTC(2026, 11, 5, 12, 0, 0);
@@ -43,5 +43,19 @@ describe('presentDelivery: how the delivery log shows a delivery', () => {
       ordering_key: null, blocks_key: false, replay_of: null, last_latency_ms: null, waiting_for: null,
     });
     expect(presentDelivery(record('failed', { blocks_key: true })).blocks_key).toBe(true);
+  });
+});
+
+describe('DeliveryService.testSend: what it says when no sample fits', () => {
+  it('names the whole request ($) when the subscription matches no catalog type, and stores nothing', async () => {
+    const stored: unknown[] = [];
+    const deps = {
+      subscriptions: { get: async () => ({ events: ['gone.*'] }) },
+      sampleEvent: () => undefined,
+      ingest: { store: async (events: unknown[]) => { stored.push(...events); return []; } },
+    } as unknown as DeliveryServiceDeps;
+    const err = await new DeliveryService(deps).testSend('sub_1', {}).catch((e: unknown) => e);
+    expect(err).toMatchObject({ status: 422, code: 'validation_failed', message: 'No sample event matches.', details: [{ path: '$', message: 'the subscription matches no catalog event type' }] });
+    expect(stored).toEqual([]);
   });
 });
