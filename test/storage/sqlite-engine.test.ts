@@ -139,6 +139,17 @@ describe('SQLite engine: events and the delivery log', () => {
     expect((await storage.listDeliveries({ subscription_id: sub.id, limit: 1 })).map((d) => d.id)).toEqual([replayed.queued]);
     expect(await storage.deliveryStats(sub.id, later)).toEqual({ delivered: 0, failed: 0, pending: 1 });
   });
+
+  it('a bulk replay selects by event type: deliveries of other types are left alone', async () => {
+    const storage = await store();
+    const sub = subscription();
+    await storage.insertSubscription(sub);
+    const created = event();
+    const cancelled = event({ event: 'order.cancelled' });
+    const mine = delivery(created, sub);
+    await storage.ingest([{ event: created, deliveries: [mine] }, { event: cancelled, deliveries: [delivery(cancelled, sub)] }]);
+    expect(await storage.findDeliveriesForReplay({ subscription_id: sub.id, limit: 10, event: 'order.created' })).toEqual([mine.id]);
+  });
 });
 
 describe('SQLite engine: ordered keys set free', () => {
