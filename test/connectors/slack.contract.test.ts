@@ -121,7 +121,7 @@ describe('slack incoming webhook', () => {
     const sub = await webhookSubscription(gw, slack.url);
     const { deliveryId } = await send(gw, sub.id);
     const delivery = await waitForDelivery(gw, deliveryId);
-    expect(delivery.status).toBe('delivered');
+    expect(delivery.status, JSON.stringify(delivery.attempts)).toBe('delivered');
     expect(delivery.attempts.map((a: any) => a.error)).toEqual(['Slack answered 500 rollup_error', null]);
   });
 

@@ -45,7 +45,7 @@ describe('keys CLI', () => {
     } finally {
       await second.stop();
     }
-  }, 30_000);
+  }, 60_000);
 
   it('refuses an unknown role with a non-zero exit', async () => {
     await expect(cli(['keys', 'create', '--role', 'root'], tempDir())).rejects.toMatchObject({ code: expect.any(Number) });
