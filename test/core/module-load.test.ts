@@ -28,3 +28,11 @@ describe('core modules at load time', () => {
     expect(truncate('👍🏽👍🏽👍🏽', 4)).toBe('👍🏽…');
   });
 });
+
+describe('service modules at load time', () => {
+  it('subscription input: its validators compile (the schemas carry `errorMessage`, which strict mode refuses) and report every problem at once', async () => {
+    const { checkSubscriptionShape } = await import('../../src/services/subscription-input.ts');
+    const paths = checkSubscriptionShape({ url: 5, events: 'call.ended', colour: 'blue' }, 'create').map((d) => d.path);
+    expect(paths).toEqual(expect.arrayContaining(['$.url', '$.events', '$.colour']));
+  });
+});

@@ -110,6 +110,17 @@ describe('revoke', () => {
     expect(await keys.verify(b.key)).toBeUndefined();
   });
 
+  it('counts the active admin keys, not the revoked ones: with one revoked and two active, one of the two may go', async () => {
+    const a = await keys.createUnchecked('admin', 'a');
+    const b = await keys.createUnchecked('admin', 'b');
+    await keys.revoke(a.record.id);
+    const c = await keys.createUnchecked('admin', 'c');
+    expect(b.record.id).toMatch(/^key_[A-Za-z0-9]+$/);
+    await keys.revoke(b.record.id);
+    expect(await keys.verify(b.key)).toBeUndefined();
+    expect(await keys.verify(c.key)).toBeDefined();
+  });
+
   it('answers 404, naming the key, for an unknown or already revoked key (an already revoked admin key is not "the last one")', async () => {
     expect(await thrown(keys.revoke('key_nope'))).toMatchObject({ status: 404, code: 'not_found', message: 'API key key_nope was not found.' });
     const gone = await keys.createUnchecked('admin', 'gone');
