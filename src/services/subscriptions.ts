@@ -164,12 +164,16 @@ export class SubscriptionService {
       record,
       auth: record.auth_sealed ? box.openJson<AuthConfig>(record.auth_sealed) : null,
       connectorOptions: { ...record.connector_options, ...(record.connector_secrets_sealed ? box.openJson<Record<string, unknown>>(record.connector_secrets_sealed) : {}) },
-      // Rows saved before headers were sealed may still hold credentials in clear: treat them alike.
-      secretHeaders: { ...pickCredentialHeaders(record.headers), ...(record.headers_sealed ? box.openJson<Record<string, string>>(record.headers_sealed) : {}) },
+      secretHeaders: this.#secretHeaders(record),
       secret: box.open(record.secret_sealed),
       previousSecret: record.previous_secret_sealed ? box.open(record.previous_secret_sealed) : null,
       schedule: resolveSchedule(record.retry),
     };
+  }
+
+  /** The credential headers of a row; rows saved before headers were sealed may still hold them in clear. */
+  #secretHeaders(record: SubscriptionRecord): Record<string, string> {
+    return { ...pickCredentialHeaders(record.headers), ...(record.headers_sealed ? this.#deps.secretBox.openJson<Record<string, string>>(record.headers_sealed) : {}) };
   }
 
   /** The public view: secrets masked, never returned. */
@@ -260,7 +264,7 @@ export class SubscriptionService {
   async update(id: string, body: unknown): Promise<SubscriptionRecord> {
     const record = { ...(await this.get(id)) };
     // Read before the patch replaces `headers` (rows from before sealing hold credentials there).
-    const storedHeaders = this.#toRuntime(record).secretHeaders;
+    const storedHeaders = this.#secretHeaders(record);
     // What a GET shows (masked secrets, partial objects) means "keep what is stored".
     const merged = this.#mergeStoredSecrets(record, body);
     if (merged.errors.length) throw new ValidationError('The subscription change is invalid.', merged.errors);
@@ -402,7 +406,7 @@ export class SubscriptionService {
         if (problem) details.push({ path: '$.auth.value', message: problem });
       }
       if (auth?.type === 'bearer' && headerValueProblem(auth.token)) details.push({ path: '$.auth.token', message: headerValueProblem(auth.token)! });
-      if (auth && Object.keys({ ...record.headers, ...this.#toRuntime(record).secretHeaders }).some((h) => h.toLowerCase() === 'authorization')) {
+      if (auth && Object.keys({ ...record.headers, ...this.#secretHeaders(record) }).some((h) => h.toLowerCase() === 'authorization')) {
         details.push({ path: '$.headers.Authorization', message: 'conflicts with auth; configure one or the other' });
       }
       record.auth_sealed = auth ? this.#deps.secretBox.sealJson(auth) : null;

@@ -2,9 +2,12 @@
 // worker's process and modules (`isolate: false`), so process-wide state one file changes and
 // does not restore reaches the files after it: an environment variable, a process listener, a
 // stubbed global, fake timers, a spy left on a shared object. This guard fails the file that
-// leaves such a change behind, naming what changed, instead of letting a later file fail (or,
-// worse, pass) for a reason it cannot see.
+// leaves such a change behind, naming what changed, and puts back what it can, instead of letting
+// a later file fail (or, worse, pass) for a reason it cannot see.
 import { afterAll, beforeAll, vi } from 'vitest';
+
+/** `process` as a plain emitter: its typings accept signal names only in some overloads. */
+const emitter: NodeJS.EventEmitter = process;
 
 /** Process events whose listeners change how errors and signals are handled for everyone. */
 const WATCHED_EVENTS = ['unhandledRejection', 'uncaughtException', 'warning', 'SIGTERM', 'SIGINT', 'SIGHUP'] as const;
@@ -32,6 +35,7 @@ function watchedFunctions(): Record<string, unknown> {
 interface ProcessState {
   env: Record<string, string | undefined>;
   listeners: Record<string, number>;
+  listenerFunctions: Record<string, Function[]>;
   functions: Record<string, unknown>;
   cwd: string;
   exitCode: typeof process.exitCode;
@@ -41,6 +45,7 @@ function capture(): ProcessState {
   return {
     env: { ...process.env },
     listeners: Object.fromEntries(WATCHED_EVENTS.map((event) => [event, process.listenerCount(event)])),
+    listenerFunctions: Object.fromEntries(WATCHED_EVENTS.map((event) => [event, emitter.listeners(event)])),
     functions: watchedFunctions(),
     cwd: process.cwd(),
     exitCode: process.exitCode,
@@ -65,6 +70,20 @@ export function stateChanges(before: ProcessState, after: ProcessState): string[
   return changes;
 }
 
+/** Undoes what a leaking file left, so the files after it are not blamed for it too. */
+function putBack(state: ProcessState): void {
+  vi.useRealTimers();
+  vi.restoreAllMocks();
+  vi.unstubAllGlobals();
+  for (const name of Object.keys(process.env)) if (!(name in state.env)) delete process.env[name];
+  Object.assign(process.env, state.env);
+  for (const event of WATCHED_EVENTS) {
+    for (const listener of emitter.listeners(event)) if (!state.listenerFunctions[event]!.includes(listener)) emitter.off(event, listener as (...args: unknown[]) => void);
+  }
+  process.chdir(state.cwd);
+  process.exitCode = state.exitCode;
+}
+
 let before: ProcessState;
 
 beforeAll(() => {
@@ -76,6 +95,7 @@ afterAll(() => {
   const changes = stateChanges(before, capture());
   if (vi.isFakeTimers()) changes.push('fake timers still installed (vi.useRealTimers() not called)');
   if (changes.length) {
+    putBack(before);
     throw new Error(`this test file left process-wide state changed, which would reach the test files after it in the same worker (isolate: false): ${changes.join('; ')}`);
   }
 });
