@@ -509,13 +509,22 @@ async function metric(gw: Gateway, pattern: RegExp): Promise<number> {
   return m ? Number(m[1]) : 0;
 }
 /**
- * The gateway's event-loop delay (perf_hooks.monitorEventLoopDelay, 10 ms resolution, through
- * prom-client's default metrics) since the previous scrape: each scrape resets the histogram,
+ * perf_hooks.monitorEventLoopDelay's sampling interval, in the gateway (prom-client's default)
+ * and in the canary. The histogram records the time between two of its timer's turns, interval
+ * included: an idle process reads about 10.1 ms at a 10 ms resolution and 1.1 ms at 1 ms. The
+ * delay, how late a timer due then ran, is the reading less the interval.
+ */
+const ELD_SAMPLING_MS = 10;
+const lateness = (readingMs: number) => Math.max(0, readingMs - ELD_SAMPLING_MS);
+
+/**
+ * The gateway's event-loop delay (prom-client's default metrics, sampled every 10 ms) since the
+ * previous scrape, as lateness beyond the sampling interval: each scrape resets the histogram,
  * so one before a load and one after give the figures of that load alone.
  */
 async function eventLoopDelay(gw: Gateway): Promise<{ p99: number; max: number }> {
   const text = await (await fetch(`${gw.url}/metrics`)).text();
-  const read = (name: string) => Number(new RegExp(`^sluice_nodejs_eventloop_lag_${name}_seconds (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) * 1000;
+  const read = (name: string) => lateness(Number(new RegExp(`^sluice_nodejs_eventloop_lag_${name}_seconds (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) * 1000);
   return { p99: read('p99'), max: read('max') };
 }
 /** CPU seconds each gateway thread has used (sluice_thread_cpu_seconds), by thread. */
@@ -562,7 +571,7 @@ const STORAGE_SERIES = {
  * machine's scheduling alone adds (a shared or busy machine delays every process), so the
  * gateway's figure can be read against it.
  */
-const CANARY = `const h = require('node:perf_hooks').monitorEventLoopDelay({ resolution: 10 }); h.enable();
+const CANARY = `const h = require('node:perf_hooks').monitorEventLoopDelay({ resolution: ${ELD_SAMPLING_MS} }); h.enable();
 process.stdin.on('data', () => { process.stdout.write(JSON.stringify({ p99: h.percentile(99) / 1e6, max: h.max / 1e6 }) + '\\n'); process.exit(0); });`;
 function startCanary(): { stop(): Promise<{ p99: number; max: number }> } {
   const proc = spawn(process.execPath, ['-e', CANARY], { stdio: ['pipe', 'pipe', 'inherit'] });
@@ -575,7 +584,8 @@ function startCanary(): { stop(): Promise<{ p99: number; max: number }> } {
       proc.stdin!.write('report\n');
       await exited;
       children.delete(proc);
-      return JSON.parse(out) as { p99: number; max: number };
+      const reading = JSON.parse(out) as { p99: number; max: number };
+      return { p99: lateness(reading.p99), max: lateness(reading.max) };
     },
   };
 }
@@ -656,7 +666,7 @@ async function main(): Promise<void> {
     record('a_ack_p50_ms', '(a) ingest ack p50, 64 connections', a.load.ackP50, 'ms');
     record('a_ack_p99_ms', '(a) ingest ack p99, 64 connections', a.load.ackP99, 'ms', { op: '<=', value: 50 });
     record('a_ack_max_ms', '(a) ingest ack max, 64 connections', a.load.ackMax, 'ms');
-    record('a_eld_p99_ms', '(a) gateway event-loop delay p99 under saturation', a.eld.p99, 'ms', { op: '<=', value: 10 });
+    record('a_eld_p99_ms', '(a) gateway event-loop delay p99 under saturation (beyond its 10 ms sampling)', a.eld.p99, 'ms', { op: '<=', value: 10 });
     record('a_eld_max_ms', '(a) gateway event-loop delay max under saturation', a.eld.max, 'ms');
     record('a_idle_eld_p99_ms', '(a) same, an idle process beside it (machine noise)', a.idle.p99, 'ms');
     // These ran on the HTTP event loop before the storage thread; now they cannot delay it.

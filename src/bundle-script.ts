@@ -34,6 +34,11 @@ export function bundleScript(name: string, source: Pick<BuildOptions, 'entryPoin
     target: 'node20',
     write: false,
     logLevel: 'silent',
+    // No comments or indentation. V8 holds a script's source for the thread's life, and one
+    // character beyond Latin-1 anywhere in it (undici's comments say "request’s") makes the whole
+    // source a two-byte string: 5.2 MB for the delivery thread's 2.6 MB script, 2.0 MB once its
+    // 1.8 MB are plain one-byte text. Names are kept: errors and stack traces still name them.
+    minifyWhitespace: true,
     external: Object.keys(external),
     metafile: true,
   });

@@ -36,4 +36,15 @@ describe('bundleScript', () => {
     expect(second).not.toBe(first);
     expect(fs.readFileSync(second, 'utf8')).toContain('second one');
   });
+
+  it('drops comments, so a comment beyond Latin-1 does not make V8 hold the whole script as two-byte text', () => {
+    const dir = tempDir('sluice-bundle-');
+    const entry = path.join(dir, 'entry.ts');
+    // As in undici's sources, a comment in a class body (esbuild keeps those): "response’s", U+2019.
+    fs.writeFileSync(entry, "class Kind {\n  // Returns response\u2019s kind\n  get kind(): string {\n    return 'caf\u00e9 \u2192 ok';\n  }\n}\nconsole.log(new Kind().kind, Kind.name);\n");
+    const script = fs.readFileSync(bundleInNewProcess(entry, `sluice-test-bundle-${process.pid}-${Date.now()}`), 'utf8');
+    expect([...script].filter((c) => c.charCodeAt(0) > 0xff)).toEqual([]);
+    // Strings keep their text (escaped: esbuild writes ASCII), and classes their names.
+    expect(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' })).toBe('caf\u00e9 \u2192 ok Kind\n');
+  });
 });
