@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, fixture, startGateway, tempDir, type TestGateway } from '../support/gateway.ts';
 import { errorPaths, expectError } from '../support/error-shape.ts';
+import { startReceiver } from '../support/receiver.ts';
 
 /** GET /api/v1/mappings and POST /api/v1/mappings/preview over a real gateway. */
 
@@ -120,8 +121,29 @@ describe('POST /api/v1/mappings/preview', () => {
     expect(res.body.output).toEqual({ id: storedEventId, event: 'call.ended', call: 'call_stored_1' });
   });
 
-  it('answers 404 for a stored event that does not exist', async () => {
-    expectError(await preview({ template: 'id', event_id: 'evt_does_not_exist' }), 404);
+  it('answers 404 for a stored event that does not exist, naming it', async () => {
+    const res = await preview({ template: 'id', event_id: 'evt_does_not_exist' });
+    expectError(res, 404);
+    expect(res.body.error.message).toBe('Event evt_does_not_exist was not found.');
+  });
+
+  it('shows a stored test send as the receiver got it, marked "test": true; other stored events are not', async () => {
+    const receiver = await startReceiver();
+    try {
+      const sub = await gw.api('POST', '/api/v1/webhooks', { url: `${receiver.url}/hook`, events: ['call.ended'] });
+      expect(sub.status, JSON.stringify(sub.body)).toBe(201);
+      const sent = await gw.api('POST', `/api/v1/webhooks/${sub.body.id}/test`, { event: 'call.ended' });
+      expect(sent.status, JSON.stringify(sent.body)).toBe(200);
+      const received = JSON.parse(receiver.requests[0].body);
+      expect(received.test).toBe(true);
+
+      const res = await preview({ event_id: sent.body.event_id });
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      expect(res.body.output).toEqual(received);
+      expect((await preview({ template: '$exists(test)', event_id: storedEventId })).body.output).toBe(false);
+    } finally {
+      await receiver.close();
+    }
   });
 
   it('returns the envelope as is when neither template nor mapping is given', async () => {
@@ -276,6 +298,7 @@ describe('POST /api/v1/mappings/preview', () => {
       const res = await preview({ mapping: 'call-summary', event: 'call.ended' });
       expectError(res, 422);
       expect(errorPaths(res)).toEqual(['$.event']);
+      expect(res.body.error.details[0].message).toBe('must be an event envelope object {event, id, timestamp, data}');
     });
 
     it('requires a JSON object body', async () => {

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TemplateError } from '../../src/errors.ts';
 import { EvaluationPool } from '../../src/services/evaluation-pool.ts';
@@ -162,4 +163,197 @@ describe('EvaluationPool breaker', () => {
       await pool.close();
     }
   }, 30_000);
+});
+
+/** The pids of this process's evaluator children (children of any of its threads). */
+function evaluatorPids(): number[] {
+  const pids: number[] = [];
+  for (const task of fs.readdirSync(`/proc/${process.pid}/task`)) {
+    let children: string[] = [];
+    try {
+      children = fs.readFileSync(`/proc/${process.pid}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+    } catch {
+      continue; // that thread ended
+    }
+    for (const child of children) {
+      try {
+        if (fs.readFileSync(`/proc/${child}/cmdline`, 'utf8').includes('sluice-evaluator')) pids.push(Number(child));
+      } catch {
+        // that child ended
+      }
+    }
+  }
+  return pids;
+}
+
+/** Resolves once `check` holds (polled), or fails naming what was awaited. */
+async function until(check: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('EvaluationPool lifecycle', () => {
+  it('starts its evaluators at once, or, lazy, at the first evaluation that needs one (inline ones do not)', async () => {
+    const eager = new EvaluationPool({ threads: 2 });
+    const lazy = new EvaluationPool({ threads: 2, lazy: true });
+    try {
+      expect(eager.stats.threads).toBe(2);
+      expect(lazy.stats.threads).toBe(0);
+      expect(await lazy.evaluate(template('{"id": id}', { id: 'evt_1' }))).toEqual({ id: 'evt_1' });
+      expect(lazy.stats).toMatchObject({ threads: 0, inlined: 1 });
+      expect(await lazy.evaluate(template('$uppercase(id)', { id: 'evt_1' }))).toBe('EVT_1');
+      expect(lazy.stats.threads).toBe(2);
+    } finally {
+      await Promise.all([eager.close(), lazy.close()]);
+    }
+  });
+
+  it('once closed, refuses new evaluations and fails the waiting and running ones with the reason', async () => {
+    const pool = new EvaluationPool({ threads: 1, limits: { timeoutMs: 5_000 } });
+    await pool.ready();
+    const running = failure(pool.evaluate(template(NATIVE_RUNAWAY)));
+    await until(() => pool.stats.busy === 1, 'the runaway to start');
+    const waiting = failure(pool.evaluate(template('$uppercase("x")', {}, 'sub_b')));
+    expect(pool.stats.queued).toBe(1);
+    await pool.close();
+    for (const err of [await running, await waiting, await failure(pool.evaluate(template('$uppercase("y")')))]) {
+      expect(err).not.toBeInstanceOf(TemplateError);
+      expect((err as Error).message).toBe('the evaluation pool is closed');
+    }
+    expect(pool.stats.queued).toBe(0);
+  });
+
+  it('fails only the evaluation whose evaluator was killed from outside, replaces that evaluator, and closes afterwards', async () => {
+    const pool = new EvaluationPool({ threads: 1, limits: { timeoutMs: 30_000 } });
+    try {
+      await pool.ready();
+      const victim = failure(pool.evaluate(template(NATIVE_RUNAWAY, {}, 'sub_victim')));
+      await until(() => pool.stats.busy === 1, 'the runaway to start');
+      const [pid] = evaluatorPids();
+      expect(pid).toBeGreaterThan(0);
+      process.kill(pid, 'SIGKILL');
+      const err = await victim;
+      expect(err.code).toBe('template_runtime_error');
+      expect(err.message).toBe('Template evaluation stopped its evaluator (killed by SIGKILL).');
+      expect(err.details).toEqual([{ message: 'evaluator process stopped: killed by SIGKILL' }]);
+      expect(pool.stats.restarts).toBe(1);
+      // Its replacement serves the next evaluation, and the killed one is not among them.
+      expect(await pool.evaluate(template('$uppercase("next")'))).toBe('NEXT');
+      expect(evaluatorPids()).not.toContain(pid);
+      expect(pool.stats.threads).toBe(1);
+    } finally {
+      await pool.close();
+    }
+  }, 60_000);
+});
+
+describe('EvaluationPool limits', () => {
+  it('lets an evaluation run its time limit plus the grace (twice the limit, at least 1 s) before the watchdog stops it', async () => {
+    const pool = new EvaluationPool({ threads: 1, limits: { timeoutMs: 600 } });
+    try {
+      await pool.ready();
+      const started = Date.now();
+      const err = await failure(pool.evaluate(template(NATIVE_RUNAWAY)));
+      // 600 ms + 1,200 ms. A lower bound only: a busy machine makes it later, never earlier.
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1_790);
+      expect(err.code).toBe('template_timeout');
+      expect(err.message).toBe('Template evaluation exceeded its time limit of 600 ms.');
+      expect(err.details).toEqual([{ message: 'evaluation still running after 600 ms; its evaluator was stopped (a single huge operation?)', limit_ms: 600 }]);
+    } finally {
+      await pool.close();
+    }
+  }, 30_000);
+
+  it('divides the inline work budget by the paths an expression reads', async () => {
+    const pool = new EvaluationPool({ threads: 1, inlineBudgetBytes: 1_000, lazy: true });
+    try {
+      const event = { id: 'evt_1', data: { text: 'x'.repeat(300) } };
+      // About 330 bytes of event: one path reads 330 (inline), four read 1,320 (an evaluator).
+      expect(await pool.evaluate(template('data.text', event))).toBe(event.data.text);
+      expect(pool.stats.inlined).toBe(1);
+      expect(await pool.evaluate(template('[data.text, data.text, id, data.text]', event))).toEqual([event.data.text, event.data.text, 'evt_1', event.data.text]);
+      expect(pool.stats).toMatchObject({ inlined: 1, threads: 1 });
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('gives filters the same answers inline as in an evaluator', async () => {
+    const inline = new EvaluationPool({ threads: 1, lazy: true });
+    const remote = new EvaluationPool({ threads: 1, inlineBudgetBytes: 0 });
+    try {
+      for (const source of ['data.n', 'data.missing', '"a"', 'data.n = 1', 'data.n > 1', 'data.list', '[]']) {
+        const event = { data: { n: 1, list: [0] } };
+        const [a, b] = await Promise.all([inline, remote].map((p) => p.evaluate({ kind: 'filter', source, event, bindings: {}, owner: 'sub_a' }).then((output) => ({ output }), (err: TemplateError) => ({ code: err.code, message: err.message }))));
+        expect(a, source).toEqual(b);
+        expect(typeof (a as { output?: unknown }).output, source).toBe('boolean');
+      }
+      expect(inline.stats.inlined).toBe(7);
+    } finally {
+      await Promise.all([inline.close(), remote.close()]);
+    }
+  });
+
+  it('counts a time limit met inside an evaluator (by jsonata) towards suspension, as one met by the watchdog', async () => {
+    const pool = new EvaluationPool({ threads: 1, limits: { timeoutMs: 20 }, breaker: { threshold: 2, windowMs: 60_000, cooldownMs: 60_000 } });
+    try {
+      await pool.ready();
+      const slow = template('$reduce([1..90000], function($a, $b) { $a + $b })', {}, 'sub_slow');
+      for (let i = 0; i < 2; i++) expect((await failure(pool.evaluate(slow))).code).toBe('template_timeout');
+      expect(pool.stats.restarts).toBe(0); // jsonata stopped it, not the watchdog
+      const suspended = await failure(pool.evaluate(slow));
+      expect(suspended.code).toBe('template_suspended');
+      expect(suspended.details).toEqual([{ message: expect.stringMatching(/^suspended until \d{4}-\d\d-\d\dT[\d:.]+Z after repeated time or memory limit failures$/), until: expect.stringMatching(/Z$/) }]);
+    } finally {
+      await pool.close();
+    }
+  }, 30_000);
+
+  it('reports the memory limit it met in the error\'s details', async () => {
+    const pool = new EvaluationPool({ threads: 1, limits: { timeoutMs: 30_000 }, heapMb: 32 });
+    try {
+      await pool.ready();
+      const err = await failure(pool.evaluate(template('{"x": $count([1..60000].$uppercase($pad("", 2000, "x") & $string($)))}')));
+      expect(err.code).toBe('template_memory_exceeded');
+      expect(err.details).toEqual([{ message: 'evaluation needed more than the 32 MB its evaluator may use (building a huge string or array?)', limit_mb: 32 }]);
+    } finally {
+      await pool.close();
+    }
+  }, 60_000);
+});
+
+describe('EvaluationPool fairness', () => {
+  it('lets one owner use all evaluators but one, and an owner that hit a limit only one, while another is ready', async () => {
+    const pool = new EvaluationPool({ threads: 3, limits: { timeoutMs: 100 }, graceMs: 30_000, breaker: { threshold: 10, windowMs: 60_000, cooldownMs: 60_000 } });
+    const pending: Promise<unknown>[] = [];
+    try {
+      await pool.ready();
+      for (let i = 0; i < 3; i++) pending.push(failure(pool.evaluate(template(NATIVE_RUNAWAY, {}, 'sub_flood'))));
+      await until(() => pool.stats.busy === 2, 'two of the three to start');
+      expect(pool.stats).toMatchObject({ busy: 2, queued: 1 });
+      await pool.close();
+    } finally {
+      await pool.close();
+      await Promise.all(pending);
+    }
+
+    // An owner the breaker suspects (one time-limit failure, under its threshold): one at a time.
+    const suspect = new EvaluationPool({ threads: 3, limits: { timeoutMs: 20 }, breaker: { threshold: 10, windowMs: 60_000, cooldownMs: 60_000 } });
+    const held: Promise<unknown>[] = [];
+    try {
+      await suspect.ready();
+      expect((await failure(suspect.evaluate(template('$reduce([1..90000], function($a, $b) { $a + $b })', {}, 'sub_suspect')))).code).toBe('template_timeout');
+      for (let i = 0; i < 3; i++) held.push(failure(suspect.evaluate(template(NATIVE_RUNAWAY, {}, 'sub_suspect'))));
+      await until(() => suspect.stats.busy === 1, 'one to start');
+      // Another owner still gets an evaluator at once.
+      expect(await suspect.evaluate(template('$uppercase("other")', {}, 'sub_other'))).toBe('OTHER');
+      expect(suspect.stats).toMatchObject({ busy: 1, queued: 2 });
+    } finally {
+      await suspect.close();
+      await Promise.all(held);
+    }
+  }, 60_000);
 });
