@@ -232,6 +232,98 @@ describe('jsonEqual', () => {
     expect(jsonEqual({ a: null }, {})).toBe(false);
     expect(jsonEqual([], {})).toBe(false);
   });
+
+  it('compares arrays item by item, every item, and leaves keys whose value is undefined out', () => {
+    expect(jsonEqual([1, 2, 3], [1, 2, 4])).toBe(false);
+    expect(jsonEqual([1, 2], [1, 2, 3])).toBe(false);
+    expect(jsonEqual([{ a: 1 }], [{ a: 1 }])).toBe(true);
+    expect(jsonEqual({ 0: 1 }, [1])).toBe(false);
+    expect(jsonEqual([1], { 0: 1 })).toBe(false);
+    // A template's output may carry a key jsonata left undefined: JSON would not show it.
+    expect(jsonEqual({ a: 1, gone: undefined }, { a: 1 })).toBe(true);
+    expect(jsonEqual({ a: 1 }, { a: 1, gone: undefined })).toBe(true);
+    expect(jsonEqual({ a: 1, b: undefined }, { a: 1, c: 2 })).toBe(false);
+    expect(jsonEqual({ a: undefined, b: 2 }, { a: 1, b: 2 })).toBe(false);
+    expect(jsonEqual(null, {})).toBe(false);
+    expect(jsonEqual({}, null)).toBe(false);
+  });
+});
+
+describe('MappingRegistry: what it reads and how it reports problems', () => {
+  it('refuses an examples file that is not a list of {input, expected} objects, naming the example', async () => {
+    const cases: [string, string][] = [
+      ['{"input": {}, "expected": 1}', 'expected a JSON array of {"input": <event>, "expected": <output>}'],
+      ['[{"input": {}, "expected": 1}, null]', 'example 2 is not an object'],
+      ['[5]', 'example 1 is not an object'],
+      ['[[]]', 'example 1 is not an object'],
+      ['[{"expected": 1}]', 'example 1 has no "input"'],
+      ['[{"input": {}, "expected": 1, "description": 5}]', 'example 1: "description" must be a string'],
+      ['[{"input": {}, "expected": 1}, {"input": {}, "expected": 1, "subscription": null}]', 'example 2: "subscription" must be an object'],
+      ['[{"input": {}, "expected": 1, "subscription": []}]', 'example 1: "subscription" must be an object'],
+      ['[{"input": {}, "expected": 1, "subscription": "sub_1"}]', 'example 1: "subscription" must be an object'],
+    ];
+    cases.forEach(([text], n) => {
+      write(`t${n}.jsonata`, 'id');
+      write(`t${n}.examples.json`, text);
+    });
+    write('fine.jsonata', 'id');
+    write('fine.examples.json', '[{"input": {"id": "evt_1"}, "expected": "evt_1", "description": "named", "subscription": {"id": "sub_1"}}]');
+    const reg = open();
+    await reg.load();
+    const byName = new Map(reg.list().map((t) => [t.name, t]));
+    cases.forEach(([, message], n) => {
+      expect(byName.get(`t${n}`)?.error, `t${n}`).toMatchObject({ file: `t${n}.examples.json`, code: 'examples_invalid' });
+      expect(byName.get(`t${n}`)?.error?.message, `t${n}`).toBe(`t${n}.examples.json: ${message}`);
+    });
+    expect(byName.get('fine')?.error).toBeUndefined();
+    expect(await reg.runExamples('fine')).toEqual([{ name: 'fine', index: 0, description: 'named', expected: 'evt_1', ok: true, actual: 'evt_1' }]);
+  });
+
+  it('reads *.jsonata files only, skips hidden files and folders, and lists templates by name', async () => {
+    write('b.jsonata', 'id');
+    write('a.jsonata', 'id');
+    write('notes.txt', 'not a template');
+    write('.hidden.jsonata', 'id');
+    write('.git/inside.jsonata', 'id');
+    write('nested/c.jsonata', 'id');
+    fs.mkdirSync(path.join(dir, 'folder.jsonata'));
+    const reg = open();
+    await reg.load();
+    expect(reg.list().map((t) => t.name)).toEqual(['a', 'b', 'nested/c']);
+  });
+
+  it('says why a template is not in service, where its mapping has no template, and where an unknown name is asked for', async () => {
+    write('broken.jsonata', '{\n  "a": ]\n}');
+    const reg = open();
+    await reg.load();
+    const unavailable = (() => {
+      try {
+        reg.resolve('broken');
+      } catch (err) {
+        return err as TemplateError;
+      }
+      throw new Error('expected a refusal');
+    })();
+    expect(unavailable.code).toBe('template_unavailable');
+    expect(unavailable.message).toMatch(/^Mapping template "broken" is not in service: /);
+    expect(unavailable.details).toEqual([expect.objectContaining({ file: 'broken.jsonata', line: 2, column: expect.any(Number), token: ']' })]);
+    expect(() => reg.resolve('missing-template')).toThrow(expect.objectContaining({ code: 'mapping_not_found', details: [{ message: 'no template named "missing-template"' }] }));
+    await expect(reg.runExamples('other')).rejects.toMatchObject({ message: `No mapping template named "other" in ${dir}.`, details: [{ message: 'no template named "other"' }] });
+    // A template that does not load is reported by its examples run with its position.
+    expect(await reg.runExamples('broken')).toEqual([{ name: 'broken', index: null, ok: false, error: expect.objectContaining({ code: 'template_syntax_error', line: 2, token: ']' }) }]);
+  });
+
+  it('gives an example\'s error its position only when the template says where', async () => {
+    write('positioned.jsonata', '(\n  $error("boom")\n)');
+    write('positioned.examples.json', JSON.stringify([{ input: callEnded, expected: 1 }]));
+    write('unplaced.jsonata', 'data.missing');
+    write('unplaced.examples.json', JSON.stringify([{ input: callEnded, expected: 1 }]));
+    const reg = open();
+    await reg.load();
+    const [positioned, unplaced] = await reg.runExamples();
+    expect(positioned.error).toEqual({ code: 'template_runtime_error', message: expect.any(String), line: 2, column: expect.any(Number), token: expect.anything() });
+    expect(unplaced.error).toEqual({ code: 'template_undefined_result', message: expect.any(String) });
+  });
 });
 
 describe('MappingRegistry.watch', () => {
