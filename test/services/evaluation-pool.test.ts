@@ -312,6 +312,17 @@ describe('EvaluationPool limits', () => {
     }
   }, 30_000);
 
+  it('does not count a template\'s own errors towards suspension, only its time and memory limits', async () => {
+    const pool = new EvaluationPool({ threads: 1, breaker: { threshold: 2, windowMs: 60_000, cooldownMs: 60_000 } });
+    try {
+      await pool.ready();
+      const failing = template('$error("bad data")', {}, 'sub_errors');
+      for (let i = 0; i < 4; i++) expect((await failure(pool.evaluate(failing))).code).toBe('template_runtime_error');
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('reports the memory limit it met in the error\'s details', async () => {
     const pool = new EvaluationPool({ threads: 1, limits: { timeoutMs: 30_000 }, heapMb: 32 });
     try {
