@@ -77,6 +77,8 @@ describe('dashboard (Chromium)', () => {
     const dialog = page.getByRole('dialog', { name: 'Erase this event?' });
     await dialog.getByText('evt_dashboard_erase').waitFor();
     await dialog.getByRole('button', { name: 'Cancel' }).click();
+    // Until it is gone, the dialog's own "Erase event" button matches too.
+    await dialog.waitFor({ state: 'hidden' });
     expect((await gateway.api('GET', `/api/v1/deliveries/${deliveryId}`)).status).toBe(200);
 
     await page.getByRole('button', { name: 'Erase event' }).click();
