@@ -67,6 +67,9 @@ describe('dashboard (Chromium)', () => {
     const sub = (await gateway.api('POST', '/api/v1/webhooks', { url: `${own.url}/erase`, events: ['call.failed'], description: 'Erasure receiver' })).body;
     const posted = await gateway.api('POST', '/api/v1/events', { ...fixture('call.failed'), id: 'evt_dashboard_erase' });
     const deliveryId: string = posted.body.deliveries.find((d: { subscription_id: string }) => d.subscription_id === sub.id).id;
+    // Delivered before the page opens, so the page shows it at once (it polls a pending one
+    // every 3 s); a loaded machine may take a while to deliver, hence the roomy bound.
+    await waitFor(async () => (await gateway.api('GET', `/api/v1/deliveries/${deliveryId}`)).body.status === 'delivered', 30_000, 'the delivery to be delivered');
     const { page, problems } = await openPage();
     await signIn(page, ADMIN_KEY);
     await page.goto(`${gateway.url}/#/deliveries/${deliveryId}`);
