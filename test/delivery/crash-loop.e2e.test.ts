@@ -8,26 +8,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { fixture, tempDir, waitFor } from '../support/gateway.ts';
 import { startReceiver } from '../support/receiver.ts';
 import { callApi, killGateways, spawnGateway, stopGateway } from '../support/gateway-process.ts';
+import { evaluatorPids } from '../support/processes.ts';
 
 afterEach(() => killGateways());
-
-/** The gateway's evaluator processes (children, of any of its threads, running the evaluator script). */
-function evaluatorPids(gatewayPid: number): number[] {
-  const children = fs.readdirSync(`/proc/${gatewayPid}/task`).flatMap((task) => {
-    try {
-      return fs.readFileSync(`/proc/${gatewayPid}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-    } catch {
-      return []; // the thread ended meanwhile
-    }
-  });
-  return children.filter((pid) => {
-    try {
-      return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('sluice-evaluator');
-    } catch {
-      return false;
-    }
-  });
-}
 
 function alive(pid: number): boolean {
   try {

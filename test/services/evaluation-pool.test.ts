@@ -1,8 +1,8 @@
-import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TemplateError } from '../../src/errors.ts';
 import { EvaluationPool } from '../../src/services/evaluation-pool.ts';
-import { fixture } from '../support/gateway.ts';
+import { fixture, waitFor } from '../support/gateway.ts';
+import { evaluatorPids } from '../support/processes.ts';
 
 const template = (source: string, event: unknown = {}, owner = 'sub_a', bindings = {}) => ({ kind: 'template' as const, source, event, bindings, owner });
 const failure = (promise: Promise<unknown>) => promise.then(() => { throw new Error('expected a failure'); }, (err: unknown) => err as TemplateError);
@@ -165,36 +165,6 @@ describe('EvaluationPool breaker', () => {
   }, 30_000);
 });
 
-/** The pids of this process's evaluator children (children of any of its threads). */
-function evaluatorPids(): number[] {
-  const pids: number[] = [];
-  for (const task of fs.readdirSync(`/proc/${process.pid}/task`)) {
-    let children: string[] = [];
-    try {
-      children = fs.readFileSync(`/proc/${process.pid}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
-    } catch {
-      continue; // that thread ended
-    }
-    for (const child of children) {
-      try {
-        if (fs.readFileSync(`/proc/${child}/cmdline`, 'utf8').includes('sluice-evaluator')) pids.push(Number(child));
-      } catch {
-        // that child ended
-      }
-    }
-  }
-  return pids;
-}
-
-/** Resolves once `check` holds (polled), or fails naming what was awaited. */
-async function until(check: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 describe('EvaluationPool lifecycle', () => {
   it('starts its evaluators at once, or, lazy, at the first evaluation that needs one (inline ones do not)', async () => {
     const eager = new EvaluationPool({ threads: 2 });
@@ -215,7 +185,7 @@ describe('EvaluationPool lifecycle', () => {
     const pool = new EvaluationPool({ threads: 1, limits: { timeoutMs: 5_000 } });
     await pool.ready();
     const running = failure(pool.evaluate(template(NATIVE_RUNAWAY)));
-    await until(() => pool.stats.busy === 1, 'the runaway to start');
+    await waitFor(() => pool.stats.busy === 1, 20_000, 'the runaway to start');
     const waiting = failure(pool.evaluate(template('$uppercase("x")', {}, 'sub_b')));
     expect(pool.stats.queued).toBe(1);
     await pool.close();
@@ -228,13 +198,13 @@ describe('EvaluationPool lifecycle', () => {
 
   it('fails only the evaluation whose evaluator was killed from outside, replaces that evaluator, and closes afterwards', async () => {
     // Evaluators of other pools in this process (another test file's) are not this pool's.
-    const others = new Set(evaluatorPids());
+    const others = new Set(evaluatorPids(process.pid));
     const pool = new EvaluationPool({ threads: 1, limits: { timeoutMs: 30_000 } });
     try {
       await pool.ready();
       const victim = failure(pool.evaluate(template(NATIVE_RUNAWAY, {}, 'sub_victim')));
-      await until(() => pool.stats.busy === 1, 'the runaway to start');
-      const mine = evaluatorPids().filter((pid) => !others.has(pid));
+      await waitFor(() => pool.stats.busy === 1, 20_000, 'the runaway to start');
+      const mine = evaluatorPids(process.pid).filter((pid) => !others.has(pid));
       expect(mine).toHaveLength(1);
       const [pid] = mine;
       process.kill(pid, 'SIGKILL');
@@ -245,7 +215,7 @@ describe('EvaluationPool lifecycle', () => {
       expect(pool.stats.restarts).toBe(1);
       // Its replacement serves the next evaluation, and the killed one is not among them.
       expect(await pool.evaluate(template('$uppercase("next")'))).toBe('NEXT');
-      expect(evaluatorPids()).not.toContain(pid);
+      expect(evaluatorPids(process.pid)).not.toContain(pid);
       expect(pool.stats.threads).toBe(1);
     } finally {
       await pool.close();
@@ -346,7 +316,7 @@ describe('EvaluationPool fairness', () => {
     try {
       await pool.ready();
       for (let i = 0; i < 3; i++) pending.push(failure(pool.evaluate(template(NATIVE_RUNAWAY, {}, 'sub_flood'))));
-      await until(() => pool.stats.busy === 2, 'two of the three to start');
+      await waitFor(() => pool.stats.busy === 2, 20_000, 'two of the three to start');
       expect(pool.stats).toMatchObject({ busy: 2, queued: 1 });
       await pool.close();
     } finally {
@@ -361,7 +331,7 @@ describe('EvaluationPool fairness', () => {
       await suspect.ready();
       expect((await failure(suspect.evaluate(template('$reduce([1..90000], function($a, $b) { $a + $b })', {}, 'sub_suspect')))).code).toBe('template_timeout');
       for (let i = 0; i < 3; i++) held.push(failure(suspect.evaluate(template(NATIVE_RUNAWAY, {}, 'sub_suspect'))));
-      await until(() => suspect.stats.busy === 1, 'one to start');
+      await waitFor(() => suspect.stats.busy === 1, 20_000, 'one to start');
       // Another owner still gets an evaluator at once.
       expect(await suspect.evaluate(template('$uppercase("other")', {}, 'sub_other'))).toBe('OTHER');
       expect(suspect.stats).toMatchObject({ busy: 1, queued: 2 });
