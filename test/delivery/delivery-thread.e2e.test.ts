@@ -41,8 +41,10 @@ describe('delivery on its own thread', () => {
     // Reported ten times a second by the delivery thread, merged with this thread's metrics.
     const metrics = await waitFor(async () => {
       const text = await (await fetch(`${gw.url}/metrics`)).text();
-      return sample(text, 'sluice_delivery_attempts_total{outcome="success"}') === 5 ? text : undefined;
-    }, 5_000, 'five successful attempts in /metrics');
+      // Completions are written in batches after the attempts: their storage calls may be reported a tick later.
+      const complete = sample(text, 'sluice_delivery_attempts_total{outcome="success"}') === 5 && sample(text, 'sluice_storage_call_seconds_count{method="completeAttempts"}') > 0;
+      return complete ? text : undefined;
+    }, 5_000, 'five successful attempts and their completions in /metrics');
     expect(sample(metrics, 'sluice_delivery_attempt_seconds_count')).toBe(5);
     expect(sample(metrics, 'sluice_storage_call_seconds_count{method="completeAttempts"}')).toBeGreaterThan(0);
     expect(sample(metrics, 'sluice_storage_call_seconds_count{method="ingest"}')).toBeGreaterThan(0);
