@@ -145,6 +145,43 @@ describe('ordered delivery per key', () => {
     // The same message again: receivers deduplicating on webhook-id see the replay as what it is.
     expect(receiver.requests[3].headers['webhook-id']).toBe(receiver.requests[0].headers['webhook-id']);
     expect((await getDelivery(gw, r3)).status).toBe('delivered');
+
+    // A bulk replay does the same for each, and maps every delivery to the new one queued for it.
+    const bulk = await gw.api('POST', `/api/v1/webhooks/${sub.id}/replay`, { status: 'delivered' });
+    expect(bulk.status, JSON.stringify(bulk.body)).toBe(202);
+    const finished = [r1, r2, r3, replay.body.id].sort();
+    expect(Object.keys(bulk.body.replayed_as_new).sort()).toEqual(finished);
+    expect(Object.values(bulk.body.replayed_as_new).sort()).toEqual([...bulk.body.delivery_ids].sort());
+    for (const id of finished) expect(bulk.body.replayed_as_new[id]).not.toBe(id);
+    for (const id of bulk.body.delivery_ids) await waitForDelivery(gw, id);
+    expect(receiver.requests).toHaveLength(8);
+  });
+
+  it('says what a delivery of a key waits for while its subscription is paused, and what a replay queued behind it waits for', async () => {
+    const gw = await gatewayForTest();
+    const receiver = await receiverForTest((_req, index) => ({ status: index === 0 ? 200 : 500 }));
+    const sub = await createSubscription(gw, { url: `${receiver.url}/hook`, events: ['signal.*'], retry: { schedule: ['0s', '1h'] }, ordering: { key: 'data.conversation_id' } });
+    const done = deliveryFor(await post(gw, signal('p', 1)), sub.id);
+    await waitForDelivery(gw, done);
+    const retrying = deliveryFor(await post(gw, signal('p', 2)), sub.id);
+    await waitForDelivery(gw, retrying, (d) => d.attempt_count === 1 && d.status === 'pending');
+    const behind = deliveryFor(await post(gw, signal('p', 3)), sub.id);
+    const notFinished = { delivery_id: retrying, status: 'pending', reason: 'an earlier delivery of the same key, not finished yet' };
+    expect(await getDelivery(gw, behind)).toMatchObject({ status: 'pending', paused: false, waiting_for: notFinished });
+    // A replay of the finished one goes to the end of the key's queue, pending behind the others.
+    const replay = await gw.api('POST', `/api/v1/deliveries/${done}/replay`);
+    expect(replay.body).toMatchObject({ replayed_as_new_delivery: true, status: 'pending', paused: false, waiting_for: notFinished });
+
+    expect((await gw.api('PATCH', `/api/v1/webhooks/${sub.id}`, { enabled: false })).status).toBe(200);
+    const paused = { delivery_id: retrying, status: 'pending', reason: 'an earlier delivery of the same key, paused with its subscription' };
+    expect(await getDelivery(gw, retrying)).toMatchObject({ status: 'pending', paused: true, waiting_for: null });
+    expect(await getDelivery(gw, behind)).toMatchObject({ status: 'pending', waiting_for: paused });
+    // Replayed again now, it is queued paused, behind them.
+    const again = await gw.api('POST', `/api/v1/deliveries/${done}/replay`);
+    expect(again.body).toMatchObject({ replayed_as_new_delivery: true, status: 'pending', paused: true, waiting_for: paused });
+    const listed = await gw.api('GET', `/api/v1/webhooks/${sub.id}/deliveries`);
+    expect(listed.body.data.find((d: { id: string }) => d.id === again.body.id)).toMatchObject({ paused: true, waiting_for: paused });
+    expect(receiver.requests).toHaveLength(2);
   });
 
   it('leaves an event whose key gives nothing unordered, and orders a whole subscription with "*"', async () => {

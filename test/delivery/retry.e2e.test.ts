@@ -341,6 +341,8 @@ describe('replay', () => {
     expect(res.status, JSON.stringify(res.body)).toBe(202);
     expect(res.body.replayed).toBe(2);
     expect([...res.body.delivery_ids].sort()).toEqual([...failedIds].sort());
+    // Unordered deliveries are replayed in place: none is replayed as a new one.
+    expect(res.body.replayed_as_new).toEqual({});
 
     for (const id of failedIds) {
       const d = await waitForDelivery(gw, id, (x) => x.status === 'delivered');
@@ -391,9 +393,10 @@ describe('replay', () => {
     await refused({ since: 'yesterday' }, 'Invalid time.', [{ path: '$.since', message: 'must be an ISO-8601 date-time or unix seconds' }]);
     await refused({ until: 'soon' }, 'Invalid time.', [{ path: '$.until', message: 'must be an ISO-8601 date-time or unix seconds' }]);
     await refused({ status: 'exploded' }, 'Invalid status.', [{ path: '$.status', message: 'must be one of pending, delivering, delivered, failed, cancelled' }]);
-    await refused([], 'Invalid replay request.', [{ path: '$', message: 'must be a JSON object' }]);
+    // Any JSON value but an object is refused whole: a number has no fields to refuse one by one.
+    for (const body of [[], 5, true]) await refused(body, 'Invalid replay request.', [{ path: '$', message: 'must be a JSON object' }]);
     await refused({ bogus: 1, since: 0 }, 'Invalid replay request.', [{ path: '$.bogus', message: 'is not a known field (status, since, until, event, cursor)' }]);
-    for (const cursor of ['not a cursor', 5, 'dlv_', 'xdlv_abc']) {
+    for (const cursor of ['not a cursor', 5, 'dlv_', 'xdlv_abc', 'dlv_abc!']) {
       await refused({ cursor }, 'Invalid replay request.', [{ path: '$.cursor', message: 'must be the next_cursor of a previous replay answer' }]);
     }
     // A 400 is final: one request per chain, five chains.
@@ -442,6 +445,15 @@ describe('operational events', () => {
     // A later event reaches the catch-all (the sentinel): a stray sluice.* delivery would have too.
     await sentinelArrives(gw, everything);
     expect(everything.requests.filter((r) => r.url === '/all').map((r) => JSON.parse(r.body).event).filter((e) => e !== 'lead.created')).toEqual(['call.ended']);
+
+    // Only a delivery that failed for good is reported, not the catch-all's successes: a second
+    // failure, reported after them, is the signal that nothing else was.
+    const second = deliveryFor(await postEvent(gw), sub.id);
+    await waitFor(() => ops.requests.some((r) => JSON.parse(r.body).data.delivery_id === second), 5_000, 'the second sluice.delivery.failed');
+    expect(ops.requests.map((r) => JSON.parse(r.body)).map((e) => [e.event, e.data.delivery_id])).toEqual([
+      ['sluice.delivery.failed', id],
+      ['sluice.delivery.failed', second],
+    ]);
   });
 });
 

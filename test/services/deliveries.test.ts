@@ -59,3 +59,33 @@ describe('DeliveryService.testSend: what it says when no sample fits', () => {
     expect(stored).toEqual([]);
   });
 });
+
+describe('DeliveryService.replayBulk: a large selection, in transactions of 500', () => {
+  it('replays each id once, chunk by chunk, lets other work run between two chunks, and tells the worker only of what was queued', async () => {
+    const ids = Array.from({ length: 1000 }, (_, i) => `dlv_${String(i).padStart(4, '0')}`);
+    const log: string[] = [];
+    const replayed: string[][] = [];
+    const told: string[][] = [];
+    const deps = {
+      subscriptions: { get: async () => ({ id: 'sub_1' }) },
+      storage: {
+        findDeliveriesForReplay: async () => ids,
+        replayDeliveries: async (chunk: string[]) => {
+          replayed.push(chunk);
+          log.push(`replay ${chunk.length}`);
+          // Other work (an ingest, an API call) that arrives while the first chunk commits.
+          if (replayed.length === 1) setImmediate(() => log.push('other work'));
+          // The second chunk's deliveries were all on the wire meanwhile: nothing is queued.
+          return replayed.length === 1 ? chunk.map((id) => ({ id, queued: id })) : [];
+        },
+      },
+      onReplayed: (queued: string[]) => void told.push(queued),
+      replayLimit: 1000,
+    } as unknown as DeliveryServiceDeps;
+    const answer = await new DeliveryService(deps).replayBulk('sub_1', { status: 'failed' });
+    expect(replayed).toEqual([ids.slice(0, 500), ids.slice(500)]);
+    expect(log).toEqual(['replay 500', 'other work', 'replay 500']);
+    expect(told).toEqual([ids.slice(0, 500)]);
+    expect(answer).toEqual({ replayed: 500, delivery_ids: ids.slice(0, 500), replayed_as_new: {}, next_cursor: 'dlv_0999' });
+  });
+});
