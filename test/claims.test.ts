@@ -36,8 +36,9 @@ const CLAIMS: Claim[] = [
       { file: 'test/storage/durability.e2e.test.ts', test: 'ingest, API writes and replays commit with FULL, before and after the worker claimed and recorded attempts' },
       { file: 'test/storage/sqlite-storage.test.ts', test: 'opens the database in WAL mode with full fsync' },
       { file: 'test/delivery/crash.e2e.test.ts', test: 'loses no accepted event when killed with SIGKILL mid-delivery and restarted' },
+      { file: 'test/storage/conformance.test.ts', test: 'commits every write that answers a caller with synchronous_commit on, and the worker\'s own writes without' },
     ],
-    removal: 'synchronous=FULL not restored after the worker\'s relaxed commits; NORMAL at open',
+    removal: 'synchronous=FULL not restored after the worker\'s relaxed commits; NORMAL at open; on PostgreSQL, a write answered to a caller committed without SET LOCAL synchronous_commit = on',
   },
   {
     guarantee: 'group commit: requests arriving together share one transaction; one bad request does not fail its neighbours',

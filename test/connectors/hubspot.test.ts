@@ -4,6 +4,7 @@ import { DAILY_LIMIT_DELAY_MS, LOCKED_DELAY_MS, MIGRATION_DELAY_MS, hubspotConne
 import { NOTE_BODY_MAX_CHARS, capNoteBody } from '../../connectors/hubspot/requests.ts';
 import type { ConnectorContext, OutboundRequest, ResponseInfo, Verdict } from '../../src/delivery/connector.ts';
 import { MappingRegistry } from '../../src/services/mapping-registry.ts';
+import { ROOMY_LIMITS } from '../support/limits.ts';
 import { REPO_ROOT, fixture } from '../support/gateway.ts';
 
 const TOKEN = 'pat-na1-11111111-2222-3333-4444-555555555555';
@@ -12,7 +13,7 @@ const HEADERS = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application
 
 type Event = ReturnType<typeof fixture>;
 
-const registry = new MappingRegistry({ dir: path.join(REPO_ROOT, 'mappings') });
+const registry = new MappingRegistry({ dir: path.join(REPO_ROOT, 'mappings'), limits: ROOMY_LIMITS });
 beforeAll(async () => {
   await registry.load();
 });

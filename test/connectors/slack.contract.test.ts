@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MappingRegistry } from '../../src/services/mapping-registry.ts';
+import { ROOMY_LIMITS } from '../support/limits.ts';
 import { REPO_ROOT, type TestGateway } from '../support/gateway.ts';
 import type { ReceivedRequest, Responder } from '../support/receiver.ts';
 import { createSubscription, deliveryFor, eventFrom, gatewayForTest, getDelivery, header, receiverForTest, sentinelArrives, uniqueEventId, waitForDelivery } from '../delivery/delivery-helpers.ts';
@@ -19,7 +20,7 @@ const EITHER = 'give either "webhook_url" (an incoming webhook), or "bot_token" 
 let mappings: MappingRegistry;
 
 beforeAll(async () => {
-  mappings = new MappingRegistry({ dir: path.join(REPO_ROOT, 'mappings') });
+  mappings = new MappingRegistry({ dir: path.join(REPO_ROOT, 'mappings'), limits: ROOMY_LIMITS });
   await mappings.load();
 });
 

@@ -10,6 +10,7 @@ import { Webhook } from 'standardwebhooks';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadEventCatalog } from '../../src/catalog/event-catalog.ts';
 import { MappingRegistry } from '../../src/services/mapping-registry.ts';
+import { ROOMY_LIMITS } from '../support/limits.ts';
 import { ADMIN_KEY, REPO_ROOT, fixture, waitFor, type TestGateway } from '../support/gateway.ts';
 import type { ReceivedRequest, Responder } from '../support/receiver.ts';
 import { createSubscription, deliveryFor, gatewayForTest, postEvent, receiverForTest, waitForDelivery } from '../delivery/delivery-helpers.ts';
@@ -22,7 +23,7 @@ let mappings: MappingRegistry;
 const catalog = loadEventCatalog(path.join(REPO_ROOT, 'catalog/events'));
 
 beforeAll(async () => {
-  mappings = new MappingRegistry({ dir: path.join(REPO_ROOT, 'mappings') });
+  mappings = new MappingRegistry({ dir: path.join(REPO_ROOT, 'mappings'), limits: ROOMY_LIMITS });
   await mappings.load();
 });
 

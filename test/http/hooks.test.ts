@@ -2,6 +2,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadEventCatalog } from '../../src/catalog/event-catalog.ts';
 import { MappingRegistry } from '../../src/services/mapping-registry.ts';
+import { ROOMY_LIMITS } from '../support/limits.ts';
 import { REPO_ROOT, fixture, startGateway, type TestGateway } from '../support/gateway.ts';
 import { startReceiver } from '../support/receiver.ts';
 import { errorPaths, expectError } from '../support/error-shape.ts';
@@ -28,7 +29,7 @@ async function subscribe(body: Record<string, unknown>) {
 beforeAll(async () => {
   receiver = await startReceiver();
   gw = await startGateway();
-  mappings = new MappingRegistry({ dir: path.join(REPO_ROOT, 'mappings') });
+  mappings = new MappingRegistry({ dir: path.join(REPO_ROOT, 'mappings'), limits: ROOMY_LIMITS });
   await mappings.load();
   readKey = (await gw.api('POST', '/api/v1/keys', { role: 'read' })).body.key;
   ingestKey = (await gw.api('POST', '/api/v1/keys', { role: 'ingest' })).body.key;

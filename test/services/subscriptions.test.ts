@@ -215,4 +215,48 @@ describe('SubscriptionService: secrets kept, never returned', () => {
     }
     expect(await subs.runtime(record.id)).toBeUndefined();
   });
+
+  it('a PATCH changes only the fields it names, and each one it names', async () => {
+    const full = {
+      ...base, name: 'ops', description: 'all fields', filter: 'data.score > 1', mapping: '{ "a": 1 }', retry: { schedule: ['1s'] },
+      ordering: { key: 'data.k', on_failure: 'block' }, timeout: 5, rate_limit: 2, headers: { 'X-Team': 'ops' },
+    };
+    const { record } = await subs.create(full);
+    const shown = subs.present(record);
+    expect(shown).toMatchObject({ name: 'ops', filter: 'data.score > 1', mapping: '{ "a": 1 }', retry: { schedule: ['1s'] }, ordering: { key: 'data.k', on_failure: 'block' }, timeout: 5, rate_limit: 2 });
+    expect(subs.present(await subs.update(record.id, { description: 'changed' }))).toEqual({ ...shown, description: 'changed' });
+    const changes: Record<string, unknown> = {
+      name: 'ops-2', url: 'https://hooks.example.com/other', events: ['call.*'], filter: 'data.score > 2', mapping: '{ "b": 2 }',
+      retry: { schedule: ['2s'] }, ordering: null, timeout: 7, rate_limit: null, headers: { 'X-Team': 'blue' },
+    };
+    for (const [field, value] of Object.entries(changes)) {
+      const before = subs.present(await subs.get(record.id));
+      expect(subs.present(await subs.update(record.id, { [field]: value })), field).toEqual({ ...before, [field]: value });
+    }
+  });
+
+  it('disabling says who did it; enabling again clears the reason and restarts the failure clock', async () => {
+    const { record } = await subs.create(base);
+    const off = await subs.update(record.id, { enabled: false });
+    expect(off).toMatchObject({ enabled: false, disabled_reason: 'disabled by an operator' });
+    await storage.updateSubscription({ ...off, disabled_reason: 'no successful delivery for 5 days', failing_since: T0 - 86_400_000 });
+    expect(await subs.update(record.id, { enabled: true })).toMatchObject({ enabled: true, disabled_reason: null, failing_since: null });
+  });
+
+  it('takes a connector\'s defaults unless the field is given (null turns one off), and checks its options on create and when the connector changes', async () => {
+    const slack = await subs.create({ events: ['call.ended'], connector: 'slack', connector_options: { webhook_url: 'https://hooks.slack.com/services/T1/B1/x' } });
+    expect(slack.record).toMatchObject({ rate_limit: 1, url: '' });
+    expect((await subs.create({ events: ['call.ended'], connector: 'slack', connector_options: { webhook_url: 'https://hooks.slack.com/services/T1/B1/y' }, rate_limit: null })).record.rate_limit).toBeNull();
+    const pagerduty = await subs.create({ events: ['call.ended'], connector: 'pagerduty', connector_options: { routing_key: 'R'.repeat(32) } });
+    expect(pagerduty.record.ordering).not.toBeNull();
+    expect((await subs.create({ events: ['call.ended'], connector: 'pagerduty', connector_options: { routing_key: 'R'.repeat(32) }, ordering: null })).record.ordering).toBeNull();
+    // Options are checked on create even when none are given, and again when the connector changes.
+    await expect(subs.create({ events: ['call.ended'], connector: 'slack' })).rejects.toMatchObject({ status: 422, details: [expect.objectContaining({ path: '$.connector_options' })] });
+    const { record } = await subs.create(base);
+    await expect(subs.update(record.id, { connector: 'slack' })).rejects.toMatchObject({ status: 422, details: [expect.objectContaining({ path: '$.connector_options' })] });
+    const moved = await subs.update(record.id, { connector: 'slack', connector_options: { webhook_url: 'https://hooks.slack.com/services/T1/B1/z' } });
+    expect(moved).toMatchObject({ connector: 'slack', url: '' });
+    // A PATCH that leaves the options out keeps them.
+    expect((await subs.update(record.id, { description: 'still slack' })).connector).toBe('slack');
+  });
 });

@@ -11,6 +11,8 @@ import { ConflictError } from '../../src/errors.ts';
 import { requestHash } from '../../src/core/request-hash.ts';
 import { newId } from '../../src/core/ids.ts';
 import { createTestDatabase, createTestSchema, type TestDatabase } from '../support/postgres.ts';
+import pg from 'pg';
+import { clientConfig } from '../../src/storage/postgres/connection.ts';
 
 /**
  * One storage contract, two engines: a behaviour exists when both pass the same test (SQLite
@@ -834,5 +836,99 @@ describe.each(engines)('storage conformance: $name', (engine) => {
       expect(await storage.deliveryStats(sub.id, T0 + 60_000)).toEqual({ delivered: 0, failed: 0, pending: 0 });
       expect(await storage.deliveryStats('sub_none', T0 - 1000)).toEqual({ delivered: 0, failed: 0, pending: 0 });
     });
+  });
+});
+
+/**
+ * PostgreSQL only: its connections default to `synchronous_commit = off` (the worker's own writes
+ * need no flush each), so every write a caller is answered for must turn it on for its
+ * transaction, or a 202 could be lost to a server crash. A statement trigger records the mode each
+ * write ran under.
+ */
+describe('PostgreSQL: what a caller is answered for commits synchronously', () => {
+  const TABLES = ['settings', 'api_keys', 'subscriptions', 'events', 'deliveries', 'attempts', 'connector_state'];
+
+  it('commits every write that answers a caller with synchronous_commit on, and the worker\'s own writes without', async () => {
+    const url = await createTestSchema(database!);
+    const storage = new PostgresStorage({ url, poolSize: 2, instanceId: 'commit-modes' });
+    const probe = new pg.Client(clientConfig(url));
+    await probe.connect();
+    try {
+      await storage.migrate();
+      await probe.query(`CREATE TABLE commit_modes (tbl text, op text, mode text);
+        CREATE FUNCTION record_commit_mode() RETURNS trigger LANGUAGE plpgsql AS $$
+          BEGIN INSERT INTO commit_modes VALUES (TG_TABLE_NAME, TG_OP, current_setting('synchronous_commit')); RETURN NULL; END $$;
+        ${TABLES.map((t) => `CREATE TRIGGER commit_mode AFTER INSERT OR UPDATE OR DELETE ON ${t} FOR EACH STATEMENT EXECUTE FUNCTION record_commit_mode();`).join('\n')}`);
+      /** The modes the statements of `write` ran under, each with its table and operation. */
+      const modesOf = async (write: () => Promise<unknown>): Promise<string[]> => {
+        await probe.query('DELETE FROM commit_modes');
+        await write();
+        return (await probe.query('SELECT tbl, op, mode FROM commit_modes')).rows.map((r) => `${r.tbl} ${r.op}: ${r.mode}`);
+      };
+      const durable = async (name: string, write: () => Promise<unknown>) => {
+        const modes = await modesOf(write);
+        expect(modes.length, `${name} wrote nothing`).toBeGreaterThan(0);
+        expect(modes.filter((m) => !m.endsWith(': on')), name).toEqual([]);
+      };
+      const relaxed = async (name: string, write: () => Promise<unknown>) => {
+        const modes = await modesOf(write);
+        expect(modes.length, `${name} wrote nothing`).toBeGreaterThan(0);
+        expect(modes.filter((m) => !m.endsWith(': off')), name).toEqual([]);
+      };
+
+      const sub = subscription({ ordering: { key: 'data.k', on_failure: 'block' } });
+      await durable('masterKeyCheck', () => storage.masterKeyCheck('sealed-check'));
+      await durable('insertApiKey', () => storage.insertApiKey({ id: 'key_1', name: null, role: 'admin', prefix: 'sk_admin_ab', hash: 'ab'.repeat(32), created_at: T0, revoked_at: null }));
+      await durable('setApiKeyQuota', () => storage.setApiKeyQuota('key_1', 10, 20));
+      await durable('revokeApiKey', () => storage.revokeApiKey('key_1', T0));
+      await durable('insertSubscription', () => storage.insertSubscription(sub));
+      await durable('updateSubscription', () => storage.updateSubscription({ ...sub, enabled: false }));
+      await durable('updateSubscription (enabled again)', () => storage.updateSubscription({ ...sub, enabled: true }));
+      const ev = event();
+      const [first, second] = [delivery(ev, sub, { ordering_key: 'k1' }), delivery(ev, sub, { ordering_key: 'k1' })];
+      await durable('ingest', () => storage.ingest([{ event: ev, deliveries: [first, second] }]));
+      await durable('setConnectorState', () => storage.setConnectorState(sub.id, 'k1', { ts: '1' }, T0));
+      await durable('setConnectorState (forget)', () => storage.setConnectorState(sub.id, 'k1', null, T0));
+
+      // The worker's claims and completions: relaxed, retried from the lease if lost.
+      await relaxed('claimDue', () => storage.claimDue(T0 + 10, 10, T0 + 1000));
+      await relaxed('completeAttempts', () => storage.completeAttempts([completion(first, 'failed')], T0 + 20));
+      await relaxed('releaseLeases', () => storage.releaseLeases([second.id], T0 + 30));
+      await relaxed('reclaimExpiredLeases', () => storage.reclaimExpiredLeases(T0 + 40));
+      await relaxed('wakeFreeKeys', () => storage.wakeFreeKeys(T0 + 50));
+
+      // Operators' writes: answered to a caller.
+      await durable('skipBlocked', () => storage.skipBlocked(first.id, T0 + 60));
+      await durable('replayDeliveries', () => storage.replayDeliveries([first.id], T0 + 70));
+      await durable('eraseEvent', () => storage.eraseEvent(ev.id));
+      await durable('deleteSubscription', () => storage.deleteSubscription(sub.id, T0 + 80));
+    } finally {
+      await probe.end();
+      await storage.close();
+    }
+  });
+});
+
+describe('PostgreSQL: the schema and the connections', () => {
+  it('refuses, before touching it, a database migrated by a newer Sluice; a closed store answers nothing more', async () => {
+    const url = await createTestSchema(database!);
+    const storage = new PostgresStorage({ url, poolSize: 2, instanceId: 'newer-schema' });
+    await storage.migrate();
+    const known = POSTGRES_MIGRATIONS.at(-1)!.version;
+    const probe = new pg.Client(clientConfig(url));
+    await probe.connect();
+    try {
+      await probe.query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, 'from the future', 0)", [known + 1]);
+      const next = new PostgresStorage({ url, poolSize: 2, instanceId: 'older-instance' });
+      try {
+        await expect(next.migrate()).rejects.toThrow(`the database was migrated by a newer Sluice (schema ${known + 1}, this version knows ${known}); upgrade this instance instead`);
+      } finally {
+        await next.close();
+      }
+    } finally {
+      await probe.end();
+    }
+    await storage.close();
+    await expect(storage.listSubscriptions()).rejects.toThrow();
   });
 });

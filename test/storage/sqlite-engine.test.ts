@@ -1,20 +1,22 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.ts';
 import { SQLITE_MIGRATIONS } from '../../src/storage/sqlite/migrations.ts';
 import { PAGERDUTY_DEDUP_KEY_EXPRESSION } from '../../connectors/pagerduty/dedup-key-expression.ts';
-import type { AttemptCompletion, DeliveryRecord, EventRecord, SubscriptionRecord } from '../../src/storage/types.ts';
+import { PostgresStorage } from '../../src/storage/postgres/postgres-storage.ts';
+import type { AttemptCompletion, DeliveryRecord, EventRecord, Storage, SubscriptionRecord } from '../../src/storage/types.ts';
 import { newId } from '../../src/core/ids.ts';
 import { tempDir } from '../support/gateway.ts';
+import { createTestDatabase, createTestSchema, type TestDatabase } from '../support/postgres.ts';
 
 /**
- * The SQLite engine in the test process (issue #19: what the conformance suite leaves unchecked
- * in sqlite-storage.ts and migrations.ts, found by mutation testing). The storage-level cases hold
- * for every engine and could move to conformance.test.ts.
+ * The storage engines in the test process (issue #19: what the conformance suite left unchecked,
+ * found by mutation testing). The storage-level cases hold for every engine and run on SQLite and
+ * PostgreSQL; the upgrades and the file on disk are SQLite's own.
  */
 const T0 = 1_750_000_000_000;
-const open: SqliteStorage[] = [];
+const open: Storage[] = [];
 
 async function store(file = ':memory:'): Promise<SqliteStorage> {
   const storage = new SqliteStorage(file);
@@ -23,9 +25,29 @@ async function store(file = ':memory:'): Promise<SqliteStorage> {
   return storage;
 }
 
+let database: TestDatabase | undefined;
+beforeAll(async () => {
+  database = await createTestDatabase('engine_cases');
+});
 afterEach(async () => {
   for (const s of open.splice(0)) await s.close();
 });
+afterAll(async () => {
+  await database?.drop();
+});
+
+/** A fresh PostgreSQL store: a schema of its own in this file's database. */
+async function postgresStore(): Promise<Storage> {
+  const storage = new PostgresStorage({ url: await createTestSchema(database!), poolSize: 2, instanceId: 'engine-cases' });
+  open.push(storage);
+  await storage.migrate();
+  return storage;
+}
+
+const ENGINES: { name: string; store: () => Promise<Storage> }[] = [
+  { name: 'SQLite', store: () => store() },
+  { name: 'PostgreSQL', store: postgresStore },
+];
 
 function subscription(overrides: Partial<SubscriptionRecord> = {}): SubscriptionRecord {
   return {
@@ -61,7 +83,7 @@ function delivered(d: DeliveryRecord, at: number, orderingKey?: string): Attempt
   };
 }
 
-describe('SQLite engine: subscriptions', () => {
+describe.each(ENGINES)('$name engine: subscriptions', ({ store }) => {
   it('a disabled subscription reads back disabled with its reason, and its sealed secrets exactly as stored, after insert and update', async () => {
     const storage = await store();
     const sealed = {
@@ -73,7 +95,7 @@ describe('SQLite engine: subscriptions', () => {
     expect(await storage.getSubscription(sub.id)).toEqual(sub);
     expect(await storage.listSubscriptions()).toEqual([sub]);
     // Kept as given: the engine never sees a secret in clear, and never drops a sealed one.
-    expect(storage.db.prepare('SELECT enabled, secret_sealed, headers_sealed, auth_sealed FROM subscriptions WHERE id = ?').get(sub.id))
+    if (storage instanceof SqliteStorage) expect(storage.db.prepare('SELECT enabled, secret_sealed, headers_sealed, auth_sealed FROM subscriptions WHERE id = ?').get(sub.id))
       .toEqual({ enabled: 0, secret_sealed: sealed.secret_sealed, headers_sealed: sealed.headers_sealed, auth_sealed: sealed.auth_sealed });
 
     const enabled = { ...sub, enabled: true, disabled_reason: null, headers_sealed: null, updated_at: T0 + 1 };
@@ -100,17 +122,17 @@ describe('SQLite engine: subscriptions', () => {
   });
 });
 
-describe('SQLite engine: API keys', () => {
+describe.each(ENGINES)('$name engine: API keys', ({ store }) => {
   it('a key created with an ingest quota keeps it; only its hash and a short prefix are stored', async () => {
     const storage = await store();
     const key = { id: 'key_q', name: 'partner', role: 'ingest' as const, prefix: 'sk_ingest_ab12', hash: 'ef'.repeat(32), created_at: T0, revoked_at: null, rate_limit: 5, rate_burst: 20 };
     await storage.insertApiKey(key);
     expect(await storage.findApiKeyByHash(key.hash)).toEqual(key);
-    expect(Object.keys(storage.db.prepare('SELECT * FROM api_keys').get() as object).sort()).toEqual(['created_at', 'hash', 'id', 'name', 'prefix', 'rate_burst', 'rate_limit', 'revoked_at', 'role']);
+    if (storage instanceof SqliteStorage) expect(Object.keys(storage.db.prepare('SELECT * FROM api_keys').get() as object).sort()).toEqual(['created_at', 'hash', 'id', 'name', 'prefix', 'rate_burst', 'rate_limit', 'revoked_at', 'role']);
   });
 });
 
-describe('SQLite engine: events and the delivery log', () => {
+describe.each(ENGINES)('$name engine: events and the delivery log', ({ store }) => {
   it('a test event reads back as a test event, by id and with its claimed delivery (test sends neither count against the rate nor disable)', async () => {
     const storage = await store();
     const sub = subscription();
@@ -152,8 +174,8 @@ describe('SQLite engine: events and the delivery log', () => {
   });
 });
 
-describe('SQLite engine: ordered keys set free', () => {
-  async function orderedPair(storage: SqliteStorage, sub: SubscriptionRecord): Promise<[DeliveryRecord, DeliveryRecord]> {
+describe.each(ENGINES)('$name engine: ordered keys set free', ({ store }) => {
+  async function orderedPair(storage: Storage, sub: SubscriptionRecord): Promise<[DeliveryRecord, DeliveryRecord]> {
     const out: DeliveryRecord[] = [];
     for (let i = 0; i < 2; i++) {
       const ev = event();
@@ -189,7 +211,7 @@ describe('SQLite engine: ordered keys set free', () => {
   });
 });
 
-describe('SQLite engine: retention sweep of bare events', () => {
+describe.each(ENGINES)('$name engine: retention sweep of bare events', ({ store }) => {
   it('sweeps [receivedFrom, receivedBefore) whatever the ids look like, an event at receivedFrom included', async () => {
     const storage = await store();
     // Client-chosen ids may start with a digit or a capital letter: they sort before most strings.
