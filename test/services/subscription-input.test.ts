@@ -153,6 +153,9 @@ describe('custom headers', () => {
     expect(headerValueProblem('café')).toBe('may hold only visible ASCII characters, spaces and tabs (RFC 9110 field-value); "é" is not allowed');
     expect(headerValueProblem('a😀')).toBe('may hold only visible ASCII characters, spaces and tabs (RFC 9110 field-value); "😀" is not allowed');
     expect(headerValueProblem('a\x7fb')).toBe('may hold only visible ASCII characters, spaces and tabs (RFC 9110 field-value); "\x7f" is not allowed');
+    // A space inside a value is fine: the character it is refused for is named, not the space.
+    expect(headerValueProblem('café au lait')).toBe('may hold only visible ASCII characters, spaces and tabs (RFC 9110 field-value); "é" is not allowed');
+    expect(headerValueProblem('au\tcafé')).toBe('may hold only visible ASCII characters, spaces and tabs (RFC 9110 field-value); "é" is not allowed');
   });
 
   it('refuses names HTTP refuses, the ones Sluice sets and the ones that would forge its signature, each at its path', () => {
