@@ -37,6 +37,7 @@ const CLAIMS: Claim[] = [
       { file: 'test/storage/sqlite-storage.test.ts', test: 'opens the database in WAL mode with full fsync' },
       { file: 'test/delivery/crash.e2e.test.ts', test: 'loses no accepted event when killed with SIGKILL mid-delivery and restarted' },
       { file: 'test/storage/conformance.test.ts', test: 'commits every write that answers a caller with synchronous_commit on, and the worker\'s own writes without' },
+      { file: 'test/storage/postgres-durability.e2e.test.ts', test: 'ingest, API writes and replays commit with synchronous_commit on; the worker\'s claims and attempt records without' },
     ],
     removal: 'synchronous=FULL not restored after the worker\'s relaxed commits; NORMAL at open; on PostgreSQL, a write answered to a caller committed without SET LOCAL synchronous_commit = on',
   },

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqliteThreadStorage } from '../../src/storage/sqlite/thread-storage.ts';
-import { SQLITE_THREAD_PROBE, startGateway, waitFor, type TestGateway } from '../support/gateway.ts';
+import { SQLITE_THREAD_PROBE, startGateway, type TestGateway } from '../support/gateway.ts';
 import type { Observation } from '../support/sqlite-thread-probe.ts';
 import { startReceiver } from '../support/receiver.ts';
-import { createSubscription, eventFrom } from '../delivery/delivery-helpers.ts';
+import { durabilityWorkload } from './durability-workload.ts';
 
 /**
  * "A 202 means the event is on disk": SQLite's `synchronous = FULL` (an fsync per commit) must be
@@ -40,22 +40,7 @@ describe('synchronous = FULL at every durable commit of a running gateway', { ti
   });
 
   it('ingest, API writes and replays commit with FULL, before and after the worker claimed and recorded attempts', async () => {
-    const sub = await createSubscription(gw, { url: `${receiver.url}/hook`, events: ['call.*'], retry: { schedule: ['0s', '20ms', '20ms', '20ms'] } });
-    const delivered = new Set<string>();
-    for (let round = 0; round < 4; round++) {
-      // Wait for the worker's claim and attempt records of the previous round (a positive
-      // signal), so this round's ingest commits after them.
-      const accepted = await Promise.all([0, 1, 2].map(() => gw.api('POST', '/api/v1/events', eventFrom('call.ended'))));
-      for (const a of accepted) expect(a.status).toBe(202);
-      const ids = accepted.map((a) => a.body.deliveries[0].id as string);
-      await waitFor(async () => {
-        for (const id of ids) if ((await gw.api('GET', `/api/v1/deliveries/${id}`)).body.status === 'delivered') delivered.add(id);
-        return ids.every((id) => delivered.has(id));
-      }, 15_000, `round ${round} delivered`);
-      expect((await gw.api('PATCH', `/api/v1/webhooks/${sub.id}`, { description: `round ${round}` })).status).toBe(200);
-      expect((await gw.api('POST', `/api/v1/deliveries/${ids[0]}/replay`)).status).toBeLessThan(300);
-      expect((await gw.api('POST', '/api/v1/keys', { role: 'read', name: `k${round}` })).status).toBe(201);
-    }
+    await durabilityWorkload(gw, receiver.url, 4);
 
     // The scenario did what it claims: worker bookkeeping ran, and durable writes came after it.
     const seen = await storage.call<Observation[]>('probeObservations', []);
