@@ -8,6 +8,7 @@ import {
   type CompiledTemplate,
 } from '../../src/core/mapping.ts';
 import { ROOMY_LIMITS } from '../support/limits.ts';
+import { thrownBy } from '../support/error-shape.ts';
 
 const callEnded = {
   event: 'call.ended',
@@ -17,13 +18,9 @@ const callEnded = {
 };
 
 async function templateError(run: () => unknown): Promise<TemplateError> {
-  try {
-    await run();
-  } catch (err) {
-    expect(err).toBeInstanceOf(TemplateError);
-    return err as TemplateError;
-  }
-  throw new Error('expected a TemplateError');
+  const err = await thrownBy<TemplateError>(run);
+  expect(err).toBeInstanceOf(TemplateError);
+  return err;
 }
 
 describe('compileTemplate', () => {

@@ -3,9 +3,10 @@ import { TemplateError } from '../../src/errors.ts';
 import { EvaluationPool } from '../../src/services/evaluation-pool.ts';
 import { fixture, waitFor } from '../support/gateway.ts';
 import { evaluatorPids } from '../support/processes.ts';
+import { thrownBy } from '../support/error-shape.ts';
 
 const template = (source: string, event: unknown = {}, owner = 'sub_a', bindings = {}) => ({ kind: 'template' as const, source, event, bindings, owner });
-const failure = (promise: Promise<unknown>) => promise.then(() => { throw new Error('expected a failure'); }, (err: unknown) => err as TemplateError);
+const failure = (promise: Promise<unknown>) => thrownBy<TemplateError>(promise);
 
 /** A native call jsonata cannot interrupt: $distinct compares every pair, here ~10^9 of them. */
 const NATIVE_RUNAWAY = '$distinct([1..90000])';

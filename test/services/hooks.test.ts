@@ -3,6 +3,7 @@ import { ConflictError, NotFoundError, TemplateError, ValidationError } from '..
 import type { ConnectorDefinition } from '../../src/delivery/connector.ts';
 import { HookService, SAMPLE_LIMIT, type HookServiceDeps } from '../../src/services/hooks.ts';
 import type { EventRecord, SubscriptionRecord } from '../../src/storage/types.ts';
+import { thrownBy } from '../support/error-shape.ts';
 
 /**
  * The REST hooks service on its own, over stand-ins for the subscription service, the event
@@ -74,7 +75,7 @@ function stand(options: {
   return { service, created, removed, rendered };
 }
 
-const refusal = (promise: Promise<unknown>) => promise.then(() => { throw new Error('expected a refusal'); }, (err: unknown) => err as ValidationError);
+const refusal = (promise: Promise<unknown>) => thrownBy<ValidationError>(promise);
 
 describe('HookService.subscribe', () => {
   it('creates a hook subscription in the subscription service\'s words, with a default description per connector', async () => {

@@ -6,6 +6,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TemplateError } from '../../src/errors.ts';
 import { createLogger } from '../../src/logger.ts';
 import { MappingRegistry, isTemplateName, jsonEqual, type ReloadEvent } from '../../src/services/mapping-registry.ts';
+import { thrownBy } from '../support/error-shape.ts';
+import { ROOMY_LIMITS } from '../support/limits.ts';
 
 const callEnded = {
   event: 'call.ended',
@@ -36,7 +38,7 @@ function write(relative: string, text: string): void {
 }
 
 function open(extra: Partial<ConstructorParameters<typeof MappingRegistry>[0]> = {}): MappingRegistry {
-  registry = new MappingRegistry({ dir, debounceMs: 10, ...extra });
+  registry = new MappingRegistry({ dir, debounceMs: 10, limits: ROOMY_LIMITS, ...extra });
   return registry;
 }
 
@@ -119,7 +121,7 @@ describe('MappingRegistry.load', () => {
   });
 
   it('loads nothing from a directory that does not exist', async () => {
-    const reg = new MappingRegistry({ dir: path.join(dir, 'missing') });
+    const reg = new MappingRegistry({ dir: path.join(dir, 'missing'), limits: ROOMY_LIMITS });
     expect(await reg.load()).toEqual({ changed: [], removed: [], failed: [] });
     expect(reg.list()).toEqual([]);
   });
@@ -215,7 +217,7 @@ describe('MappingRegistry.runExamples', () => {
   });
 
   it('passes on the starter templates shipped in mappings/', async () => {
-    const shipped = new MappingRegistry({ dir: path.resolve('mappings') });
+    const shipped = new MappingRegistry({ dir: path.resolve('mappings'), limits: ROOMY_LIMITS });
     await shipped.load();
     const results = await shipped.runExamples();
     expect(shipped.list().map((t) => t.name)).toEqual(expect.arrayContaining(['call-summary', 'include-recording', 'signal-alert']));
@@ -296,14 +298,7 @@ describe('MappingRegistry: what it reads and how it reports problems', () => {
     write('broken.jsonata', '{\n  "a": ]\n}');
     const reg = open();
     await reg.load();
-    const unavailable = (() => {
-      try {
-        reg.resolve('broken');
-      } catch (err) {
-        return err as TemplateError;
-      }
-      throw new Error('expected a refusal');
-    })();
+    const unavailable = await thrownBy<TemplateError>(() => reg.resolve('broken'));
     expect(unavailable.code).toBe('template_unavailable');
     expect(unavailable.message).toMatch(/^Mapping template "broken" is not in service: /);
     expect(unavailable.details).toEqual([expect.objectContaining({ file: 'broken.jsonata', line: 2, column: expect.any(Number), token: ']' })]);

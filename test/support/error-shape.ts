@@ -21,3 +21,16 @@ export function expectError(res: ApiResponse, status: number, code?: string): vo
 export function errorPaths(res: ApiResponse): string[] {
   return (res.body?.error?.details ?? []).map((d: { path?: string }) => d.path);
 }
+
+/**
+ * The error a call throws or a promise rejects with, for its fields to be asserted; fails the
+ * test when it succeeds instead.
+ */
+export async function thrownBy<E = Error>(run: Promise<unknown> | (() => unknown)): Promise<E> {
+  try {
+    await (typeof run === 'function' ? run() : run);
+  } catch (err) {
+    return err as E;
+  }
+  throw new Error('expected an error, and it succeeded');
+}
