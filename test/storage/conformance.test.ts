@@ -770,6 +770,22 @@ describe.each(engines)('storage conformance: $name', (engine) => {
       expect(again.deliveries).toEqual([{ id: a1.id, subscription_id: sub.id }]);
     });
 
+    it('replay: a failed delivery of a key that does not block goes to the end of its key too, behind what was accepted since', async () => {
+      // on_failure continue: the failure went to the dead letters and let the next one go.
+      const [a1, a2] = await accepted(['a', 'a']);
+      await storage.claimDue(T0, 10, T0 + 1000);
+      expect((await storage.completeAttempts([finish(a1, 'failed')], T0 + 20)).woken).toEqual([a2.id]);
+      const [replayed] = await storage.replayDeliveries([a1.id], T0 + 30);
+      expect(replayed.queued).not.toBe(a1.id);
+      expect(await storage.getDelivery(a1.id)).toMatchObject({ status: 'failed', sequence: a1.sequence });
+      const copy = (await storage.getDelivery(replayed.queued))!;
+      expect(copy).toMatchObject({ ordering_key: 'a', replay_of: a1.id, msg_id: a1.msg_id });
+      expect(copy.sequence!).toBeGreaterThan(a2.sequence!);
+      // a2, accepted before the replay was asked for, goes first; the copy waits for it.
+      expect(ids(await storage.claimDue(T0 + 40, 10, T0 + 1000))).toEqual([a2.id]);
+      expect(await statusOf(copy)).toBe('waiting');
+    });
+
     it('a policy that no longer blocks lets the blocked keys go', async () => {
       const blocking = { ...sub, ordering: { key: 'data.k', on_failure: 'block' as const } };
       await storage.updateSubscription(blocking);
