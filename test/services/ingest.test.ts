@@ -4,6 +4,7 @@ import { ConflictError, ValidationError } from '../../src/errors.ts';
 import type { Logger } from '../../src/logger.ts';
 import type { ClaimedDelivery, IngestItem, IngestResult, Storage, SubscriptionRecord } from '../../src/storage/types.ts';
 import type { RuntimeSubscription } from '../../src/services/subscriptions.ts';
+import { thrownBy } from '../support/error-shape.ts';
 
 /**
  * IngestService over a scripted storage (the gateway tests run it over SQLite): which deliveries
@@ -29,6 +30,8 @@ interface Setup {
   duplicates?: string[];
   fail?: Error;
   preclaim?: boolean;
+  route?: IngestDeps['route'];
+  validateData?: IngestDeps['validateData'];
 }
 
 function setup(options: Setup = {}) {
@@ -37,6 +40,8 @@ function setup(options: Setup = {}) {
   const accepted: number[] = [];
   const reserved: number[] = [];
   const released: number[] = [];
+  const routed: { subscription: string; filter: string | null; key: string | null }[] = [];
+  const warnings: { fields: Record<string, unknown>; message: string }[] = [];
   const storage = {
     async ingest(items: IngestItem[]): Promise<IngestResult[]> {
       stored.push(items);
@@ -54,16 +59,19 @@ function setup(options: Setup = {}) {
   };
   const deps: IngestDeps = {
     storage,
-    validateData: () => [],
+    validateData: options.validateData ?? (() => []),
     subscriptions: async () => new Map((options.subs ?? [sub('sub_a')]).map((s) => [s.record.id, s])),
-    route: async () => ({ matches: true, key: null }),
+    route: async (envelope, subscription, expressions) => {
+      routed.push({ subscription: subscription.record.id, ...expressions });
+      return options.route ? options.route(envelope, subscription, expressions) : { matches: true, key: null };
+    },
     onDeliveriesCreated: (c) => void created.push(c),
     onEventsAccepted: (n) => void accepted.push(n),
     preclaim: options.preclaim === false ? undefined : preclaim,
-    logger: { warn: () => undefined } as unknown as Logger,
+    logger: { warn: (fields: Record<string, unknown>, message: string) => void warnings.push({ fields, message }) } as unknown as Logger,
     now: () => NOW,
   };
-  return { service: new IngestService(deps), stored, created, accepted, reserved, released };
+  return { service: new IngestService(deps), stored, created, accepted, reserved, released, routed, warnings };
 }
 
 const body = (id: string) => ({ event: 'call.ended', id, data: {} });
@@ -168,13 +176,13 @@ describe('IngestService', () => {
   it('places an id conflict of a batch at its item, and passes other conflicts on as they are', async () => {
     const conflict = new ConflictError('event_id_conflict', 'taken', [{ path: '$.id', message: 'was already used for a different event', id: 'evt_b' }]);
     const t = setup({ fail: conflict });
-    const err = await t.service.accept([body('evt_a'), body('evt_b')], { rootPath: (i) => `$[${i}]` }).catch((e) => e);
+    const err = await thrownBy(t.service.accept([body('evt_a'), body('evt_b')], { rootPath: (i) => `$[${i}]` }));
     expect(err).toBeInstanceOf(ConflictError);
     expect(err).toMatchObject({ code: 'event_id_conflict', message: 'taken', details: [{ path: '$[1].id', message: 'was already used for a different event', id: 'evt_b' }] });
-    expect(await t.service.accept([body('evt_a')]).catch((e) => e)).toBe(conflict);
+    expect(await thrownBy(t.service.accept([body('evt_a')]))).toBe(conflict);
     const keyConflict = new ConflictError('idempotency_key_conflict', 'key', [{ path: 'header:Idempotency-Key', message: 'x' }]);
     const k = setup({ fail: keyConflict });
-    expect(await k.service.accept([body('evt_a')], { rootPath: (i) => `$[${i}]` }).catch((e) => e)).toBe(keyConflict);
+    expect(await thrownBy(k.service.accept([body('evt_a')], { rootPath: (i) => `$[${i}]` }))).toBe(keyConflict);
   });
 
   it('without a preclaim, every new delivery is pending', async () => {
@@ -183,5 +191,142 @@ describe('IngestService', () => {
     expect(statuses(t.stored[0])).toEqual(['sub_a:pending:-']);
     expect(t.created[0]).toMatchObject({ preclaimed: [], held: 0 });
     expect(t.created[0].pending).toHaveLength(1);
+  });
+});
+
+describe('IngestService: the envelope, who subscribes, and the deliveries it makes', () => {
+  it('records which fields were posted (the idempotency hash covers only those) and fills in the rest', async () => {
+    const t = setup({ subs: [] });
+    await t.service.accept([{ event: 'call.ended', data: { n: 1 } }]);
+    await t.service.accept([{ event: 'call.ended', id: 'evt_posted', timestamp: '2026-01-02T03:04:05.000Z', data: { n: 2 } }]);
+    await t.service.accept([{ event: 'call.ended', id: 'evt_id_only', data: {} }, { event: 'call.ended', timestamp: '2026-01-02T03:04:05.000Z', data: {} }]);
+    const [generated, posted, idOnly, timestampOnly] = t.stored.flat();
+    expect([generated, posted, idOnly, timestampOnly].map((i) => i.posted)).toEqual([
+      { id: false, timestamp: false }, { id: true, timestamp: true }, { id: true, timestamp: false }, { id: false, timestamp: true },
+    ]);
+    expect(generated.event.id).toMatch(/^evt_[0-9a-z]+/);
+    expect(generated.event.timestamp).toBe(new Date(NOW).toISOString());
+    expect(posted.event).toMatchObject({ id: 'evt_posted', timestamp: '2026-01-02T03:04:05.000Z', data: { n: 2 }, received_at: NOW, test: false });
+  });
+
+  it('names each problem of an envelope at its path, with what is expected', async () => {
+    const t = setup({ validateData: (name) => (name === 'lead.unknown' ? 'unknown_event' : name === 'lead.bad' ? [{ path: '$.data.email', message: 'must be a string' }] : []) });
+    const problems = async (body: unknown) => (await thrownBy<ValidationError>(t.service.accept([body], { rootPath: () => '$[0]' }))).details;
+    expect(await problems([1])).toEqual([{ path: '$[0]', message: 'must be a JSON object {event, id?, timestamp?, data}' }]);
+    expect(await problems(null)).toEqual([{ path: '$[0]', message: 'must be a JSON object {event, id?, timestamp?, data}' }]);
+    expect(await problems({ event: '', id: ' x', timestamp: 'soon', extra: 1 })).toEqual([
+      { path: '$[0].extra', message: 'is not a known field (expected event, id, timestamp, data)' },
+      { path: '$[0].event', message: 'is required: the event type, e.g. "call.ended"' },
+      { path: '$[0].id', message: 'must be 1-255 characters of letters, digits, _ . : -' },
+      { path: '$[0].timestamp', message: 'must be an ISO-8601 date-time' },
+      { path: '$[0].data', message: 'is required' },
+    ]);
+    expect(await problems({ event: 'call.ended', id: 7, timestamp: 7, data: null })).toEqual([
+      { path: '$[0].id', message: 'must be 1-255 characters of letters, digits, _ . : -' },
+      { path: '$[0].timestamp', message: 'must be an ISO-8601 date-time' },
+    ]);
+    expect(await problems({ event: 'call.ended', id: 'a'.repeat(256), data: {} })).toEqual([{ path: '$[0].id', message: 'must be 1-255 characters of letters, digits, _ . : -' }]);
+    expect(await problems({ event: 'sluice.delivery.failed', data: {} })).toEqual([{ path: '$[0].event', message: '"sluice.delivery.failed" is reserved for the gateway\'s own operational events' }]);
+    expect(await problems({ event: 'lead.unknown', data: {} })).toEqual([{ path: '$[0].event', message: '"lead.unknown" is not an event type in the catalog (see GET /api/v1/event-types)' }]);
+    expect(await problems({ event: 'lead.bad', data: {} })).toEqual([{ path: '$[0].data.email', message: 'must be a string' }]);
+    // The longest id allowed, and the characters allowed after the first, are accepted.
+    await t.service.accept([{ event: 'call.ended', id: `a${'b'.repeat(254)}`, data: {} }, { event: 'call.ended', id: 'A9_.:-z', data: {} }]);
+    expect(t.stored.flat().map((i) => i.event.id)).toEqual([`a${'b'.repeat(254)}`, 'A9_.:-z']);
+  });
+
+  it('delivers to each enabled subscription with any matching pattern; operational events never to a bare "*"', async () => {
+    const t = setup({
+      subs: [
+        sub('sub_any', { events: ['lead.*', 'call.ended'] }),
+        sub('sub_leads', { events: ['lead.*'] }),
+        sub('sub_off', { events: ['*'], enabled: false }),
+        sub('sub_all', { events: ['*'] }),
+        sub('sub_ops', { events: ['sluice.*'] }),
+        sub('sub_failed', { events: ['*', 'sluice.delivery.failed'] }),
+      ],
+    });
+    await t.service.accept([body('evt_m1')]);
+    expect(t.stored[0][0].deliveries.map((d) => d.subscription_id)).toEqual(['sub_any', 'sub_all', 'sub_failed']);
+    await t.service.store([{ event: 'sluice.delivery.failed', id: 'evt_m2', timestamp: new Date(NOW).toISOString(), data: {} }]);
+    expect(t.stored[1][0].deliveries.map((d) => d.subscription_id)).toEqual(['sub_ops', 'sub_failed']);
+  });
+
+  it('makes each delivery with its own dlv_ id and msg_ webhook-id, due after the schedule\'s first delay', async () => {
+    const t = setup({ subs: [sub('sub_now'), sub('sub_later', {}, [5_000])], preclaim: false });
+    await t.service.accept([body('evt_d1')]);
+    const [now, later] = t.stored[0][0].deliveries;
+    expect(now).toMatchObject({ event_id: 'evt_d1', subscription_id: 'sub_now', event: 'call.ended', status: 'pending', attempts: 0, chain: 1, next_attempt_at: NOW, created_at: NOW, updated_at: NOW, lease_until: null, last_attempt_at: null, last_status_code: null, last_error: null, ordering_key: null, sequence: null });
+    expect(later.next_attempt_at).toBe(NOW + 5_000);
+    for (const d of [now, later]) {
+      expect(d.id).toMatch(/^dlv_[0-9a-z]+/);
+      expect(d.msg_id).toMatch(/^msg_[0-9a-z]+/);
+    }
+    expect(new Set([now.id, later.id, now.msg_id, later.msg_id]).size).toBe(4);
+  });
+
+  it('a test send goes to its one subscription, even disabled or not subscribed, now, unfiltered and unordered', async () => {
+    const target = sub('sub_target', { events: ['lead.*'], enabled: false, filter: 'data.never = true', ordering: { key: 'data.k', on_failure: 'block' } } as Partial<SubscriptionRecord>, [60_000]);
+    const t = setup({ subs: [sub('sub_other'), target], preclaim: false });
+    await t.service.store([{ event: 'call.ended', id: 'evt_t1', timestamp: new Date(NOW).toISOString(), data: { k: 'x' } }], { onlySubscription: 'sub_target', test: true });
+    const [item] = t.stored[0];
+    expect(item.event.test).toBe(true);
+    expect(item.deliveries.map((d) => [d.subscription_id, d.next_attempt_at, d.ordering_key])).toEqual([['sub_target', NOW, null]]);
+    expect(t.routed).toEqual([]);
+    const all = setup({ subs: [sub('sub_target', { ordering: { key: '*' } } as Partial<SubscriptionRecord>)], preclaim: false });
+    await all.service.store([{ event: 'call.ended', id: 'evt_t2', timestamp: new Date(NOW).toISOString(), data: {} }], { onlySubscription: 'sub_target' });
+    expect(all.stored[0][0].deliveries[0].ordering_key).toBeNull();
+  });
+
+  it('reads a plain ordering key itself; a filter or any other key is routed through the evaluator', async () => {
+    const route: IngestDeps['route'] = async (envelope, _sub, expressions) => ({ matches: (envelope.data as { keep?: boolean }).keep !== false, key: expressions.key ? 'routed-key' : null });
+    const t = setup({
+      preclaim: false,
+      route,
+      subs: [
+        sub('sub_plain', { ordering: { key: 'data.conversation_id', on_failure: 'block' } } as Partial<SubscriptionRecord>),
+        sub('sub_plain_filtered', { filter: 'data.keep', ordering: { key: 'data.conversation_id', on_failure: 'block' } } as Partial<SubscriptionRecord>),
+        sub('sub_expression', { ordering: { key: '$uppercase(data.conversation_id)', on_failure: 'block' } } as Partial<SubscriptionRecord>),
+        sub('sub_filter_all', { filter: 'data.keep', ordering: { key: '*' } } as Partial<SubscriptionRecord>),
+        sub('sub_filter_only', { filter: 'data.keep' }),
+      ],
+    });
+    await t.service.accept([{ event: 'call.ended', id: 'evt_k1', data: { conversation_id: 'conv-1', keep: true } }]);
+    expect(t.stored[0][0].deliveries.map((d) => [d.subscription_id, d.ordering_key])).toEqual([
+      ['sub_plain', 'conv-1'], ['sub_plain_filtered', 'routed-key'], ['sub_expression', 'routed-key'], ['sub_filter_all', '*'], ['sub_filter_only', null],
+    ]);
+    expect(t.routed).toEqual([
+      { subscription: 'sub_plain_filtered', filter: 'data.keep', key: 'data.conversation_id' },
+      { subscription: 'sub_expression', filter: null, key: '$uppercase(data.conversation_id)' },
+      { subscription: 'sub_filter_all', filter: 'data.keep', key: null },
+      { subscription: 'sub_filter_only', filter: 'data.keep', key: null },
+    ]);
+    // A filter that does not match drops the subscription; the plain key still orders the one without a filter.
+    await t.service.accept([{ event: 'call.ended', id: 'evt_k2', data: { conversation_id: 'conv-2', keep: false } }]);
+    expect(t.stored[1][0].deliveries.map((d) => [d.subscription_id, d.ordering_key])).toEqual([['sub_plain', 'conv-2']]);
+    // The same expressions again: the plain path is remembered, and still read from each event.
+    await t.service.accept([{ event: 'call.ended', id: 'evt_k3', data: { conversation_id: 'conv-3', keep: false } }]);
+    expect(t.stored[2][0].deliveries.map((d) => d.ordering_key)).toEqual(['conv-3']);
+  });
+
+  it('a key that fails leaves the delivery unordered, a filter that fails drops it; both say why in the log', async () => {
+    const route: IngestDeps['route'] = async (_envelope, subscription) => {
+      if (subscription.record.id === 'sub_broken_filter') throw new Error('filter blew up');
+      return { matches: true, key: null, key_error: 'key blew up' };
+    };
+    const t = setup({
+      preclaim: false,
+      route,
+      subs: [
+        sub('sub_broken_key', { ordering: { key: '$error("no")', on_failure: 'block' } } as Partial<SubscriptionRecord>),
+        sub('sub_broken_filter', { filter: '$error("no")' }),
+        sub('sub_fine'),
+      ],
+    });
+    await t.service.accept([body('evt_w1')]);
+    expect(t.stored[0][0].deliveries.map((d) => [d.subscription_id, d.ordering_key])).toEqual([['sub_broken_key', null], ['sub_fine', null]]);
+    expect(t.warnings).toEqual([
+      { fields: { subscription_id: 'sub_broken_key', event_id: 'evt_w1', err: 'key blew up' }, message: 'ordering key failed; event delivered unordered to this subscription' },
+      { fields: { subscription_id: 'sub_broken_filter', event_id: 'evt_w1', err: 'filter blew up' }, message: 'filter failed; event not delivered to this subscription' },
+    ]);
   });
 });

@@ -126,6 +126,8 @@ describe('ChangeListener', () => {
       await waitFor(() => !listener.connected, 5_000, 'the listener to see its connection lost');
       // The lost connection, then reconnects refused while the database takes no connections.
       await waitFor(() => errors.length >= 4, 10_000, 'three refused reconnects');
+      // First the connection the server cut, then each refused reconnect.
+      expect(errors[0].err.message).toMatch(/terminating connection due to administrator command/);
       const gaps = errors.slice(1, 4).map((e, i) => e.at - errors[i].at);
       // 100, 200, 400 ms apart, at least (later gaps include the time each attempt takes).
       expect(gaps[1]).toBeGreaterThanOrEqual(180);
