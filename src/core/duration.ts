@@ -79,3 +79,13 @@ export function formatDuration(ms: number): string {
   }
   return parts.length ? parts.join(' ') : '0s';
 }
+
+/**
+ * A span in words, in the largest of days, hours or seconds that fits, to one decimal: "5 days",
+ * "6 hours", "0.9 seconds" (the disable reason stays readable at any SLUICE_DISABLE_AFTER_DAYS).
+ */
+export function describeSpan(ms: number): string {
+  const [unit, size] = ms >= UNIT_MS.d ? ['day', UNIT_MS.d] as const : ms >= UNIT_MS.h ? ['hour', UNIT_MS.h] as const : ['second', UNIT_MS.s] as const;
+  const count = Math.round((ms / size) * 10) / 10;
+  return `${count} ${unit}${count === 1 ? '' : 's'}`;
+}

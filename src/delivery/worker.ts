@@ -1,4 +1,5 @@
 import { nextAttemptDelay } from '../core/backoff.ts';
+import { describeSpan } from '../core/duration.ts';
 import type { AttemptCompletion, AttemptRecord, ClaimedDelivery, CompletionResult, DeliveryStatus, Storage } from '../storage/types.ts';
 import type { RuntimeSubscription } from '../services/subscriptions.ts';
 import type { ConnectorDefinition } from './connector.ts';
@@ -623,13 +624,6 @@ export class DeliveryWorker {
     if (outcome === 'timeout') this.#deps.logger.warn({ active: this.#capacity.active }, 'shutdown grace period over; unfinished attempts will be retried after restart');
     await this.#completionFlush;
   }
-}
-
-/** "5 days", "6 hours", "0.9 seconds": the disable reason stays readable at any setting. */
-function describeSpan(ms: number): string {
-  const [unit, size] = ms >= 86_400_000 ? ['day', 86_400_000] as const : ms >= 3_600_000 ? ['hour', 3_600_000] as const : ['second', 1_000] as const;
-  const count = Math.round((ms / size) * 10) / 10;
-  return `${count} ${unit}${count === 1 ? '' : 's'}`;
 }
 
 function sleep(ms: number): Promise<void> {

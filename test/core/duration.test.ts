@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatDuration, parseDuration } from '../../src/core/duration.ts';
+import { describeSpan, formatDuration, parseDuration } from '../../src/core/duration.ts';
 
 describe('parseDuration', () => {
   it.each([
@@ -82,5 +82,22 @@ describe('formatDuration', () => {
 
   it('throws on non-finite input', () => {
     expect(() => formatDuration(Number.NaN)).toThrow(/finite/);
+  });
+});
+
+describe('describeSpan', () => {
+  it.each([
+    [5 * 86_400_000, '5 days'],
+    [86_400_000, '1 day'],
+    [1.25 * 86_400_000, '1.3 days'],
+    [86_400_000 - 1, '24 hours'],
+    [6 * 3_600_000, '6 hours'],
+    [3_600_000, '1 hour'],
+    [3_600_000 - 1, '3600 seconds'],
+    [900, '0.9 seconds'],
+    [1_000, '1 second'],
+    [0, '0 seconds'],
+  ])('%s ms reads "%s"', (ms, expected) => {
+    expect(describeSpan(ms)).toBe(expected);
   });
 });

@@ -89,6 +89,8 @@ describe('a delivery that may no longer be sent', () => {
     const cancelled = await waitForDelivery(gw, second, (d) => d.attempts.length === 1);
     expect(cancelled).toMatchObject({ status: 'cancelled', attempt_count: 0 });
     expect(cancelled.attempts[0]).toMatchObject({ number: 1, outcome: 'fail', response: null, error: 'subscription deleted' });
+    // Nothing was sent: the attempt says so (no URL, no headers, no body), under the id of attempt 1 of chain 1.
+    expect(cancelled.attempts[0]).toMatchObject({ id: `att_${second.slice(4)}_1_1`, chain: 1, latency_ms: 0, steps: null, request: { method: 'POST', url: '', headers: {}, body: null } });
     expect((await getDelivery(gw, first)).status).toBe('delivered');
     expect(receiver.requests).toHaveLength(1);
   });

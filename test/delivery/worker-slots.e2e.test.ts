@@ -205,6 +205,30 @@ describe('per-destination slots: the saturation check', () => {
   }, 60_000);
 });
 
+describe('per-destination slots: saturated means a full queue', () => {
+  it('a destination is saturated while as many attempts wait as it may have on the wire, and no longer once fewer wait', async () => {
+    const gw = await loggedGateway({ SLUICE_DESTINATION_CONCURRENCY: '2' });
+    const worker = gw.sluice.worker!;
+    const { receiver, held } = await holdingReceiver();
+    const sub = await createSubscription(gw, { url: `${receiver.url}/hook`, events: ['call.ended'], timeout: 120 });
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) ids.push(deliveryFor(await postEvent(gw), sub.id));
+    // Two on the wire, two waiting: the queue is full.
+    await waitFor(() => worker.isSaturated(sub.id), 15_000, 'two attempts waiting behind the two on the wire');
+    expect(receiver.requests).toHaveLength(2);
+    expect(worker.saturatedSubscriptions()).toEqual(new Set([sub.id]));
+    // One answer hands its slot to a waiting attempt: one waits now, fewer than the limit.
+    held.releases[0]();
+    await waitFor(() => receiver.requests.length === 3, 15_000, 'a waiting attempt to take the freed slot');
+    expect(worker.isSaturated(sub.id)).toBe(false);
+    expect(worker.saturatedSubscriptions()).toBeUndefined();
+    for (let i = 1; i < 4; i++) held.releases[i]?.();
+    await waitFor(() => receiver.requests.length === 4, 15_000, 'the last attempt');
+    held.releases[3]();
+    for (const id of ids) expect(await waitForDelivery(gw, id)).toMatchObject({ status: 'delivered', attempt_count: 1 });
+  }, 60_000);
+});
+
 describe('per-destination slots: an idle destination', () => {
   it('forgets the subscriptions seen sending to it: one moved to another origin is not held back when the old one is saturated again', async () => {
     const gw = await loggedGateway({ SLUICE_DESTINATION_CONCURRENCY: '1' });
