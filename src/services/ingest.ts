@@ -86,7 +86,7 @@ export class IngestService {
    * Checks one envelope; returns the normalized event or the problems, paths rooted at `root`,
    * and a hash of the fields as posted (before defaults), to tell a repeat from a conflict.
    */
-  parseEnvelope(body: unknown, root = '$'): { envelope?: EventEnvelope; posted?: PostedFields; errors: ErrorDetail[] } {
+  parseEnvelope(body: unknown, root: string): { envelope?: EventEnvelope; posted?: PostedFields; errors: ErrorDetail[] } {
     if (!body || typeof body !== 'object' || Array.isArray(body)) return { errors: [{ path: root, message: 'must be a JSON object {event, id?, timestamp?, data}' }] };
     const input = body as Record<string, unknown>;
     const errors: ErrorDetail[] = [];

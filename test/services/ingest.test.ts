@@ -213,7 +213,9 @@ describe('IngestService: the envelope, who subscribes, and the deliveries it mak
     const t = setup({ validateData: (name) => (name === 'lead.unknown' ? 'unknown_event' : name === 'lead.bad' ? [{ path: '$.data.email', message: 'must be a string' }] : []) });
     const problems = async (body: unknown) => (await thrownBy<ValidationError>(t.service.accept([body], { rootPath: () => '$[0]' }))).details;
     expect(await problems([1])).toEqual([{ path: '$[0]', message: 'must be a JSON object {event, id?, timestamp?, data}' }]);
-    expect(await problems(null)).toEqual([{ path: '$[0]', message: 'must be a JSON object {event, id?, timestamp?, data}' }]);
+    for (const body of [null, 5, 'call.ended', true]) expect(await problems(body), JSON.stringify(body)).toEqual([{ path: '$[0]', message: 'must be a JSON object {event, id?, timestamp?, data}' }]);
+    // An event name that is not a string is refused as such (not read as a name).
+    expect(await problems({ event: 7, data: {} })).toEqual([{ path: '$[0].event', message: 'is required: the event type, e.g. "call.ended"' }]);
     expect(await problems({ event: '', id: ' x', timestamp: 'soon', extra: 1 })).toEqual([
       { path: '$[0].extra', message: 'is not a known field (expected event, id, timestamp, data)' },
       { path: '$[0].event', message: 'is required: the event type, e.g. "call.ended"' },
@@ -300,6 +302,8 @@ describe('IngestService: the envelope, who subscribes, and the deliveries it mak
       { subscription: 'sub_filter_all', filter: 'data.keep', key: null },
       { subscription: 'sub_filter_only', filter: 'data.keep', key: null },
     ]);
+    // Keys and filters that worked: nothing to say in the log.
+    expect(t.warnings).toEqual([]);
     // A filter that does not match drops the subscription; the plain key still orders the one without a filter.
     await t.service.accept([{ event: 'call.ended', id: 'evt_k2', data: { conversation_id: 'conv-2', keep: false } }]);
     expect(t.stored[1][0].deliveries.map((d) => [d.subscription_id, d.ordering_key])).toEqual([['sub_plain', 'conv-2']]);
