@@ -183,7 +183,7 @@ describe('a template that fails on an event', () => {
 
   it('stops a runaway template at its time limit and fails the delivery without sending', async () => {
     const dir = mappingsDirForTest({ runaway: '($f := function($n){ $f($n+1) }; $f(0))' });
-    const gw = await gatewayForTest({ SLUICE_MAPPINGS_DIR: dir });
+    const gw = await gatewayForTest({ SLUICE_MAPPINGS_DIR: dir, SLUICE_TEMPLATE_TIMEOUT_MS: '100' });
     const receiver = await receiverForTest();
     const sub = await createSubscription(gw, { url: `${receiver.url}/hook`, events: ['call.ended'], mapping: 'runaway', retry: FAST });
     const started = Date.now();

@@ -20,7 +20,7 @@ beforeAll(async () => {
   mappingsDir = tempDir('sluice-mappings-');
   fs.cpSync(path.join(REPO_ROOT, 'mappings'), mappingsDir, { recursive: true });
   fs.writeFileSync(path.join(mappingsDir, 'broken.jsonata'), BROKEN_TEMPLATE);
-  gw = await startGateway({ SLUICE_MAPPINGS_DIR: mappingsDir });
+  gw = await startGateway({ SLUICE_MAPPINGS_DIR: mappingsDir, SLUICE_TEMPLATE_TIMEOUT_MS: '100' });
   for (const role of ['read', 'ingest'] as const) {
     const res = await gw.api('POST', '/api/v1/keys', { role });
     expect(res.status, JSON.stringify(res.body)).toBe(201);

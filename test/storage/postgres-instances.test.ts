@@ -332,13 +332,19 @@ describe('PostgreSQL shared by several instances', () => {
     await a.insertSubscription(other);
     await a.insertApiKey({ id: 'key_fence', name: null, role: 'read', prefix: 'sk_read_f', hash: 'fe'.repeat(32), created_at: T0, revoked_at: null });
     // What one call announced: notifications arrive in commit order, so a key change committed
-    // after it (which always notifies) marks where the call's own ones end.
-    const announced = async (call: () => Promise<unknown>): Promise<StorageChange[]> => {
-      await waitFor(() => heard.includes('subscriptions'), 5_000, 'the set-up');
+    // before it and one after it (each always notifies) mark where the call's own ones begin and
+    // end (an earlier write's notification may still be on its way when the call starts).
+    const fence = async () => {
       const from = heard.length;
-      await call();
       await a.setApiKeyQuota('key_fence', 1, 1);
       await waitFor(() => heard.length > from && heard.at(-1) === 'keys', 5_000, 'the fence');
+    };
+    const announced = async (call: () => Promise<unknown>): Promise<StorageChange[]> => {
+      await waitFor(() => heard.includes('subscriptions'), 5_000, 'the set-up');
+      await fence();
+      const from = heard.length;
+      await call();
+      await fence();
       return heard.slice(from, -1);
     };
     const finished = (d: DeliveryRecord, status: 'delivered' | 'failed' | 'pending', extra: { ordering_key?: string; disable_subscription_reason?: string; delete_subscription?: boolean } = {}) => ({

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { ADMIN_KEY, REPO_ROOT, waitFor } from './gateway.ts';
+import { ROOMY_LIMITS } from './limits.ts';
 
 /**
  * The real gateway as a child process (`node --import tsx src/main.ts`), the way an operator
@@ -71,6 +72,8 @@ export function launchGateway(dataDir: string, env: Record<string, string> = {},
       SLUICE_ALLOW_INSECURE_URLS: 'true',
       SLUICE_LOG_LEVEL: 'warn',
       SLUICE_WATCH_MAPPINGS: 'false',
+      // As for in-process test gateways (see startGateway): tests of the time limit set their own.
+      SLUICE_TEMPLATE_TIMEOUT_MS: String(ROOMY_LIMITS.timeoutMs),
       ...childCoverage(),
       ...env,
     },
@@ -85,7 +88,7 @@ export function launchGateway(dataDir: string, env: Record<string, string> = {},
 }
 
 /** Starts the gateway on a fresh port; resolves once /readyz answers 200 (several starting at once on a busy machine take longer). */
-export async function spawnGateway(dataDir: string, env: Record<string, string> = {}, readyTimeoutMs = 15_000, nodeArgs = TSX_ARGS): Promise<GatewayProcess> {
+export async function spawnGateway(dataDir: string, env: Record<string, string> = {}, readyTimeoutMs = 30_000, nodeArgs = TSX_ARGS): Promise<GatewayProcess> {
   const gw = launchGateway(dataDir, env, await freePort(), nodeArgs);
   await waitFor(
     async () => {

@@ -6,6 +6,7 @@ import Database from 'better-sqlite3';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createSluice, type Sluice, type SluiceOptions } from '../../src/app.ts';
+import { ROOMY_LIMITS } from './limits.ts';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const FIXTURES_DIR = path.resolve(REPO_ROOT, '../shared/fixtures/events');
@@ -42,6 +43,9 @@ export async function startGateway(env: Record<string, string> = {}, options: { 
       SLUICE_MAPPINGS_DIR: path.join(REPO_ROOT, 'mappings'),
       SLUICE_CATALOG_DIR: path.join(REPO_ROOT, 'catalog/events'),
       SLUICE_SHUTDOWN_GRACE_SECONDS: '2',
+      // What templates give, not how fast they run (tests of the limit set their own): a cold
+      // evaluation on a loaded machine can pass the 100 ms production default.
+      SLUICE_TEMPLATE_TIMEOUT_MS: String(ROOMY_LIMITS.timeoutMs),
       // In this process by default: the seams (a clock, a resolver, a logger to read) reach the
       // worker only here. Gateways run as child processes deliver from their delivery thread.
       SLUICE_DELIVERY_THREAD: 'false',
