@@ -114,6 +114,16 @@ describe('delivery on its own thread', () => {
 });
 
 describe('the delivery thread dying', () => {
+  it('ends with the gateway: stop lets the thread finish and waits for it to exit', async () => {
+    const gw = await startGateway(THREAD);
+    const { thread } = gw.sluice.delivery as DeliveryThread;
+    let exited = false;
+    thread.once('exit', () => (exited = true));
+    await gw.stop();
+    // Stop resolves only after the thread's exit.
+    expect(exited).toBe(true);
+  });
+
   it('is not silent: a test send waiting on it fails, and the gateway is told to exit (onFatal)', async () => {
     let fatal: Error | undefined;
     const gw = await startGateway(THREAD, { onFatal: (err) => (fatal = err) });
@@ -124,7 +134,7 @@ describe('the delivery thread dying', () => {
       await waitFor(() => receiver.requests.length === 1, 10_000, 'the test send on the wire');
       await (gw.sluice.delivery as DeliveryThread).thread.terminate();
       await waitFor(() => fatal, 10_000, 'onFatal');
-      expect(fatal!.message).toMatch(/delivery thread stopped/);
+      expect(fatal!.message).toBe('The delivery thread stopped: the delivery thread exited with code 1');
       const answer = await testSend;
       expect(answer.status).toBe(503);
       expect(answer.body.error.code).toBe('unavailable');

@@ -74,6 +74,7 @@ describe('a subscription with a named template', () => {
     expect(delivery.status).toBe('delivered');
     expect(receiver.requests).toHaveLength(1);
     expect(header(receiver.requests[0].headers, 'content-type')).toBe('application/json');
+    expect(header(receiver.requests[0].headers, 'user-agent')).toBe('Sluice-Webhooks/0.1');
     expect(JSON.parse(receiver.requests[0].body)).toEqual({
       id: event.id,
       event: 'call.ended',

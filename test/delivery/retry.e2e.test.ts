@@ -455,6 +455,26 @@ describe('operational events', () => {
       ['sluice.delivery.failed', second],
     ]);
   });
+
+  it('a failed delivery of an operational event, or of a test send, raises no sluice.delivery.failed: no feedback loop', async () => {
+    const gw = await gatewayForTest();
+    const broken = await receiverForTest(() => ({ status: 400 }));
+    const sub = await createSubscription(gw, { url: `${broken.url}/hook`, events: ['call.ended'], retry: FAST });
+    // The watcher's destination fails too: its deliveries of the operational events fail for good.
+    const watcher = await createSubscription(gw, { url: `${broken.url}/ops`, events: ['sluice.*'], retry: FAST });
+    const watched = async () => (await gw.api('GET', `/api/v1/webhooks/${watcher.id}/deliveries`)).body.data as { id: string; status: string }[];
+    expect((await gw.api('POST', `/api/v1/webhooks/${sub.id}/test`, {})).status).toBe(200);
+    const first = deliveryFor(await postEvent(gw), sub.id);
+    expect((await waitForDelivery(gw, first)).status).toBe('failed');
+    await waitFor(async () => (await watched()).some((d) => d.status === 'failed'), 10_000, "the watcher's first delivery to fail");
+    // A second failure reported after that one (the sentinel): an event raised for the watcher's
+    // own failed delivery, or for the test send, would have been stored before it.
+    const second = deliveryFor(await postEvent(gw), sub.id);
+    await waitFor(async () => (await watched()).filter((d) => d.status === 'failed').length >= 2, 10_000, "the watcher's second delivery to fail");
+    // What each of the watcher's deliveries carried (its attempt's request body).
+    const raised = await Promise.all((await watched()).map(async (d) => JSON.parse((await getDelivery(gw, d.id)).attempts[0].request.body)));
+    expect(raised.map((e) => [e.event, e.data.delivery_id]).sort()).toEqual([['sluice.delivery.failed', first], ['sluice.delivery.failed', second]].sort());
+  });
 });
 
 describe('no success for too long', () => {
