@@ -107,7 +107,8 @@ export class DeliveryWorker {
   constructor(deps: WorkerDeps, options: WorkerOptions) {
     this.#deps = deps;
     // Polls also renew leases: at least three per lease period.
-    this.#opts = { maxIdleMs: Math.min(1_000, options.leaseMs / 3), exclusiveStorage: true, ...options };
+    // Defaults for options left out or given as undefined.
+    this.#opts = { ...options, maxIdleMs: options.maxIdleMs ?? Math.min(1_000, options.leaseMs / 3), exclusiveStorage: options.exclusiveStorage ?? true };
     this.#now = deps.now ?? Date.now;
     this.#random = deps.random ?? Math.random;
     this.#capacity = deps.capacity ?? new WorkerCapacity(options.concurrency);

@@ -24,10 +24,8 @@ afterEach(async () => {
 
 interface Script {
   capacity?: WorkerCapacity;
-  /** Worker options to change. */
+  /** Worker options to change (undefined: the worker's default). */
   options?: Partial<WorkerOptions>;
-  /** Leaves maxIdleMs out, for the worker's default. */
-  defaultIdle?: boolean;
   /** What the start-up reclaim finds. */
   reclaimed?: number;
 }
@@ -65,7 +63,7 @@ function build(due: () => number | null, script: Script = {}) {
   const logger = { info: (fields: object, message: string) => void log.push(`info ${JSON.stringify(fields)} ${message}`), error: () => undefined, warn: () => undefined, debug: () => undefined } as unknown as Logger;
   worker = new DeliveryWorker(
     { storage, dispatch: {} as DispatchDeps, subscription: async () => undefined, connector: () => undefined, invalidateSubscriptions: () => undefined, logger, capacity },
-    { concurrency: capacity.concurrency, perDestinationConcurrency: 1, leaseMs: 30_000, disableAfterMs: 86_400_000, shutdownGraceMs: 10, ...(script.defaultIdle ? {} : { maxIdleMs: MAX_IDLE_MS }), ...script.options },
+    { concurrency: capacity.concurrency, perDestinationConcurrency: 1, leaseMs: 30_000, disableAfterMs: 86_400_000, shutdownGraceMs: 10, maxIdleMs: MAX_IDLE_MS, ...script.options },
   );
   return { worker, log, reclaims };
 }
@@ -118,6 +116,12 @@ describe('DeliveryWorker: start, and what it does before', () => {
     expect(own.log[0]).toBe('info {"reclaimed":3} reclaimed deliveries leased by a stopped process');
     await own.worker.stop();
 
+    // exclusiveStorage given as undefined: the default, a database of its own.
+    const unset = build(() => null, { options: { exclusiveStorage: undefined } });
+    await unset.worker.start();
+    expect(unset.reclaims[0]).toBe(60_000);
+    await unset.worker.stop();
+
     const shared = build(() => null, { options: { exclusiveStorage: false } });
     await shared.worker.start();
     expect(shared.reclaims[0]).toBe(0);
@@ -145,7 +149,7 @@ describe('DeliveryWorker: start, and what it does before', () => {
   });
 
   it('without maxIdleMs, polls at least three times per lease period, and at least every second', async () => {
-    const short = build(() => null, { options: { leaseMs: 1_500 }, defaultIdle: true });
+    const short = build(() => null, { options: { leaseMs: 1_500, maxIdleMs: undefined } });
     await short.worker.start();
     await vi.advanceTimersByTimeAsync(0);
     await vi.advanceTimersByTimeAsync(499);
@@ -154,7 +158,7 @@ describe('DeliveryWorker: start, and what it does before', () => {
     expect(short.log.filter((line) => line.startsWith('claim at'))).toEqual(['claim at 0', 'claim at 500']);
     await short.worker.stop();
 
-    const long = build(() => null, { options: { leaseMs: 30_000 }, defaultIdle: true });
+    const long = build(() => null, { options: { leaseMs: 30_000, maxIdleMs: undefined } });
     await long.worker.start();
     await vi.advanceTimersByTimeAsync(0);
     await vi.advanceTimersByTimeAsync(1_000);
